@@ -1,0 +1,31 @@
+//! # hil: a hardware-in-the-loop harness for ESP8266 MQTT/TLS firmware
+//!
+//! The harness flashes firmware to an ESP8266 (a real board, a remote one over
+//! RFC 2217, or the virtual board), stands up a *lab* that impersonates the device's
+//! broker with deliberately broken certificates, and checks what the device prints
+//! and does on the network, scenario by scenario.
+//!
+//! This crate is the library behind the `hil` binary. Its parts:
+//!
+//! - [`pki`]: the certificate catalogue, every profile of the catalogue generated
+//!   relative to an explicit lab clock.
+//! - [`bearssl`]: BearSSL's error numbers, the language the device reports in.
+//!
+//! ```
+//! use hil::pki::{Catalogue, ProfileId};
+//! use time::macros::datetime;
+//!
+//! let catalogue = Catalogue::generate(datetime!(2026-01-01 0:00 UTC))?;
+//! let valid = catalogue.profile(ProfileId::Valid)?;
+//! assert_eq!(valid.host(), "broker.hil.test");
+//! assert_eq!(valid.broker_chain().len(), 2); // leaf + "HIL Intermediate A"
+//! # Ok::<(), hil::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod bearssl;
+pub mod pki;
+
+mod error;
+
+pub use error::Error;

@@ -1,0 +1,45 @@
+//! `hil`: the command-line face of the harness. Each verb lives in `cmd/<verb>.rs`
+//! as a clap struct plus `run`; terminal concerns (colour, tables, hints) stay here.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Hardware-in-the-loop tests for ESP8266 firmware that talks MQTT over TLS.
+///
+/// The harness flashes a board (real, remote over RFC 2217, or virtual), stands up a
+/// lab that impersonates the device's broker with deliberately broken certificates,
+/// and checks what the device prints and does on the network.
+#[derive(Debug, Parser)]
+#[command(name = "hil", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The certificate catalogue: list, generate and benchmark profiles.
+    #[command(subcommand)]
+    Pki(cmd::pki::PkiCommand),
+    /// The main job: everything the harness can run, end to end, with a summary.
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pki(command) => command.run(),
+        Command::Demo(args) => args.run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            // Every error that reaches here is bad input or broken infrastructure.
+            ExitCode::from(cmd::EXIT_USAGE)
+        }
+    }
+}
