@@ -9,6 +9,7 @@
 //!
 //! - [`pki`]: the certificate catalogue, every profile of the catalogue generated
 //!   relative to an explicit lab clock.
+//! - [`timeline`]: every event from the lab and the boards on one clock.
 //! - [`bearssl`]: BearSSL's error numbers, the language the device reports in.
 //!
 //! ```
@@ -25,6 +26,7 @@
 
 pub mod bearssl;
 pub mod pki;
+pub mod timeline;
 
 mod error;
 
