@@ -11,7 +11,7 @@ use clap::Args;
 use hil::pki::{Catalogue, Outcome, ProfileId};
 use miette::{Context, IntoDiagnostic, Result};
 
-use super::{now, EXIT_FAILED};
+use super::{now, rfc3339, EXIT_FAILED};
 
 /// Arguments of `hil demo`.
 #[derive(Debug, Args)]
@@ -42,7 +42,10 @@ impl DemoArgs {
             .wrap_err_with(|| format!("creating {}", pki_dir.display()))?;
 
         println!("hil demo: run directory {}", run_dir.display());
-        println!("[1/2] generating the certificate catalogue for lab clock {at}");
+        println!(
+            "[1/2] generating the certificate catalogue for lab clock {}",
+            rfc3339(at)
+        );
         let started = Instant::now();
         let catalogue = Catalogue::generate(at).wrap_err("generating the catalogue")?;
         for profile in catalogue.profiles() {

@@ -12,7 +12,7 @@ use miette::{Context, IntoDiagnostic, Result};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{now, parse_rfc3339};
+use super::{now, parse_rfc3339, rfc3339};
 
 /// The certificate catalogue.
 #[derive(Debug, Subcommand)]
@@ -144,7 +144,10 @@ pub struct GenerateArgs {
 impl GenerateArgs {
     fn run(self) -> Result<ExitCode> {
         let at = self.at.unwrap_or_else(now);
-        eprintln!("generating the certificate authorities for lab clock {at} ...");
+        eprintln!(
+            "generating the certificate authorities for lab clock {} ...",
+            rfc3339(at)
+        );
         let started = Instant::now();
         let catalogue = Catalogue::generate(at).wrap_err("generating the catalogue")?;
         let ids: Vec<ProfileId> = match self.profile {

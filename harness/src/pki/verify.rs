@@ -67,7 +67,7 @@ fn check(
         .iter()
         .map(|d| webpki::anchor_from_trusted_cert(d).map_err(|e| format!("anchor: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let end_entity = EndEntityCert::try_from(leaf).map_err(|e| format!("leaf: {e}"))?;
+    let end_entity = EndEntityCert::try_from(leaf).map_err(|e| short(&e))?;
     let seconds =
         u64::try_from(at.unix_timestamp()).map_err(|_| "lab clock before 1970".to_owned())?;
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds));
@@ -81,11 +81,18 @@ fn check(
             None,
             None,
         )
-        .map_err(|e| format!("{e}"))?;
+        .map_err(|e| short(&e))?;
     let name = ServerName::try_from(host).map_err(|e| format!("host name: {e}"))?;
     end_entity
         .verify_is_valid_for_subject_name(&name)
-        .map_err(|e| format!("{e}"))
+        .map_err(|e| short(&e))
+}
+
+/// webpki's error name without the (long) context it carries, e.g. `CertExpired`.
+fn short(error: &webpki::Error) -> String {
+    let full = format!("{error:?}");
+    let end = full.find([' ', '(', '{']).unwrap_or(full.len());
+    full[..end].to_owned()
 }
 
 impl Profile {
