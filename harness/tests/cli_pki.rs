@@ -1,5 +1,7 @@
 //! `hil pki` as a user runs it: output, files, modes and errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -3,6 +3,8 @@
 //! rustls-webpki. Their verdicts must match what the catalogue declares, and the
 //! BearSSL divergences must show up as divergences.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
