@@ -46,7 +46,6 @@ fn list_json_is_machine_readable() {
     let md5 = entries.iter().find(|e| e["id"] == "md5-signature").unwrap();
     assert_eq!(md5["outcome"], "refuses");
     assert_eq!(md5["bearssl_code"], 49);
-    assert_eq!(md5["confirmed"], false);
     let cn_only = entries.iter().find(|e| e["id"] == "cn-only").unwrap();
     assert_eq!(cn_only["outcome"], "connects");
     assert_eq!(cn_only["web_pki"], "refuses");

@@ -54,7 +54,6 @@ struct ListEntry {
     outcome: hil::pki::Outcome,
     bearssl_code: u32,
     bearssl_name: Option<&'static str>,
-    confirmed: bool,
     web_pki: hil::pki::Outcome,
     catches: &'static str,
 }
@@ -71,7 +70,6 @@ impl ListArgs {
                     outcome: e.outcome,
                     bearssl_code: e.bearssl_code.get(),
                     bearssl_name: e.bearssl_code.name(),
-                    confirmed: e.confirmed,
                     web_pki: e.web_pki,
                     catches: id.catches(),
                 }
@@ -86,7 +84,7 @@ impl ListArgs {
         }
         println!("{:<22} {:<9} {:<5} DESCRIPTION", "ID", "OUTCOME", "CODE");
         for e in &entries {
-            let code = format!("{}{}", e.bearssl_code, if e.confirmed { "" } else { "?" });
+            let code = e.bearssl_code.to_string();
             println!(
                 "{:<22} {:<9} {:<5} {}",
                 e.id.as_str(),
@@ -95,7 +93,6 @@ impl ListArgs {
                 e.description
             );
         }
-        println!("\n`?`: expected from BearSSL's source, not yet confirmed by the twin's BearSSL.");
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -178,8 +178,9 @@ impl Authorities {
             &root,
         )?;
         let mut not_ca = ca_params("HIL Intermediate Not-CA", int_from, int_to, None)?;
+        // Only the CA flag is wrong: key usages stay a CA's (keyCertSign), so a
+        // verifier refuses it for being no CA, not for its key usage.
         not_ca.is_ca = IsCa::ExplicitNoCa;
-        not_ca.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let intermediate_not_ca = signed(not_ca, int_a, &root)?;
 
         let evil_root = self_signed(

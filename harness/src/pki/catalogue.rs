@@ -62,7 +62,8 @@ impl Profile {
         &self.broker_chain
     }
 
-    /// The key matching the first certificate of the chain.
+    /// The key matching the first certificate of the chain (for `reversed-chain`,
+    /// the intermediate's: a server always sends its own certificate first).
     pub fn broker_key(&self) -> &PrivateKeyPem {
         &self.broker_key
     }
@@ -318,7 +319,13 @@ fn build(a: &Authorities, id: ProfileId) -> Result<Profile, PkiError> {
         }
         .sign()?],
         MissingIntermediate => vec![Leaf::normal(a).sign()?],
-        ReversedChain => vec![int_a.clone(), Leaf::normal(a).sign()?],
+        ReversedChain => {
+            // A TLS server always sends the certificate matching its key first, so
+            // the broker holds the intermediate's key here: the device then sees
+            // the intermediate first, as from a misordered chain.
+            key = &a.intermediate_a.key;
+            vec![int_a.clone(), Leaf::normal(a).sign()?]
+        }
         IntermediateNotCa => vec![
             Leaf {
                 issuer: Some(&a.intermediate_not_ca),

@@ -68,8 +68,6 @@ pub struct ExpectedJson {
     pub bearssl_code: u32,
     /// Its symbolic name.
     pub bearssl_name: Option<&'static str>,
-    /// False for codes the twin's BearSSL has yet to confirm.
-    pub confirmed: bool,
     /// What web PKI rules decide.
     pub web_pki: super::Outcome,
 }
@@ -80,7 +78,6 @@ impl From<Expectation> for ExpectedJson {
             outcome: e.outcome,
             bearssl_code: e.bearssl_code.get(),
             bearssl_name: e.bearssl_code.name(),
-            confirmed: e.confirmed,
             web_pki: e.web_pki,
         }
     }

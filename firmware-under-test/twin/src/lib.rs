@@ -1,0 +1,13 @@
+//! # hil-twin: the reference firmware's behavioural twin
+//!
+//! The virtual ESP8266 board cannot execute Xtensa code; when a flashed image is
+//! valid, it runs this twin instead, selected by the image's descriptor. The twin
+//! behaves like the reference firmware in `firmware-under-test/esp8266`: the same
+//! serial lines, the same provisioning, the same network traffic.
+//!
+//! Its TLS is real BearSSL (the system's libbearssl, linked statically), configured
+//! as the ESP8266 Arduino core's `BearSSL::WiFiClientSecure` configures it: see
+//! [`tls`].
+#![deny(missing_docs)]
+
+pub mod tls;

@@ -1,0 +1,194 @@
+//! Driving BearSSL over a socket, the way the ESP8266 core's `_run_until` does.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::engine::{Engine, SetupError};
+use super::ffi::{STATE_CLOSED, STATE_RECVAPP, STATE_RECVREC, STATE_SENDAPP, STATE_SENDREC};
+use super::names::{suite_name, version_name};
+use super::TlsConfig;
+
+/// What a completed handshake negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    /// Wire version (0x0303 is TLS 1.2).
+    pub version: u16,
+    /// Cipher suite number.
+    pub suite: u16,
+    /// The record size the engine settled on (512 when MFLN 512 was accepted or
+    /// asked for; 16384 without it).
+    pub max_fragment_length: u32,
+}
+
+impl Session {
+    /// "TLS1.2" and the like.
+    pub fn version_name(&self) -> &'static str {
+        version_name(self.version)
+    }
+
+    /// The suite's IANA name.
+    pub fn suite_name(&self) -> String {
+        suite_name(self.suite)
+    }
+}
+
+/// Why the TLS connection failed, as `getLastSSLError()` would tell it.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFailure {
+    /// The engine failed with this BearSSL error number (for example 62 for a chain
+    /// that reaches no anchor). BearSSL sent no alert; the socket is left as it is.
+    #[error("BearSSL error {0}")]
+    Engine(i32),
+    /// The peer closed the connection; the engine's error number at that moment
+    /// (often 0: the core reports no error for a plain close).
+    #[error("connection closed by the peer (BearSSL error {0})")]
+    Closed(i32),
+    /// The socket failed.
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl TlsFailure {
+    /// The number the device logs as `[tls] error code=`.
+    pub fn code(&self) -> i32 {
+        match self {
+            TlsFailure::Engine(code) | TlsFailure::Closed(code) => *code,
+            // The core maps a dead transport to BR_ERR_IO.
+            TlsFailure::Io(_) => 31,
+        }
+    }
+}
+
+/// A BearSSL client bound to one connection attempt.
+pub struct TlsClient {
+    engine: Engine,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("state", &self.engine.state())
+            .finish()
+    }
+}
+
+impl TlsClient {
+    /// Configures BearSSL and readies the ClientHello.
+    pub fn new(config: &TlsConfig) -> Result<TlsClient, SetupError> {
+        Ok(TlsClient {
+            engine: Engine::start(config)?,
+        })
+    }
+
+    /// How many trust anchors decoded (a mangled CA leaves 0, hence error 62).
+    pub fn anchors_loaded(&self) -> usize {
+        self.engine.anchors_loaded
+    }
+
+    /// BearSSL's last error number.
+    pub fn last_error(&self) -> i32 {
+        self.engine.last_error()
+    }
+
+    /// Runs the engine until a state in `target` is reached.
+    async fn run_until<S>(&mut self, io: &mut S, target: u32) -> Result<(), TlsFailure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        loop {
+            let state = self.engine.state();
+            // A closed engine stops here, before any pending record (an alert) is
+            // written: the ESP8266 core checks CLOSED first too, so the device
+            // never sends an alert when it rejects a certificate.
+            if state & STATE_CLOSED != 0 {
+                return Err(TlsFailure::Engine(self.engine.last_error()));
+            }
+            if state & STATE_SENDREC != 0 {
+                let pending = self.engine.sendrec();
+                let n = pending.len();
+                io.write_all(pending).await?;
+                io.flush().await?;
+                self.engine.sendrec_ack(n);
+                continue;
+            }
+            if state & target != 0 {
+                return Ok(());
+            }
+            if state & STATE_RECVAPP != 0 {
+                // Application data arrived while we wanted to write: the core calls
+                // this unrecoverable; so do we.
+                return Err(TlsFailure::Engine(self.engine.last_error()));
+            }
+            if state & STATE_RECVREC != 0 {
+                let room = self.engine.recvrec();
+                let n = io.read(room).await?;
+                if n == 0 {
+                    return Err(TlsFailure::Closed(self.engine.last_error()));
+                }
+                self.engine.recvrec_ack(n);
+                continue;
+            }
+            self.engine.flush();
+        }
+    }
+
+    /// Performs the handshake.
+    pub async fn handshake<S>(&mut self, io: &mut S) -> Result<Session, TlsFailure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.run_until(io, STATE_SENDAPP).await?;
+        Ok(Session {
+            version: self.engine.version(),
+            suite: self.engine.suite(),
+            max_fragment_length: self.engine.max_fragment_length(),
+        })
+    }
+
+    /// Encrypts and sends all of `data`.
+    pub async fn write_all<S>(&mut self, io: &mut S, mut data: &[u8]) -> Result<(), TlsFailure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        while !data.is_empty() {
+            self.run_until(io, STATE_SENDAPP).await?;
+            let room = self.engine.sendapp();
+            let n = room.len().min(data.len());
+            room[..n].copy_from_slice(&data[..n]);
+            self.engine.sendapp_ack(n);
+            data = &data[n..];
+        }
+        self.engine.flush();
+        self.run_until(io, STATE_SENDAPP | STATE_RECVAPP).await
+    }
+
+    /// Reads decrypted bytes into `buf`; 0 means the peer closed cleanly.
+    pub async fn read<S>(&mut self, io: &mut S, buf: &mut [u8]) -> Result<usize, TlsFailure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match self.run_until(io, STATE_RECVAPP).await {
+            Ok(()) => {}
+            Err(TlsFailure::Closed(_)) => return Ok(0),
+            Err(TlsFailure::Engine(0)) => return Ok(0), // close_notify
+            Err(other) => return Err(other),
+        }
+        let ready = self.engine.recvapp();
+        let n = ready.len().min(buf.len());
+        buf[..n].copy_from_slice(&ready[..n]);
+        self.engine.recvapp_ack(n);
+        Ok(n)
+    }
+
+    /// Sends close_notify (best effort), as `stop()` does.
+    pub async fn close<S>(&mut self, io: &mut S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.engine.close();
+        let pending = self.engine.sendrec();
+        let n = pending.len();
+        if n > 0 && io.write_all(pending).await.is_ok() {
+            self.engine.sendrec_ack(n);
+        }
+    }
+}
