@@ -24,7 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod bearssl;
+pub use hil_twin::bearssl;
 pub mod pki;
 pub mod timeline;
 

@@ -10,4 +10,13 @@
 //! [`tls`].
 #![deny(missing_docs)]
 
+pub mod bearssl;
+pub mod descriptor;
+pub mod firmware;
+mod log;
+pub mod mqtt;
+pub mod net;
+pub mod provision;
 pub mod tls;
+
+pub use firmware::{run, AccessPoint, BoardEnv, Console, Exit};

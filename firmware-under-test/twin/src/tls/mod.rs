@@ -37,7 +37,7 @@ mod spki;
 
 pub use client::{Session, TlsClient, TlsFailure};
 pub use engine::SetupError;
-pub use names::{suite_name, version_name};
+pub use names::{error_name, suite_name, version_name};
 pub use spki::{KnownKey, SpkiError};
 
 /// How the device decides whether to trust the server (one of the five

@@ -43,3 +43,10 @@ pub fn suite_name(suite: u16) -> String {
     };
     name.to_owned()
 }
+
+/// BearSSL's symbolic name for an error number (what the device's log line shows
+/// after `text=`).
+pub fn error_name(code: i32) -> Option<&'static str> {
+    let code = u32::try_from(code).ok()?;
+    crate::bearssl::ErrorCode::new(code).name()
+}

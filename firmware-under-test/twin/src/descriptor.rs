@@ -1,0 +1,568 @@
+//! The image descriptor: the independent knobs that select the twin's behaviour.
+//!
+//! A virtual firmware image is a genuine ESP8266 v1 image whose data segment
+//! carries this descriptor. Every firmware variant of the catalogue is a named set
+//! of knob values ([`Variant::knobs`]), and any combination of knobs is a valid
+//! firmware, so a new mistake to test needs no code.
+//!
+//! ```
+//! use hil_twin::descriptor::{Descriptor, Trust, Variant};
+//!
+//! let mut fw = Variant::Fingerprint.descriptor();
+//! fw.set("connect", "ip")?; // a fingerprint pin *and* connect-by-ip
+//! assert_eq!(fw.knobs.trust, Trust::Fingerprint);
+//! let bytes = fw.encode();
+//! assert_eq!(Descriptor::decode(&bytes)?, fw);
+//! # Ok::<(), hil_twin::descriptor::DescriptorError>(())
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Marks the start of a descriptor inside an image's data.
+pub const MAGIC: &[u8; 8] = b"HILTWIN1";
+
+macro_rules! knob_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vdoc])* $variant),* }
+
+        impl $name {
+            /// Every value, in documentation order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The value as written in descriptors and on the command line.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let valid: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                    valid.join(", ")
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+knob_enum!(
+    /// How the firmware checks the broker's certificate.
+    Trust {
+        /// `setTrustAnchors` with the provisioned CA.
+        Anchors => "anchors",
+        /// `setInsecure()`.
+        Insecure => "insecure",
+        /// `setFingerprint` with the provisioned leaf SHA-1.
+        Fingerprint => "fingerprint",
+        /// `setKnownKey` with the provisioned public key.
+        KnownKey => "known-key",
+        /// `allowSelfSignedCerts()`.
+        SelfSigned => "self-signed",
+    }
+);
+
+knob_enum!(
+    /// Which certificate the firmware uses as its trust anchor.
+    Anchor {
+        /// The root (correct).
+        Root => "root",
+        /// The broker certificate's issuer, an intermediate (a common paste mistake).
+        Issuer => "issuer",
+    }
+);
+
+knob_enum!(
+    /// Whether the compiled or provisioned CA text survives into BearSSL.
+    CaText {
+        /// Parsed as given.
+        Intact => "intact",
+        /// Mangled on the way in (a bad paste): no anchor parses.
+        Malformed => "malformed",
+    }
+);
+
+knob_enum!(
+    /// Where the device clock comes from.
+    Clock {
+        /// SNTP before connecting (correct).
+        Ntp => "ntp",
+        /// Never set: 1970 + uptime.
+        Uptime => "uptime",
+        /// A timestamp fixed at build time (`build_time`).
+        BuildTime => "build-time",
+    }
+);
+
+knob_enum!(
+    /// How the firmware addresses the broker.
+    Connect {
+        /// By host name: SNI sent, name checked.
+        Hostname => "hostname",
+        /// By the resolved IP address: no SNI, no name check.
+        Ip => "ip",
+    }
+);
+
+knob_enum!(
+    /// The language of the firmware's serial log.
+    LogStyle {
+        /// The DESIGN.md `[tag] key=value` lines.
+        Reference => "reference",
+        /// Free-form lines of the forum-post kind.
+        Seed => "seed",
+    }
+);
+
+knob_enum!(
+    /// When the firmware publishes.
+    Publish {
+        /// Every provisioned interval.
+        Interval => "interval",
+        /// On every loop turn (a flood).
+        EveryLoop => "every-loop",
+    }
+);
+
+knob_enum!(
+    /// How the firmware retries a failed MQTT connection.
+    Reconnect {
+        /// Exponential backoff, 1 s doubling to 30 s.
+        Backoff => "backoff",
+        /// Retries at once, forever.
+        Immediate => "immediate",
+    }
+);
+
+knob_enum!(
+    /// Crash behaviour.
+    Crash {
+        /// Never crashes.
+        Never => "never",
+        /// An `Exception (28)` dump right after the first MQTT connection, then a reboot.
+        AfterConnect => "after-connect",
+    }
+);
+
+/// Every knob, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Knobs {
+    /// Firmware name in the boot line.
+    pub name: String,
+    /// Semantic version in the boot line.
+    pub version: String,
+    /// Certificate checking mode.
+    pub trust: Trust,
+    /// Which CA is the anchor.
+    pub anchor: Anchor,
+    /// Whether the CA text survives.
+    pub ca: CaText,
+    /// Device clock source.
+    pub clock: Clock,
+    /// Unix time used when `clock` is `build-time`.
+    pub build_time: u64,
+    /// How the broker is addressed.
+    pub connect: Connect,
+    /// `setBufferSizes` receive argument: record data bytes (BearSSL's 325 bytes
+    /// of overhead are added, as the ESP8266 core does).
+    pub rx_buffer: usize,
+    /// `setBufferSizes` transmit argument (85 bytes of overhead are added).
+    pub tx_buffer: usize,
+    /// Log language.
+    pub log: LogStyle,
+    /// Publish pacing.
+    pub publish: Publish,
+    /// Retry pacing.
+    pub reconnect: Reconnect,
+    /// Crash behaviour.
+    pub crash: Crash,
+    /// PubSubClient packet buffer, bytes.
+    pub mqtt_buffer: usize,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            name: "hil-reference".into(),
+            version: "1.0.0".into(),
+            trust: Trust::Anchors,
+            anchor: Anchor::Root,
+            ca: CaText::Intact,
+            clock: Clock::Ntp,
+            // 2024-01-01T00:00:00Z: a build date long before any lab clock.
+            build_time: 1_704_067_200,
+            connect: Connect::Hostname,
+            rx_buffer: 16_384,
+            tx_buffer: 512,
+            log: LogStyle::Reference,
+            publish: Publish::Interval,
+            reconnect: Reconnect::Backoff,
+            crash: Crash::Never,
+            mqtt_buffer: 256,
+        }
+    }
+}
+
+/// The knob names, in the order descriptors list them.
+pub const KNOB_NAMES: &[&str] = &[
+    "name",
+    "version",
+    "trust",
+    "anchor",
+    "ca",
+    "clock",
+    "build_time",
+    "connect",
+    "rx_buffer",
+    "tx_buffer",
+    "log",
+    "publish",
+    "reconnect",
+    "crash",
+    "mqtt_buffer",
+];
+
+/// A descriptor that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DescriptorError {
+    /// A knob that does not exist.
+    #[error("unknown knob `{name}` (knobs: {})", KNOB_NAMES.join(", "))]
+    UnknownKnob {
+        /// What was given.
+        name: String,
+    },
+    /// A value the knob does not take.
+    #[error("knob `{name}` does not take `{value}` (valid: {valid})")]
+    BadValue {
+        /// The knob.
+        name: String,
+        /// What was given.
+        value: String,
+        /// What it takes.
+        valid: String,
+    },
+    /// A `knob=value` setting without the `=`.
+    #[error("`{0}` is not of the form knob=value")]
+    NotAnAssignment(String),
+    /// No descriptor in the data (not a virtual firmware image).
+    #[error("no twin descriptor (magic HILTWIN1) in the image data")]
+    Missing,
+    /// The descriptor's bytes are cut short or not UTF-8.
+    #[error("the descriptor is truncated or not UTF-8")]
+    Corrupt,
+    /// An unknown variant name.
+    #[error("unknown firmware variant `{0}` (variants: {list})", list = variant_list())]
+    UnknownVariant(String),
+}
+
+/// A firmware description: the variant it started from and its knobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// The variant this descriptor was built from (informational).
+    pub variant: String,
+    /// The behaviour.
+    pub knobs: Knobs,
+}
+
+fn variant_list() -> String {
+    Variant::ALL
+        .iter()
+        .map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn number(name: &str, value: &str) -> Result<u64, DescriptorError> {
+    value.parse().map_err(|_| DescriptorError::BadValue {
+        name: name.into(),
+        value: value.into(),
+        valid: "a non-negative integer".into(),
+    })
+}
+
+fn typed<T: FromStr<Err = String>>(name: &str, value: &str) -> Result<T, DescriptorError> {
+    value.parse().map_err(|valid| DescriptorError::BadValue {
+        name: name.into(),
+        value: value.into(),
+        valid,
+    })
+}
+
+impl Descriptor {
+    /// Sets one knob from its text form.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), DescriptorError> {
+        let k = &mut self.knobs;
+        match name {
+            "name" => k.name = value.into(),
+            "version" => k.version = value.into(),
+            "trust" => k.trust = typed(name, value)?,
+            "anchor" => k.anchor = typed(name, value)?,
+            "ca" => k.ca = typed(name, value)?,
+            "clock" => k.clock = typed(name, value)?,
+            "build_time" => k.build_time = number(name, value)?,
+            "connect" => k.connect = typed(name, value)?,
+            "rx_buffer" => k.rx_buffer = buffer_size(name, value)?,
+            "tx_buffer" => k.tx_buffer = buffer_size(name, value)?,
+            "log" => k.log = typed(name, value)?,
+            "publish" => k.publish = typed(name, value)?,
+            "reconnect" => k.reconnect = typed(name, value)?,
+            "crash" => k.crash = typed(name, value)?,
+            "mqtt_buffer" => k.mqtt_buffer = buffer_size(name, value)?,
+            _ => return Err(DescriptorError::UnknownKnob { name: name.into() }),
+        }
+        Ok(())
+    }
+
+    /// Applies a `knob=value` assignment.
+    pub fn apply(&mut self, assignment: &str) -> Result<(), DescriptorError> {
+        let (name, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| DescriptorError::NotAnAssignment(assignment.into()))?;
+        self.set(name.trim(), value.trim())
+    }
+
+    /// Every knob as `(name, value)` text, in [`KNOB_NAMES`] order.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let k = &self.knobs;
+        vec![
+            ("name", k.name.clone()),
+            ("version", k.version.clone()),
+            ("trust", k.trust.to_string()),
+            ("anchor", k.anchor.to_string()),
+            ("ca", k.ca.to_string()),
+            ("clock", k.clock.to_string()),
+            ("build_time", k.build_time.to_string()),
+            ("connect", k.connect.to_string()),
+            ("rx_buffer", k.rx_buffer.to_string()),
+            ("tx_buffer", k.tx_buffer.to_string()),
+            ("log", k.log.to_string()),
+            ("publish", k.publish.to_string()),
+            ("reconnect", k.reconnect.to_string()),
+            ("crash", k.crash.to_string()),
+            ("mqtt_buffer", k.mqtt_buffer.to_string()),
+        ]
+    }
+
+    /// The bytes stored in the image: magic, a little-endian u16 length, then
+    /// `key=value` lines (text, so `strings` on an image shows them).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut text = format!("variant={}\n", self.variant);
+        for (name, value) in self.entries() {
+            text.push_str(&format!("{name}={value}\n"));
+        }
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+        out
+    }
+
+    /// Finds and decodes a descriptor anywhere in `data` (an image's segments).
+    pub fn decode(data: &[u8]) -> Result<Descriptor, DescriptorError> {
+        let at = data
+            .windows(MAGIC.len())
+            .position(|w| w == MAGIC)
+            .ok_or(DescriptorError::Missing)?;
+        let rest = &data[at + MAGIC.len()..];
+        let len = rest.get(..2).ok_or(DescriptorError::Corrupt)?;
+        let len = u16::from_le_bytes([len[0], len[1]]) as usize;
+        let text = rest.get(2..2 + len).ok_or(DescriptorError::Corrupt)?;
+        let text = std::str::from_utf8(text).map_err(|_| DescriptorError::Corrupt)?;
+        let mut descriptor = Descriptor {
+            variant: "custom".into(),
+            knobs: Knobs::default(),
+        };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match line.split_once('=') {
+                Some(("variant", v)) => descriptor.variant = v.to_owned(),
+                _ => descriptor.apply(line)?,
+            }
+        }
+        Ok(descriptor)
+    }
+}
+
+fn buffer_size(name: &str, value: &str) -> Result<usize, DescriptorError> {
+    let n = number(name, value)?;
+    // The ESP8266 core clamps setBufferSizes to 512..16384; refuse rather than
+    // silently clamp, so a descriptor says what the firmware really does.
+    let range = if name == "mqtt_buffer" {
+        16..=65_535
+    } else {
+        512..=16_384
+    };
+    if !range.contains(&n) {
+        return Err(DescriptorError::BadValue {
+            name: name.into(),
+            value: value.into(),
+            valid: format!("{} to {} bytes", range.start(), range.end()),
+        });
+    }
+    Ok(n as usize)
+}
+
+knob_enum!(
+    /// The firmware variants of the catalogue: the reference and the mutants the
+    /// shipped scenarios must catch.
+    Variant {
+        /// The reference firmware.
+        Reference => "reference",
+        /// `setInsecure()`.
+        Insecure => "insecure",
+        /// Pins the leaf's SHA-1.
+        Fingerprint => "fingerprint",
+        /// Pins the server's public key.
+        KnownKey => "known-key",
+        /// `allowSelfSignedCerts()`.
+        SelfSignedOk => "self-signed-ok",
+        /// Trusts the intermediate instead of the root.
+        IntermediateAnchor => "intermediate-anchor",
+        /// Never runs SNTP: the clock is 1970 + uptime.
+        NoNtp => "no-ntp",
+        /// Uses a clock fixed at build time.
+        StaleClock => "stale-clock",
+        /// Connects by IP: no SNI, no name check.
+        ConnectByIp => "connect-by-ip",
+        /// Shrinks the receive buffer to 512 bytes without checking MFLN support.
+        SmallBuffers => "small-buffers",
+        /// The CA never parses.
+        MalformedCa => "malformed-ca",
+        /// Free-form log lines of the forum-post kind.
+        SeedStyleLogs => "seed-style-logs",
+        /// Publishes on every loop turn.
+        PublishFlood => "publish-flood",
+        /// Reconnects without delay.
+        NoBackoff => "no-backoff",
+    }
+);
+
+impl Variant {
+    /// The knob settings that make this variant, on top of the defaults.
+    pub const fn settings(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Variant::Reference => &[],
+            Variant::Insecure => &[("trust", "insecure")],
+            Variant::Fingerprint => &[("trust", "fingerprint")],
+            Variant::KnownKey => &[("trust", "known-key")],
+            Variant::SelfSignedOk => &[("trust", "self-signed")],
+            Variant::IntermediateAnchor => &[("anchor", "issuer")],
+            Variant::NoNtp => &[("clock", "uptime")],
+            Variant::StaleClock => &[("clock", "build-time")],
+            Variant::ConnectByIp => &[("connect", "ip")],
+            Variant::SmallBuffers => &[("rx_buffer", "512")],
+            Variant::MalformedCa => &[("ca", "malformed")],
+            Variant::SeedStyleLogs => &[("log", "seed")],
+            Variant::PublishFlood => &[("publish", "every-loop")],
+            Variant::NoBackoff => &[("reconnect", "immediate")],
+        }
+    }
+
+    /// The descriptor of this variant.
+    pub fn descriptor(self) -> Descriptor {
+        let mut descriptor = Descriptor {
+            variant: self.as_str().into(),
+            knobs: Knobs::default(),
+        };
+        for (name, value) in self.settings() {
+            // The table above only names knobs and values `set` accepts; a test
+            // checks every variant.
+            let _ = descriptor.set(name, value);
+        }
+        if self != Variant::Reference {
+            descriptor.knobs.name = format!("hil-{}", self.as_str());
+        }
+        descriptor
+    }
+
+    /// Parses a variant name, with the list of valid names in the error.
+    pub fn parse(name: &str) -> Result<Variant, DescriptorError> {
+        name.parse()
+            .map_err(|_| DescriptorError::UnknownVariant(name.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_applies_cleanly_and_round_trips() {
+        for variant in Variant::ALL {
+            let mut d = Descriptor {
+                variant: variant.as_str().into(),
+                knobs: Knobs::default(),
+            };
+            for (name, value) in variant.settings() {
+                d.set(name, value).unwrap();
+            }
+            let built = variant.descriptor();
+            assert_eq!(built.knobs.trust, d.knobs.trust);
+            assert_eq!(
+                Descriptor::decode(&built.encode()).unwrap(),
+                built,
+                "{variant}"
+            );
+        }
+    }
+
+    #[test]
+    fn variants_differ_from_the_reference() {
+        let reference = Variant::Reference.descriptor().knobs;
+        for variant in &Variant::ALL[1..] {
+            let mut knobs = variant.descriptor().knobs;
+            knobs.name = reference.name.clone();
+            assert_ne!(knobs, reference, "{variant} is the reference in disguise");
+        }
+    }
+
+    #[test]
+    fn bad_knobs_name_the_problem() {
+        let mut d = Variant::Reference.descriptor();
+        assert!(matches!(
+            d.apply("trust=maybe"),
+            Err(DescriptorError::BadValue { .. })
+        ));
+        assert!(matches!(
+            d.apply("colour=red"),
+            Err(DescriptorError::UnknownKnob { .. })
+        ));
+        assert!(matches!(
+            d.apply("rx_buffer=1"),
+            Err(DescriptorError::BadValue { .. })
+        ));
+        assert!(matches!(
+            d.apply("trust"),
+            Err(DescriptorError::NotAnAssignment(_))
+        ));
+        let message = d.apply("trust=maybe").unwrap_err().to_string();
+        assert!(message.contains("anchors, insecure"), "{message}");
+    }
+
+    #[test]
+    fn decode_finds_the_descriptor_inside_other_bytes_and_rejects_garbage() {
+        let mut data = vec![0xAA; 100];
+        data.extend(Variant::NoBackoff.descriptor().encode());
+        data.extend([0u8; 7]);
+        assert_eq!(
+            Descriptor::decode(&data).unwrap().knobs.reconnect,
+            Reconnect::Immediate
+        );
+        assert_eq!(
+            Descriptor::decode(b"nothing here"),
+            Err(DescriptorError::Missing)
+        );
+        let mut cut = Variant::Reference.descriptor().encode();
+        cut.truncate(20);
+        assert_eq!(Descriptor::decode(&cut), Err(DescriptorError::Corrupt));
+    }
+}
