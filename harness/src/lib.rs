@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub use hil_twin::bearssl;
+pub mod logprofile;
 pub mod pki;
 pub mod timeline;
 
