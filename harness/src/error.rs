@@ -1,4 +1,6 @@
+use crate::image::ImageError;
 use crate::pki::PkiError;
+use crate::vboard::VboardError;
 
 /// Every error the library can report, one variant per part.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -8,4 +10,12 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Pki(#[from] PkiError),
+    /// An image could not be parsed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Image(#[from] ImageError),
+    /// A virtual board failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Vboard(#[from] VboardError),
 }

@@ -11,6 +11,8 @@
 //!   relative to an explicit lab clock.
 //! - [`timeline`]: every event from the lab and the boards on one clock.
 //! - [`bearssl`]: BearSSL's error numbers, the language the device reports in.
+//! - [`image`]: the ESP8266 ROM's v1 application image, parsed and checked.
+//! - [`vboard`]: the virtual ESP8266 board, reached over RFC 2217 on loopback.
 //!
 //! ```
 //! use hil::pki::{Catalogue, ProfileId};
@@ -25,10 +27,13 @@
 #![deny(missing_docs)]
 
 pub use hil_twin::bearssl;
+pub mod image;
 pub mod logprofile;
 pub mod pki;
 pub mod timeline;
+pub mod vboard;
 
 mod error;
+mod slip;
 
 pub use error::Error;

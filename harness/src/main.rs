@@ -26,6 +26,9 @@ enum Command {
     Pki(cmd::pki::PkiCommand),
     /// The main job: everything the harness can run, end to end, with a summary.
     Demo(cmd::demo::DemoArgs),
+    /// A virtual ESP8266 board on a loopback RFC 2217 port (`hil vboard --listen
+    /// 127.0.0.1:PORT --flash FILE`), and its flashing benchmark (`hil vboard bench`).
+    Vboard(cmd::vboard::VboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pki(command) => command.run(),
         Command::Demo(args) => args.run(),
+        Command::Vboard(args) => args.run(),
     };
     match result {
         Ok(code) => code,

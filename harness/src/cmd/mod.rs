@@ -2,6 +2,8 @@
 
 pub mod demo;
 pub mod pki;
+pub mod vboard;
+pub mod vboard_bench;
 
 /// Every scenario (or check) passed.
 #[allow(dead_code)] // documented here with its siblings; used by the runner

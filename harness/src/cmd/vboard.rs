@@ -1,0 +1,76 @@
+//! `hil vboard`: run a virtual ESP8266 board on a loopback port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use hil::vboard::{BoardIndex, BoardOptions, VirtualBoard};
+use miette::{IntoDiagnostic, Result};
+
+/// Arguments of `hil vboard`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct VboardArgs {
+    #[command(subcommand)]
+    command: Option<VboardCommand>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Subcommands of `hil vboard`.
+#[derive(Debug, Subcommand)]
+pub enum VboardCommand {
+    /// Flash a 1 MB image onto a virtual board with esptool (stub, compressed) and
+    /// print bytes on the wire and wall time, plus re-flashing an unchanged image.
+    Bench(super::vboard_bench::BenchArgs),
+}
+
+/// Serving one board.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Loopback address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR:PORT")]
+    listen: SocketAddr,
+    /// The board's flash: a 4 MB file, created erased (0xFF) when missing.
+    #[arg(long, default_value = "vboard.flash", value_name = "FILE")]
+    flash: PathBuf,
+    /// Board index 1..=254 (sets the MAC, and the address its firmware uses).
+    #[arg(long, default_value_t = 1)]
+    index: u32,
+}
+
+impl VboardArgs {
+    /// Runs the board until Ctrl-C, or the benchmark.
+    pub fn run(self) -> Result<ExitCode> {
+        match self.command {
+            Some(VboardCommand::Bench(args)) => args.run(),
+            None => self.serve.run(),
+        }
+    }
+}
+
+impl ServeArgs {
+    fn run(self) -> Result<ExitCode> {
+        let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+        runtime.block_on(async move {
+            let index = BoardIndex::new(self.index)?;
+            let options = BoardOptions::new(index, &self.flash).listen(self.listen);
+            let mut board = VirtualBoard::start(options).await?;
+            println!(
+                "virtual board {} ({}) on {}  flash {}",
+                index.get(),
+                hil::vboard::format_mac(index.mac()),
+                board.url(),
+                self.flash.display()
+            );
+            println!("Ctrl-C stops it.");
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result.into_diagnostic()?,
+                result = board.wait() => result?,
+            }
+            board.stop().await?;
+            Ok(ExitCode::SUCCESS)
+        })
+    }
+}

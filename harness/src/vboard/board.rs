@@ -1,0 +1,324 @@
+//! The chip's life between resets, and the connection loop that carries its UART
+//! over RFC 2217. One client at a time, as with a real serial port; the board keeps
+//! running (and its output is lost) while nobody is connected.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::boot::{self, ImageCheck, ResetCause, ROM_BAUD};
+use super::flash::Flash;
+use super::loader::{Effect, Efuse, Loader};
+use super::reset::{BootMode, Circuit, Edge};
+use super::rfc2217::{self, Incoming, PortRequest};
+use super::{BoardIndex, Console, FirmwareBoot, FirmwareRunner, Output, VboardError};
+use crate::slip;
+use crate::timeline::{EventKind, Source, Timeline};
+
+/// Bytes queued from the client to a running firmware before the UART "overflows".
+const CONSOLE_QUEUE: usize = 256;
+
+enum Run {
+    /// EN is low.
+    Held,
+    /// The serial loader (ROM, then possibly the stub).
+    Loader {
+        slip: slip::Decoder,
+        loader: Box<Loader>,
+    },
+    /// A valid image was handed to the firmware runner.
+    Firmware {
+        task: JoinHandle<()>,
+        input: mpsc::Sender<Vec<u8>>,
+    },
+    /// The ROM stopped (`ets_main.c`): only a reset gets it going again.
+    Stopped,
+}
+
+pub(crate) struct Chip {
+    index: BoardIndex,
+    flash: Flash,
+    circuit: Circuit,
+    run: Run,
+    timeline: Option<Timeline>,
+    firmware: Arc<dyn FirmwareRunner>,
+    out: mpsc::UnboundedSender<Output>,
+    out_rx: Option<mpsc::UnboundedReceiver<Output>>,
+}
+
+impl Chip {
+    pub(crate) fn new(
+        index: BoardIndex,
+        flash: Flash,
+        timeline: Option<Timeline>,
+        firmware: Arc<dyn FirmwareRunner>,
+    ) -> Chip {
+        let (out, out_rx) = mpsc::unbounded_channel();
+        Chip {
+            index,
+            flash,
+            circuit: Circuit::new(),
+            run: Run::Held,
+            timeline,
+            firmware,
+            out,
+            out_rx: Some(out_rx),
+        }
+    }
+
+    fn note(&self, what: String) {
+        if let Some(timeline) = &self.timeline {
+            timeline.record(
+                Source::Board,
+                Some(IpAddr::V4(self.index.device_ip())),
+                EventKind::Board { what },
+            );
+        }
+    }
+
+    fn uart(&self, text: &str) {
+        let _ = self.out.send(Output::Uart {
+            bytes: text.as_bytes().to_vec(),
+            baud: ROM_BAUD,
+        });
+    }
+
+    fn stop_firmware(&mut self) {
+        if let Run::Firmware { task, .. } = &self.run {
+            task.abort();
+        }
+    }
+
+    fn hold(&mut self) {
+        self.stop_firmware();
+        self.run = Run::Held;
+        self.note("reset held (EN low)".into());
+    }
+
+    /// EN rose: the ROM starts in `mode`.
+    fn start(&mut self, cause: ResetCause, mode: BootMode) {
+        self.stop_firmware();
+        match mode {
+            BootMode::Download => {
+                // The ROM waits silently for SYNC in UART download mode.
+                self.note("boot mode=download".into());
+                self.run = Run::Loader {
+                    slip: slip::Decoder::new(),
+                    loader: Box::new(Loader::new(Efuse::for_mac(self.index.mac()))),
+                };
+            }
+            BootMode::Flash => {
+                self.note(format!("boot mode=flash cause={cause:?}"));
+                self.uart(&boot::banner(cause, 3));
+                self.boot_image(cause);
+            }
+        }
+    }
+
+    /// The ROM's image check and, for a valid image, the firmware.
+    fn boot_image(&mut self, cause: ResetCause) {
+        self.stop_firmware();
+        let (check, text) = boot::check_image(self.flash.bytes());
+        self.uart(&text);
+        match check {
+            ImageCheck::Valid(image) => {
+                self.note(format!(
+                    "image ok segments={} entry={:#x}",
+                    image.segments().len(),
+                    image.entry()
+                ));
+                let (input, input_rx) = mpsc::channel(CONSOLE_QUEUE);
+                let console = Console {
+                    out: self.out.clone(),
+                    input: input_rx,
+                    baud: ROM_BAUD,
+                };
+                let boot = FirmwareBoot {
+                    image,
+                    flash: Arc::new(self.flash.bytes().to_vec()),
+                    console,
+                    index: self.index,
+                    cause,
+                };
+                let task = tokio::spawn(self.firmware.run(boot));
+                self.run = Run::Firmware { task, input };
+            }
+            ImageCheck::ChecksumError(image) => {
+                self.note(format!(
+                    "image checksum error stored={:#04x} computed={:#04x}",
+                    image.stored_checksum(),
+                    image.computed_checksum()
+                ));
+                self.run = Run::Stopped;
+            }
+            ImageCheck::Unbootable(error) => {
+                self.note(format!("no bootable image ({error})"));
+                self.run = Run::Stopped;
+            }
+        }
+    }
+
+    fn edge(&mut self, edge: Option<Edge>) {
+        match edge {
+            Some(Edge::HeldInReset) => self.hold(),
+            Some(Edge::Released(mode)) => self.start(ResetCause::External, mode),
+            None => {}
+        }
+    }
+
+    pub(crate) fn power_on(&mut self) {
+        self.start(ResetCause::PowerOn, BootMode::Flash);
+    }
+
+    fn set_dtr(&mut self, asserted: bool) {
+        let edge = self.circuit.set_dtr(asserted);
+        self.edge(edge);
+    }
+
+    fn set_rts(&mut self, asserted: bool) {
+        let edge = self.circuit.set_rts(asserted);
+        self.edge(edge);
+    }
+
+    /// The client went away: its adapter releases DTR and RTS.
+    fn disconnected(&mut self) {
+        self.set_dtr(false);
+        self.set_rts(false);
+    }
+
+    fn receive(&mut self, bytes: &[u8], client_baud: u32) -> Result<(), VboardError> {
+        let mut boot_flash = false;
+        let mut notes = Vec::new();
+        match &mut self.run {
+            Run::Loader { slip, loader } => {
+                let noise_before = slip.noise();
+                let frames = slip.feed(bytes);
+                if slip.noise() > noise_before {
+                    notes.push(format!(
+                        "loader skipped {} bytes outside frames",
+                        slip.noise() - noise_before
+                    ));
+                }
+                for frame in frames {
+                    for effect in loader.handle(&frame, &mut self.flash, client_baud)? {
+                        match effect {
+                            Effect::Send(bytes) => {
+                                let _ = self.out.send(Output::Loader(bytes));
+                            }
+                            Effect::BootFlash => boot_flash = true,
+                            Effect::Note(text) => notes.push(text),
+                        }
+                    }
+                }
+            }
+            Run::Firmware { input, .. } => {
+                // A full queue is a UART FIFO overflow: the bytes are lost.
+                let _ = input.try_send(bytes.to_vec());
+            }
+            Run::Held | Run::Stopped => {}
+        }
+        for note in notes {
+            self.note(note);
+        }
+        if boot_flash {
+            // The loader jumps to the flash boot path without a reset: no banner.
+            self.note("loader left for flash boot".into());
+            self.boot_image(ResetCause::External);
+        }
+        Ok(())
+    }
+}
+
+async fn read_some(reader: &mut Option<OwnedReadHalf>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match reader {
+        Some(reader) => reader.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Client {
+    writer: OwnedWriteHalf,
+    telnet: rfc2217::Server,
+}
+
+/// Serves the board until `stop` fires.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    mut chip: Chip,
+    mut stop: oneshot::Receiver<()>,
+) -> Result<(), VboardError> {
+    let Some(mut out_rx) = chip.out_rx.take() else {
+        return Ok(());
+    };
+    chip.power_on();
+    let mut reader: Option<OwnedReadHalf> = None;
+    let mut client: Option<Client> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept(), if client.is_none() => {
+                if let Ok((stream, peer)) = accepted {
+                    let _ = stream.set_nodelay(true);
+                    let (r, w) = stream.into_split();
+                    reader = Some(r);
+                    client = Some(Client { writer: w, telnet: rfc2217::Server::new(115_200) });
+                    chip.note(format!("client connected from {peer}"));
+                }
+            }
+            read = read_some(&mut reader, &mut buf) => {
+                let n = match read {
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        reader = None;
+                        client = None;
+                        chip.note("client disconnected".into());
+                        chip.disconnected();
+                        continue;
+                    }
+                };
+                let Some(c) = client.as_mut() else { continue };
+                let incoming = c.telnet.feed(&buf[..n]);
+                let replies = c.telnet.take_replies();
+                let baud = c.telnet.baud();
+                if !replies.is_empty() && c.writer.write_all(&replies).await.is_err() {
+                    reader = None;
+                    client = None;
+                    chip.disconnected();
+                    continue;
+                }
+                for item in incoming {
+                    match item {
+                        Incoming::Data(bytes) => chip.receive(&bytes, baud)?,
+                        Incoming::Port(PortRequest::Dtr(on)) => chip.set_dtr(on),
+                        Incoming::Port(PortRequest::Rts(on)) => chip.set_rts(on),
+                        Incoming::Port(PortRequest::Baud(_) | PortRequest::Purge(_)) => {}
+                    }
+                }
+            }
+            Some(output) = out_rx.recv() => {
+                let Some(c) = client.as_mut() else { continue };
+                let baud = c.telnet.baud();
+                let mut wire = Vec::new();
+                match output {
+                    Output::Loader(bytes) => rfc2217::escape_into(&mut wire, &bytes),
+                    Output::Uart { bytes, baud: sent_at } => {
+                        rfc2217::escape_into(&mut wire, &boot::resample(&bytes, sent_at, baud));
+                    }
+                }
+                if c.writer.write_all(&wire).await.is_err() {
+                    reader = None;
+                    client = None;
+                    chip.disconnected();
+                }
+            }
+        }
+    }
+    chip.stop_firmware();
+    Ok(())
+}

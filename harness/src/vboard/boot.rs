@@ -1,0 +1,213 @@
+//! What the ESP8266 ROM prints when it boots, and how that looks to a client that
+//! listens at another baud rate.
+//!
+//! The ROM prints at 74880 baud (115200 scaled by its 26/40 MHz crystal mismatch).
+//! A client listening at another rate gets the bytes a real UART would produce
+//! from the same waveform: [`resample`] replays the 74880-baud bit stream (start bit,
+//! 8 data bits LSB first, stop bit, idle high) into an ideal receiver at the client's
+//! rate that synchronises on each falling edge and samples mid-bit. At 115200 that
+//! gives the familiar short run of garbage bytes before the firmware's first line,
+//! deterministically.
+
+use std::fmt::Write as _;
+
+use crate::image::{ImageError, ImageV1};
+
+/// The ROM's baud rate with a 26 MHz crystal.
+pub const ROM_BAUD: u32 = 74_880;
+
+/// Why the chip (re)started, as the ROM prints it in `rst cause:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetCause {
+    /// 1: power-on.
+    PowerOn,
+    /// 2: external reset (EN pulled low, what auto-reset does).
+    External,
+}
+
+impl ResetCause {
+    fn code(self) -> u8 {
+        match self {
+            ResetCause::PowerOn => 1,
+            ResetCause::External => 2,
+        }
+    }
+}
+
+/// The banner line pair, e.g. ` ets Jan  8 2013,rst cause:2, boot mode:(3,6)`.
+pub(crate) fn banner(cause: ResetCause, boot_mode: u8) -> String {
+    format!(
+        "\r\n ets Jan  8 2013,rst cause:{}, boot mode:({boot_mode},6)\r\n\r\n",
+        cause.code()
+    )
+}
+
+/// The outcome of the ROM's check of the image at offset 0.
+#[derive(Debug)]
+pub(crate) enum ImageCheck {
+    /// The image loads; the firmware starts.
+    Valid(ImageV1),
+    /// Erased flash, a wrong magic or a truncated image: the ROM stops.
+    Unbootable(ImageError),
+    /// The segments load but the checksum does not match.
+    ChecksumError(ImageV1),
+}
+
+/// Runs the ROM's image check over `flash` and renders the lines it prints.
+pub(crate) fn check_image(flash: &[u8]) -> (ImageCheck, String) {
+    let mut text = String::new();
+    let image = match ImageV1::parse(flash) {
+        Ok(image) => image,
+        Err(error) => {
+            text.push_str("ets_main.c \r\n");
+            return (ImageCheck::Unbootable(error), text);
+        }
+    };
+    // The ROM reads flash through a 16-byte buffer and reports how many bytes of
+    // the current buffer a segment starts in (`room`), how many of its last buffer
+    // it ends in (`tail`), and when a segment header straddles two buffers (`ho`).
+    // This reproduces the figures of real boot logs for the common cases.
+    let mut room = 16usize;
+    let mut running = crate::image::CHECKSUM_SEED;
+    for (index, segment) in image.segments().iter().enumerate() {
+        let len = segment.data().len();
+        let tail = if len <= room { 0 } else { (len - room) % 16 };
+        let _ = write!(
+            text,
+            "load {:#010x}, len {len}, room {room} \r\ntail {tail}\r\n",
+            segment.addr()
+        );
+        running = segment.data().iter().fold(running, |acc, b| acc ^ b);
+        let _ = write!(text, "chksum {running:#04x}\r\n");
+        if index + 1 < image.segments().len() {
+            let left = if len <= room {
+                room - len
+            } else if tail == 0 {
+                16
+            } else {
+                16 - tail
+            };
+            if left >= 8 {
+                room = left - 8;
+            } else {
+                let _ = write!(text, "ho 0 tail {tail} room {left}\r\n");
+                room = left + 16 - 8;
+            }
+        }
+    }
+    let _ = write!(text, "csum {:#04x}\r\n", image.stored_checksum());
+    if image.checksum_ok() {
+        (ImageCheck::Valid(image), text)
+    } else {
+        text.push_str("csum err\r\nets_main.c \r\n");
+        (ImageCheck::ChecksumError(image), text)
+    }
+}
+
+/// The bytes an ideal UART receiving at `to` baud reads from `bytes` sent at `from`.
+pub(crate) fn resample(bytes: &[u8], from: u32, to: u32) -> Vec<u8> {
+    if from == to || from == 0 || to == 0 {
+        return bytes.to_vec();
+    }
+    // Time unit: 1 / (2 * from * to) s, so both bit times and half bit times are
+    // whole numbers.
+    let sent_bit = 2 * to as u64;
+    let recv_bit = 2 * from as u64;
+    let total_bits = bytes.len() as u64 * 10;
+    let level = |bit: u64| -> bool {
+        if bit >= total_bits {
+            return true;
+        }
+        let byte = bytes[(bit / 10) as usize];
+        match bit % 10 {
+            0 => false,
+            9 => true,
+            n => (byte >> (n - 1)) & 1 == 1,
+        }
+    };
+    let level_at = |t: u64| level(t / sent_bit);
+    let mut out = Vec::new();
+    let mut t = 0u64;
+    // Falling edges only happen at sent-bit boundaries.
+    let mut bit = 0u64;
+    while bit < total_bits {
+        if bit * sent_bit < t || level(bit) || (bit > 0 && !level(bit - 1)) {
+            bit += 1;
+            continue;
+        }
+        let start = bit * sent_bit;
+        let mut value = 0u8;
+        for i in 0..8u64 {
+            if level_at(start + recv_bit * (i + 1) + recv_bit / 2) {
+                value |= 1 << i;
+            }
+        }
+        out.push(value);
+        t = start + recv_bit * 9 + recv_bit / 2;
+        bit += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Segment;
+
+    #[test]
+    fn same_rate_is_identity_and_other_rates_garble() {
+        let text = banner(ResetCause::External, 3);
+        assert_eq!(
+            resample(text.as_bytes(), ROM_BAUD, ROM_BAUD),
+            text.as_bytes()
+        );
+        let garbled = resample(text.as_bytes(), ROM_BAUD, 115_200);
+        assert!(!garbled.is_empty());
+        assert_ne!(garbled, text.as_bytes());
+        // A receiver at the same rate through the resampler path recovers the text.
+        assert_eq!(resample(b"ab\xff\x00c", 9600, 9601), b"ab\xff\x00c");
+    }
+
+    #[test]
+    fn room_and_tail_match_real_logs() {
+        // From a real boot log: len 3424 room 16 tail 0, then len 40 room 8 tail 0.
+        let image = ImageV1::new(
+            0,
+            vec![
+                Segment::new(0x4010_f000, vec![1; 3424]),
+                Segment::new(0x3fff_20b8, vec![2; 40]),
+            ],
+        );
+        let (check, text) = check_image(&image.to_bytes());
+        assert!(matches!(check, ImageCheck::Valid(_)));
+        assert!(text.contains("len 3424, room 16 \r\ntail 0"), "{text}");
+        assert!(text.contains("len 40, room 8 \r\ntail 0"), "{text}");
+        // Another: 25700 room 16 tail 4, 848 room 4 tail 12, ho, 184 room 12.
+        let image = ImageV1::new(
+            0,
+            vec![
+                Segment::new(0x4010_0000, vec![1; 25700]),
+                Segment::new(0x3ffe_8000, vec![2; 848]),
+                Segment::new(0x3ffe_8350, vec![3; 184]),
+            ],
+        );
+        let (_, text) = check_image(&image.to_bytes());
+        assert!(text.contains("len 848, room 4 \r\ntail 12"), "{text}");
+        assert!(text.contains("ho 0 tail 12 room 4"), "{text}");
+        assert!(text.contains("len 184, room 12 \r\ntail 12"), "{text}");
+    }
+
+    #[test]
+    fn corrupt_and_erased() {
+        let (check, text) = check_image(&[0xFF; 64]);
+        assert!(matches!(check, ImageCheck::Unbootable(_)));
+        assert_eq!(text, "ets_main.c \r\n");
+        let bad = ImageV1::new(0, vec![Segment::new(0, vec![7; 16])]).with_stored_checksum(1);
+        let (check, text) = check_image(&bad.to_bytes());
+        assert!(matches!(check, ImageCheck::ChecksumError(_)));
+        assert!(
+            text.ends_with("csum 0x01\r\ncsum err\r\nets_main.c \r\n"),
+            "{text}"
+        );
+    }
+}
