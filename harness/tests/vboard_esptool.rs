@@ -1,6 +1,8 @@
 //! The virtual board against peers nobody here wrote: esptool 4.8.1 (ROM loader and
 //! its own flasher stub) and pyserial 3.5's RFC 2217 client.
 
+#![allow(clippy::unwrap_used)] // test helpers, like the tests, may unwrap
+
 mod common;
 
 use std::path::Path;
