@@ -88,9 +88,16 @@ impl Chip {
         });
     }
 
+    /// Ends what was running: the firmware task, or the loader's flash session.
     fn stop_firmware(&mut self) {
-        if let Run::Firmware { task, .. } = &self.run {
-            task.abort();
+        match &mut self.run {
+            Run::Firmware { task, .. } => task.abort(),
+            Run::Loader { loader, .. } => {
+                if let Some(Effect::Note(text)) = loader.close() {
+                    self.note(text);
+                }
+            }
+            Run::Held | Run::Stopped => {}
         }
     }
 

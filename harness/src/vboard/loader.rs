@@ -370,16 +370,7 @@ impl Loader {
                 let Some(flag) = word(data, 0) else {
                     return self.malformed(op);
                 };
-                let mut effects = Vec::new();
-                if let Some(session) = self.session.take() {
-                    let (offset, written) = match &session {
-                        FlashSession::Plain { offset, writer, .. } => (*offset, writer.written()),
-                        FlashSession::Deflate { offset, job } => (*offset, job.written()),
-                    };
-                    effects.push(Effect::Note(format!(
-                        "flash written offset={offset:#x} bytes={written}"
-                    )));
-                }
+                let mut effects: Vec<Effect> = self.close().into_iter().collect();
                 effects.insert(0, self.ok(op));
                 if flag == 0 {
                     effects.push(Effect::BootFlash);
@@ -505,6 +496,17 @@ impl Loader {
         }
     }
 
+    /// Ends the flash session, if any, with a note of what it wrote. Tools end a
+    /// session with another BEGIN, an END, or simply a reset.
+    pub(crate) fn close(&mut self) -> Option<Effect> {
+        let (offset, written) = match self.session.take()? {
+            FlashSession::Plain { offset, writer, .. } => (offset, writer.written()),
+            FlashSession::Deflate { offset, job } => (offset, job.written()),
+        };
+        (written > 0)
+            .then(|| Effect::Note(format!("flash written offset={offset:#x} bytes={written}")))
+    }
+
     fn flash_begin(
         &mut self,
         op: u8,
@@ -531,6 +533,7 @@ impl Loader {
                 stub_code::FAILED_SPI_OP,
             )]);
         }
+        let mut effects: Vec<Effect> = self.close().into_iter().collect();
         if op == FLASH_DEFL_BEGIN {
             self.session = Some(FlashSession::Deflate {
                 offset,
@@ -558,7 +561,7 @@ impl Loader {
                 next_seq: 0,
             });
         }
-        let mut effects = vec![self.ok(op)];
+        effects.insert(0, self.ok(op));
         if size > 0 {
             effects.push(Effect::Note(format!(
                 "flash begin offset={offset:#x} size={size} compressed={}",

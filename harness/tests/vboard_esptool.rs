@@ -1,0 +1,446 @@
+//! The virtual board against peers nobody here wrote: esptool 4.8.1 (ROM loader and
+//! its own flasher stub) and pyserial 3.5's RFC 2217 client.
+
+#![allow(clippy::unwrap_used)] // test helpers, like the tests, may unwrap
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{assert_ok, esptool, noise, python_script, text};
+use hil::image::{ImageV1, Segment};
+use hil::timeline::{EventKind, Timeline};
+use hil::vboard::{
+    BoardIndex, BoardOptions, BoxFuture, FirmwareBoot, FirmwareRunner, VirtualBoard,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+async fn board(dir: &Path, index: u32) -> VirtualBoard {
+    let options = BoardOptions::new(BoardIndex::new(index).unwrap(), dir.join("flash.bin"));
+    VirtualBoard::start(options).await.unwrap()
+}
+
+fn valid_image(seed: u32) -> Vec<u8> {
+    ImageV1::new(
+        0x4010_0004,
+        vec![
+            Segment::new(0x4010_0000, noise(3000, seed)),
+            Segment::new(0x3FFE_8000, noise(500, seed + 1)),
+        ],
+    )
+    .to_bytes()
+}
+
+/// pyserial opens the port (no ?ign_set_control, so every SET-CONTROL must be
+/// acknowledged), pulses EN through RTS with DTR released (a hard reset into
+/// flash boot) and reads at `baud` until `until` shows up or `seconds` pass.
+const READ_BOOT: &str = r#"
+import sys, time, serial
+url, baud, until, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), float(sys.argv[4])
+s = serial.serial_for_url(url, baudrate=baud, timeout=0.2)
+s.dtr = False
+s.rts = True
+time.sleep(0.1)
+s.rts = False
+buf = b""
+deadline = time.time() + seconds
+while time.time() < deadline:
+    buf += s.read(4096)
+    if until and until in buf:
+        break
+s.close()
+sys.stdout.write(buf.hex())
+"#;
+
+async fn read_boot(url: &str, baud: u32, until: &str, seconds: f32) -> Vec<u8> {
+    let output = python_script(
+        READ_BOOT,
+        &[url, &baud.to_string(), until, &seconds.to_string()],
+    )
+    .await;
+    let out = assert_ok(&output);
+    hex::decode(out.trim()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn esptool_identifies_the_chip() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = board(dir.path(), 7).await;
+    // Auto-detection: GET_SECURITY_INFO is refused (01 05), esptool reconnects and
+    // reads the magic register.
+    let out = assert_ok(&esptool(&["--port", board.url(), "chip_id"]).await);
+    assert!(out.contains("Chip is ESP8266EX"), "{out}");
+    assert!(out.contains("Crystal is 26MHz"), "{out}");
+    assert!(out.contains("Chip ID: 0x00484907"), "{out}");
+    let out = assert_ok(&esptool(&["--port", board.url(), "--chip", "esp8266", "read_mac"]).await);
+    assert!(out.contains("MAC: 18:fe:34:48:49:07"), "{out}");
+    let out = assert_ok(
+        &esptool(&[
+            "--port",
+            board.url(),
+            "--chip",
+            "esp8266",
+            "--no-stub",
+            "flash_id",
+        ])
+        .await,
+    );
+    assert!(out.contains("Manufacturer: ef"), "{out}");
+    assert!(out.contains("Device: 4016"), "{out}");
+    assert!(out.contains("Detected flash size: 4MB"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeline = Timeline::new();
+    let options = BoardOptions::new(BoardIndex::new(2).unwrap(), dir.path().join("flash.bin"))
+        .timeline(timeline.clone());
+    let board = VirtualBoard::start(options).await.unwrap();
+    let url = board.url().to_string();
+
+    // ROM loader, uncompressed 1 KB blocks (kept small: pyserial's RFC 2217 client
+    // renegotiates the port on every timeout change, ~0.2 s per block).
+    let small = noise(6 * 1024 + 100, 11);
+    let small_path = dir.path().join("small.bin");
+    std::fs::write(&small_path, &small).unwrap();
+    let out = assert_ok(
+        &esptool(&[
+            "--port",
+            &url,
+            "--chip",
+            "esp8266",
+            "--no-stub",
+            "write_flash",
+            "0x100000",
+            small_path.to_str().unwrap(),
+        ])
+        .await,
+    );
+    assert!(out.contains("Wrote 7168 bytes at 0x00100000"), "{out}");
+
+    // Stub: compressed, MD5-verified by esptool itself.
+    let big = valid_image(5)
+        .into_iter()
+        .chain(noise(300_000, 12))
+        .collect::<Vec<u8>>();
+    let big_path = dir.path().join("big.bin");
+    std::fs::write(&big_path, &big).unwrap();
+    let out = assert_ok(
+        &esptool(&[
+            "--port",
+            &url,
+            "--chip",
+            "esp8266",
+            "write_flash",
+            "0x0",
+            big_path.to_str().unwrap(),
+        ])
+        .await,
+    );
+    assert!(out.contains("Stub running..."), "{out}");
+    assert!(out.contains("compressed) at 0x00000000"), "{out}");
+    assert!(out.contains("Hash of data verified."), "{out}");
+
+    // Read both back through the stub's READ_FLASH and compare byte for byte.
+    for (offset, expected, name) in [("0x100000", &small, "small"), ("0x0", &big, "big")] {
+        let back = dir.path().join(format!("{name}.back"));
+        assert_ok(
+            &esptool(&[
+                "--port",
+                &url,
+                "--chip",
+                "esp8266",
+                "read_flash",
+                offset,
+                &expected.len().to_string(),
+                back.to_str().unwrap(),
+            ])
+            .await,
+        );
+        assert!(std::fs::read(&back).unwrap() == *expected, "{name} differs");
+    }
+    // The ROM erased whole sectors: the rest of the small image's last sector is FF.
+    let flash = std::fs::read(dir.path().join("flash.bin")).unwrap();
+    assert!(flash[0x100000 + small.len()..0x102000]
+        .iter()
+        .all(|b| *b == 0xFF));
+
+    let board_events: Vec<String> = timeline
+        .snapshot()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Board { what } => Some(what),
+            _ => None,
+        })
+        .collect();
+    assert!(board_events.iter().any(|w| w == "boot mode=download"));
+    assert!(
+        board_events
+            .iter()
+            .any(|w| w.starts_with("flasher stub started")),
+        "{board_events:?}"
+    );
+    assert!(
+        board_events
+            .iter()
+            .any(|w| w == &format!("flash written offset=0x0 bytes={}", big.len())),
+        "{board_events:?}"
+    );
+    assert!(board_events
+        .iter()
+        .any(|w| w.starts_with("image ok segments=2")));
+}
+
+/// Raw loader traffic through pyserial: noise around frames, a bad checksum, an
+/// unknown command. Prints one line per answer, hex-encoded.
+const RAW_LOADER: &str = r#"
+import sys, time, struct, serial
+s = serial.serial_for_url(sys.argv[1], baudrate=115200, timeout=0.2)
+s.dtr = False; s.rts = True; time.sleep(0.1); s.dtr = True; s.rts = False; time.sleep(0.05); s.dtr = False
+def slip(b):
+    return b"\xc0" + b.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+def req(op, data, chk=0):
+    return slip(struct.pack("<BBHI", 0, op, len(data), chk) + data)
+buf = b""
+def frames(n):
+    global buf
+    out = []
+    deadline = time.time() + 5
+    while len(out) < n and time.time() < deadline:
+        buf += s.read(max(1, s.in_waiting))
+        while buf.count(b"\xc0") >= 2:
+            start = buf.index(b"\xc0"); end = buf.index(b"\xc0", start + 1)
+            body = buf[start + 1:end]; buf = buf[end + 1:]
+            if body:
+                out.append(body.replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb"))
+    return out
+s.write(b"noise\x00\xff\x55" + req(8, b"\x07\x07\x12\x20" + b"\x55" * 32) + b"more noise\xff")
+print("sync", " ".join(f.hex() for f in frames(8)))
+s.write(req(2, struct.pack("<IIII", 0x400, 1, 0x400, 0x20000)))
+print("begin", frames(1)[0].hex())
+data = bytes(range(256)) * 4
+good = 0xEF
+for b in data:
+    good ^= b
+s.write(req(3, struct.pack("<IIII", len(data), 0, 0, 0) + data, good ^ 1))
+print("badchk", frames(1)[0].hex())
+s.write(b"\x13\x37 junk between frames " + req(0x55, b""))
+print("unknown", frames(1)[0].hex())
+s.write(req(3, struct.pack("<IIII", len(data), 0, 0, 0) + data, good))
+print("goodchk", frames(1)[0].hex())
+s.write(req(4, struct.pack("<I", 1)))
+print("end", frames(1)[0].hex())
+s.close()
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_rom_statuses_and_noise_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = board(dir.path(), 3).await;
+    let out = assert_ok(&python_script(RAW_LOADER, &[board.url()]).await);
+    let answer = |tag: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{tag} ")))
+            .unwrap_or_else(|| panic!("no {tag} line in:\n{out}"))
+            .to_string()
+    };
+    let sync = answer("sync");
+    assert_eq!(sync.split(' ').count(), 8, "{out}");
+    assert!(
+        sync.split(' ').all(|f| f == "01080200070712200000"),
+        "{out}"
+    );
+    assert_eq!(answer("begin"), "01020200000000000000");
+    assert_eq!(answer("badchk"), "01030200000000000107");
+    assert_eq!(answer("unknown"), "01550200000000000105");
+    assert_eq!(answer("goodchk"), "01030200000000000000");
+    assert_eq!(answer("end"), "01040200000000000000");
+
+    // The board is still a board: esptool reads what the good block wrote.
+    let back = dir.path().join("back.bin");
+    assert_ok(
+        &esptool(&[
+            "--port",
+            board.url(),
+            "--chip",
+            "esp8266",
+            "read_flash",
+            "0x20000",
+            "1024",
+            back.to_str().unwrap(),
+        ])
+        .await,
+    );
+    let expected: Vec<u8> = (0..4).flat_map(|_| 0..=255u8).collect();
+    assert_eq!(std::fs::read(&back).unwrap(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boot_banner_and_image_check_as_the_rom_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A corrupt image: right structure, wrong checksum byte.
+    let mut flash = vec![0xFFu8; hil::vboard::FLASH_SIZE];
+    let corrupt = ImageV1::new(0x4010_0004, vec![Segment::new(0x4010_0000, noise(1384, 3))]);
+    let corrupt = corrupt
+        .clone()
+        .with_stored_checksum(corrupt.computed_checksum() ^ 0x5A);
+    let bytes = corrupt.to_bytes();
+    flash[..bytes.len()].copy_from_slice(&bytes);
+    std::fs::write(dir.path().join("flash.bin"), &flash).unwrap();
+    let board = board(dir.path(), 4).await;
+
+    let seen = read_boot(board.url(), 74_880, "ets_main.c", 10.0).await;
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(
+        seen.contains(" ets Jan  8 2013,rst cause:2, boot mode:(3,6)"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains("load 0x40100000, len 1384, room 16 \r\ntail 8"),
+        "{seen:?}"
+    );
+    assert!(seen.contains("csum err\r\nets_main.c"), "{seen:?}");
+
+    // At 115200 the same waveform arrives as garbage, as on a real board.
+    let garbled = read_boot(board.url(), 115_200, "", 1.5).await;
+    assert!(!garbled.is_empty());
+    assert!(!String::from_utf8_lossy(&garbled).contains("ets Jan"));
+    board.stop().await.unwrap();
+
+    // Erased flash ends in ets_main.c too.
+    let erased = tempfile::tempdir().unwrap();
+    let board = board_at(erased.path()).await;
+    let seen = read_boot(board.url(), 74_880, "ets_main.c", 10.0).await;
+    assert!(String::from_utf8_lossy(&seen).contains("ets_main.c"));
+}
+
+async fn board_at(dir: &Path) -> VirtualBoard {
+    board(dir, 5).await
+}
+
+struct RecordingTwin(mpsc::UnboundedSender<ImageV1>);
+
+impl FirmwareRunner for RecordingTwin {
+    fn run(&self, boot: FirmwareBoot) -> BoxFuture<()> {
+        let seen = self.0.clone();
+        Box::pin(async move {
+            let FirmwareBoot {
+                image, mut console, ..
+            } = boot;
+            let _ = seen.send(image);
+            console.set_baud(115_200);
+            console.write(b"\r\n[boot] fw=recording-twin\r\n");
+            // Echo what the client types, as a line.
+            while let Some(bytes) = console.read().await {
+                console.write(&bytes);
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_valid_image_is_handed_to_the_firmware_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let options = BoardOptions::new(BoardIndex::new(6).unwrap(), dir.path().join("flash.bin"))
+        .firmware(Arc::new(RecordingTwin(tx)));
+    let board = VirtualBoard::start(options).await.unwrap();
+    let image = valid_image(9);
+    let path = dir.path().join("image.bin");
+    std::fs::write(&path, &image).unwrap();
+    // write_flash ends with a hard reset: the ROM boots the image.
+    assert_ok(
+        &esptool(&[
+            "--port",
+            board.url(),
+            "--chip",
+            "esp8266",
+            "write_flash",
+            "0",
+            path.to_str().unwrap(),
+        ])
+        .await,
+    );
+    let booted = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(booted.to_bytes(), image);
+
+    // At 115200: the ROM's lines are garbage, the firmware's line reads clean.
+    let seen = read_boot(board.url(), 115_200, "recording-twin\r\n", 10.0).await;
+    assert!(String::from_utf8_lossy(&seen).contains("[boot] fw=recording-twin"));
+    // At 74880: the ROM's lines read clean and end in csum.
+    let seen = read_boot(board.url(), 74_880, "csum 0x", 10.0).await;
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(
+        seen.contains("load 0x40100000, len 3000, room 16"),
+        "{seen:?}"
+    );
+    assert!(!seen.contains("csum err"), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_vanishes_mid_flash_leaves_the_board_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = board(dir.path(), 8).await;
+    let big = noise(1024 * 1024, 21);
+    let big_path = dir.path().join("big.bin");
+    std::fs::write(&big_path, &big).unwrap();
+
+    let mut child = tokio::process::Command::new(common::python())
+        .args([
+            "-m",
+            "esptool",
+            "--port",
+            board.url(),
+            "--chip",
+            "esp8266",
+            "write_flash",
+            "0",
+        ])
+        .arg(&big_path)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).split(b'\n');
+    let started = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut blocks = 0;
+        while let Ok(Some(line)) = lines.next_segment().await {
+            if String::from_utf8_lossy(&line).contains("Writing at 0x") {
+                blocks += 1;
+                if blocks == 3 {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(started, "esptool never started writing");
+    child.kill().await.unwrap();
+
+    let small = valid_image(4);
+    let small_path = dir.path().join("small.bin");
+    std::fs::write(&small_path, &small).unwrap();
+    let out = esptool(&[
+        "--port",
+        board.url(),
+        "--chip",
+        "esp8266",
+        "write_flash",
+        "0",
+        small_path.to_str().unwrap(),
+    ])
+    .await;
+    let out = text(&out);
+    assert!(out.contains("Hash of data verified."), "{out}");
+}
