@@ -1,3 +1,5 @@
+use crate::duration::DurationError;
+use crate::lab::{LabError, UnknownPolicy};
 use crate::pki::PkiError;
 
 /// Every error the library can report, one variant per part.
@@ -8,4 +10,16 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Pki(#[from] PkiError),
+    /// The lab failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lab(#[from] LabError),
+    /// A broker policy name that is not in the catalogue.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    UnknownPolicy(#[from] UnknownPolicy),
+    /// A duration that could not be read.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Duration(#[from] DurationError),
 }

@@ -9,6 +9,9 @@
 //!
 //! - [`pki`]: the certificate catalogue, every profile of the catalogue generated
 //!   relative to an explicit lab clock.
+//! - [`lab`]: the TLS front, MQTT broker, NTP and DNS servers the device talks to,
+//!   under per-device policies.
+//! - [`duration`]: durations as features write them (`-2 days`, `500 ms`).
 //! - [`timeline`]: every event from the lab and the boards on one clock.
 //! - [`bearssl`]: BearSSL's error numbers, the language the device reports in.
 //!
@@ -25,6 +28,8 @@
 #![deny(missing_docs)]
 
 pub mod bearssl;
+pub mod duration;
+pub mod lab;
 pub mod pki;
 pub mod timeline;
 

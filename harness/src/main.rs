@@ -24,6 +24,8 @@ enum Command {
     /// The certificate catalogue: list, generate and benchmark profiles.
     #[command(subcommand)]
     Pki(cmd::pki::PkiCommand),
+    /// The lab on its own: TLS front, MQTT broker, NTP and DNS, events streamed live.
+    Lab(cmd::lab::LabArgs),
     /// The main job: everything the harness can run, end to end, with a summary.
     Demo(cmd::demo::DemoArgs),
 }
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pki(command) => command.run(),
         Command::Demo(args) => args.run(),
+        Command::Lab(args) => args.run(),
     };
     match result {
         Ok(code) => code,

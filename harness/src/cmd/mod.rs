@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod demo;
+pub mod lab;
 pub mod pki;
 
 /// Every scenario (or check) passed.
