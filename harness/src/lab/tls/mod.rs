@@ -41,6 +41,10 @@ pub(crate) fn server_context(
     policy: &TlsPolicy,
 ) -> Result<SslContext, ErrorStack> {
     let mut b = SslContextBuilder::new(SslMethod::tls_server())?;
+    // Level 0: the lab must be able to serve what the catalogue deliberately
+    // breaks (an MD5-signed leaf, which OpenSSL 3 refuses to even load above it)
+    // and to speak TLS 1.0/1.1 with their SHA-1 suites. Judging is the device's job.
+    b.set_security_level(0);
     let key = PKey::private_key_from_pem(profile.broker_key().expose().as_bytes())?;
     let chain = profile
         .broker_chain()
@@ -74,8 +78,6 @@ pub(crate) fn server_context(
         }
     }
     if oldest < TlsVersion::Tls12 {
-        // OpenSSL 3 refuses TLS 1.0/1.1 (and their SHA-1 suites) above level 0.
-        b.set_security_level(0);
         b.set_cipher_list("DEFAULT:@SECLEVEL=0")?;
     }
     // Every connection does a full handshake: a resumed session would hide the
