@@ -3,6 +3,8 @@
 //! and fault policies behave as declared, and the ClientHello the lab records is
 //! what openssl was told to send.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use std::sync::Arc;

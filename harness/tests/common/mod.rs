@@ -1,7 +1,7 @@
 //! Shared by the lab's interop tests: the catalogue (generated once per test
 //! binary), a lab per test, the external peers, and a SOCKS5 hop that lets
 //! mosquitto's clients reach `broker.hil.test` without touching /etc/hosts.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::Path;
