@@ -1,4 +1,6 @@
+use crate::duration::DurationError;
 use crate::image::ImageError;
+use crate::lab::{LabError, UnknownPolicy};
 use crate::pki::PkiError;
 use crate::vboard::VboardError;
 
@@ -18,4 +20,16 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Vboard(#[from] VboardError),
+    /// The lab failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lab(#[from] LabError),
+    /// A broker policy name that is not in the catalogue.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    UnknownPolicy(#[from] UnknownPolicy),
+    /// A duration that could not be read.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Duration(#[from] DurationError),
 }

@@ -9,6 +9,9 @@
 //!
 //! - [`pki`]: the certificate catalogue, every profile of the catalogue generated
 //!   relative to an explicit lab clock.
+//! - [`lab`]: the TLS front, MQTT broker, NTP and DNS servers the device talks to,
+//!   under per-device policies.
+//! - [`duration`]: durations as features write them (`-2 days`, `500 ms`).
 //! - [`timeline`]: every event from the lab and the boards on one clock.
 //! - [`bearssl`]: BearSSL's error numbers, the language the device reports in.
 //! - [`image`]: the ESP8266 ROM's v1 application image, parsed and checked.
@@ -27,9 +30,12 @@
 #![deny(missing_docs)]
 
 pub use hil_twin::bearssl;
+pub mod duration;
 pub mod image;
+pub mod lab;
 pub mod logprofile;
 pub mod pki;
+pub mod runner;
 pub mod timeline;
 pub mod vboard;
 

@@ -24,6 +24,8 @@ enum Command {
     /// The certificate catalogue: list, generate and benchmark profiles.
     #[command(subcommand)]
     Pki(cmd::pki::PkiCommand),
+    /// The lab on its own: TLS front, MQTT broker, NTP and DNS, events streamed live.
+    Lab(cmd::lab::LabArgs),
     /// The main job: everything the harness can run, end to end, with a summary.
     Demo(cmd::demo::DemoArgs),
     /// A virtual ESP8266 board on a loopback RFC 2217 port (`hil vboard --listen
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Command::Pki(command) => command.run(),
         Command::Demo(args) => args.run(),
         Command::Vboard(args) => args.run(),
+        Command::Lab(args) => args.run(),
     };
     match result {
         Ok(code) => code,

@@ -111,6 +111,8 @@ pub enum HandshakeOutcome {
     Closed,
     /// The front stalled on purpose (stall-after-hello) and the client gave up.
     Stalled,
+    /// The first bytes were not a TLS ClientHello.
+    NotTls,
 }
 
 /// What the DNS server did with a query.
@@ -257,6 +259,14 @@ pub struct Event {
 /// A position on the timeline: queries look at events from here on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor(u64);
+
+impl Event {
+    /// The position just after this event: a follower that has seen it continues
+    /// from here without missing or repeating anything.
+    pub fn cursor_after(&self) -> Cursor {
+        Cursor(self.seq + 1)
+    }
+}
 
 struct Inner {
     origin: Instant,

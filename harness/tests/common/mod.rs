@@ -1,10 +1,175 @@
-//! Helpers shared by the interop tests: the project's Python tools (esptool,
-//! pyserial) run as independent peers.
-#![allow(dead_code)]
+//! Helpers shared by the interop tests: the catalogue (generated once per test
+//! binary), a lab per test, and the external peers (openssl, mosquitto clients,
+//! esptool and pyserial from the project venv), plus a SOCKS5 hop that lets
+//! mosquitto's clients reach `broker.hil.test` without touching /etc/hosts.
+#![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use hil::lab::{DevicePolicy, Lab, LabConfig};
+use hil::pki::{Catalogue, Profile, ProfileId};
+use hil::timeline::{Event, EventKind, HandshakeOutcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
+
+/// The catalogue for this test binary, generated for the current time so that
+/// peers reading the host clock (openssl, mosquitto) agree with the lab.
+pub fn catalogue() -> &'static Catalogue {
+    static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
+    CATALOGUE.get_or_init(|| {
+        let now = time::OffsetDateTime::now_utc();
+        Catalogue::generate(now.replace_nanosecond(0).unwrap()).unwrap()
+    })
+}
+
+pub fn profile(id: ProfileId) -> Arc<Profile> {
+    Arc::new(catalogue().profile(id).unwrap().clone())
+}
+
+/// Fails (never skips) when an external peer is missing.
+pub fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(found, "`{tool}` is not installed: run ci/setup");
+}
+
+pub struct TestLab {
+    pub lab: Lab,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start_lab(id: ProfileId, policy: DevicePolicy) -> TestLab {
+    start_lab_with(id, policy, |_| {}).await
+}
+
+pub async fn start_lab_with(
+    id: ProfileId,
+    policy: DevicePolicy,
+    tweak: impl FnOnce(&mut LabConfig),
+) -> TestLab {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LabConfig::new(profile(id), dir.path());
+    config.default_policy = policy;
+    tweak(&mut config);
+    let lab = Lab::start(config).await.unwrap();
+    TestLab { lab, dir }
+}
+
+/// Runs a command with stdin closed and a time limit; the child is killed at the
+/// limit.
+pub async fn run(cmd: &mut Command, limit: Duration) -> Output {
+    cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
+    match tokio::time::timeout(limit, cmd.output()).await {
+        Ok(out) => out.unwrap(),
+        Err(_) => panic!("{cmd:?} did not finish within {limit:?}"),
+    }
+}
+
+/// `openssl s_client` against the lab with strict verification of `host`.
+pub fn s_client(addr: SocketAddr, anchors: &Path, host: &str) -> Command {
+    let mut cmd = s_client_without_sni(addr, anchors, host);
+    cmd.arg("-servername").arg(host);
+    cmd
+}
+
+/// The same, sending no SNI (the name is still verified).
+pub fn s_client_without_sni(addr: SocketAddr, anchors: &Path, host: &str) -> Command {
+    require("openssl");
+    let mut cmd = Command::new("openssl");
+    cmd.arg("s_client")
+        .arg("-connect")
+        .arg(addr.to_string())
+        .arg("-verify_return_error")
+        .arg("-verify_hostname")
+        .arg(host)
+        .arg("-CAfile")
+        .arg(anchors);
+    cmd
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The handshake outcome the lab recorded for the `nth` connection (0-based).
+pub async fn outcome(lab: &Lab, nth: usize) -> HandshakeOutcome {
+    let timeline = lab.timeline();
+    let pred = |e: &Event| matches!(e.kind, EventKind::TlsHandshake { .. });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found: Vec<HandshakeOutcome> = timeline
+            .snapshot()
+            .into_iter()
+            .filter(pred)
+            .filter_map(|e| match e.kind {
+                EventKind::TlsHandshake { outcome, .. } => Some(outcome),
+                _ => None,
+            })
+            .collect();
+        if let Some(o) = found.get(nth) {
+            return o.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no handshake outcome #{nth}; timeline: {:#?}",
+            timeline.snapshot()
+        );
+        let from = timeline.cursor();
+        timeline.wait_for(from, Duration::from_secs(1), pred).await;
+    }
+}
+
+/// A SOCKS5 server (RFC 1928, no authentication, CONNECT only) sending every
+/// connection to `target`, whatever name the client asked for: the client still
+/// verifies the certificate against the name it was given.
+pub async fn socks_to(target: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 2];
+                client.read_exact(&mut head).await?;
+                let mut methods = vec![0u8; usize::from(head[1])];
+                client.read_exact(&mut methods).await?;
+                client.write_all(&[5, 0]).await?;
+                let mut req = [0u8; 4];
+                client.read_exact(&mut req).await?;
+                match req[3] {
+                    1 => {
+                        let mut skip = [0u8; 6];
+                        client.read_exact(&mut skip).await?;
+                    }
+                    3 => {
+                        let mut len = [0u8; 1];
+                        client.read_exact(&mut len).await?;
+                        let mut skip = vec![0u8; usize::from(len[0]) + 2];
+                        client.read_exact(&mut skip).await?;
+                    }
+                    _ => {
+                        let mut skip = [0u8; 18];
+                        client.read_exact(&mut skip).await?;
+                    }
+                }
+                let mut upstream = TcpStream::connect(target).await?;
+                client.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0]).await?;
+                tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+                Ok::<(), std::io::Error>(())
+            });
+        }
+    });
+    addr
+}
 
 /// The project venv's Python, where ci/setup installs esptool and pyserial.
 pub fn python() -> PathBuf {
@@ -44,15 +209,6 @@ async fn run_python(prefix: &[&str], args: &[&str], deadline: Duration) -> Outpu
         .expect("peer timed out")
         .expect("peer did not start");
     output
-}
-
-/// Combined stdout and stderr, lossily decoded.
-pub fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Asserts success, printing everything the peer said if not.

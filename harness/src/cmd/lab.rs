@@ -1,0 +1,337 @@
+//! `hil lab`: the lab on its own, for poking at it with real clients (openssl,
+//! mosquitto_sub, sntp, dig) or a board, with its events streamed live.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand, ValueEnum};
+use hil::duration::parse_duration;
+use hil::lab::{BrokerBackend, BrokerPolicy, DevicePolicy, Lab, LabConfig, NtpPolicy};
+use hil::pki::{Catalogue, ProfileId};
+use hil::timeline::{Event, EventKind};
+use miette::{Context, IntoDiagnostic, Result};
+use serde::Serialize;
+
+use super::{now, parse_rfc3339};
+
+/// Arguments of `hil lab`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    command: Option<LabCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Time the lab: start-to-ready, and TLS handshakes per second on `valid`.
+    Bench(BenchArgs),
+}
+
+/// Which broker sits behind the lab.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Backend {
+    /// rumqttd in-process behind the lab's TLS front (every policy and event).
+    Embedded,
+    /// A spawned mosquitto terminating TLS itself.
+    Mosquitto,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The certificate profile the broker presents (see `hil pki list`).
+    #[arg(long, default_value = "valid", value_name = "ID")]
+    profile: String,
+    /// A broker policy of the catalogue; repeat for several.
+    #[arg(long = "policy", value_name = "NAME")]
+    policies: Vec<String>,
+    /// Skew the NTP server's answers, e.g. `-2 days` or `+10 years`.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    ntp_skew: Option<String>,
+    /// Address every service binds to.
+    #[arg(
+        long,
+        default_value = "127.0.0.1",
+        value_name = "ADDR",
+        env = "HIL_LAB_BIND"
+    )]
+    bind: IpAddr,
+    /// Port of the MQTT/TLS listener (0: any free port).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    mqtt_port: u16,
+    /// Port of the NTP server (0: any free port).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    ntp_port: u16,
+    /// Port of the DNS server (0: any free port).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    dns_port: u16,
+    /// Extra host name the DNS server resolves to the lab; repeat for several.
+    #[arg(long = "name", value_name = "HOST")]
+    names: Vec<String>,
+    /// The broker behind the lab.
+    #[arg(long, value_enum, default_value = "embedded")]
+    broker: Backend,
+    /// The lab clock's starting time (default: now).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
+    at: Option<time::OffsetDateTime>,
+    /// Where the profile's files and the timeline go (default: a new directory
+    /// under hil-runs/).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+    /// First line: one JSON object with the addresses; then events as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// How many handshakes to time.
+    #[arg(long, default_value_t = 200)]
+    handshakes: usize,
+    /// How many clients handshake at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+}
+
+/// The first line of `hil lab --json`.
+#[derive(Serialize)]
+struct Ready {
+    mqtt_tls: String,
+    ntp: String,
+    dns: String,
+    run_dir: PathBuf,
+    profile: ProfileId,
+    device_anchors: PathBuf,
+    broker: String,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()
+        .wrap_err("starting the async runtime")
+}
+
+impl LabArgs {
+    /// Runs the lab until Ctrl-C, or the benchmark.
+    pub fn run(self) -> Result<ExitCode> {
+        match self.command {
+            Some(LabCommand::Bench(bench)) => bench.run(),
+            None => self.run.run(),
+        }
+    }
+}
+
+impl RunArgs {
+    fn config(&self) -> Result<LabConfig> {
+        let id: ProfileId = self.profile.parse()?;
+        let mut policy = DevicePolicy::default();
+        for name in &self.policies {
+            let p: BrokerPolicy = name.parse()?;
+            policy = policy.with(p);
+        }
+        if let Some(skew) = &self.ntp_skew {
+            policy.ntp = NtpPolicy::Skewed(parse_duration(skew)?);
+        }
+        let at = self.at.unwrap_or_else(now);
+        let catalogue = Catalogue::generate(at).wrap_err("generating the certificates")?;
+        let profile = Arc::new(catalogue.profile(id)?.clone());
+        let run_dir = match &self.run_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let stamp = now()
+                    .format(&time::macros::format_description!(
+                        "lab-[year][month][day]-[hour][minute][second]"
+                    ))
+                    .into_diagnostic()?;
+                PathBuf::from("hil-runs").join(stamp)
+            }
+        };
+        let mut config = LabConfig::new(profile, run_dir);
+        config.bind = self.bind;
+        config.mqtt_tls_port = self.mqtt_port;
+        config.ntp_port = self.ntp_port;
+        config.dns_port = self.dns_port;
+        config.names = self.names.clone();
+        config.default_policy = policy;
+        config.at = at;
+        config.backend = match self.broker {
+            Backend::Embedded => BrokerBackend::Embedded,
+            Backend::Mosquitto => BrokerBackend::Mosquitto,
+        };
+        Ok(config)
+    }
+
+    fn run(self) -> Result<ExitCode> {
+        let config = self.config()?;
+        let id = config.profile.id();
+        runtime()?.block_on(async move {
+            let lab = Lab::start(config).await?;
+            let addrs = lab.addrs();
+            let ready = Ready {
+                mqtt_tls: addrs.mqtt_tls.to_string(),
+                ntp: addrs.ntp.to_string(),
+                dns: addrs.dns.to_string(),
+                run_dir: lab.run_dir().to_owned(),
+                profile: id,
+                device_anchors: lab.device_anchors(),
+                broker: lab.broker_addr().to_string(),
+            };
+            let mut out = std::io::stdout().lock();
+            if self.json {
+                writeln!(out, "{}", serde_json::to_string(&ready).into_diagnostic()?)
+                    .into_diagnostic()?;
+            } else {
+                writeln!(
+                    out,
+                    "hil lab: profile {id}, run directory {}",
+                    ready.run_dir.display()
+                )
+                .into_diagnostic()?;
+                writeln!(out, "  mqtt+tls  {}", ready.mqtt_tls).into_diagnostic()?;
+                writeln!(out, "  ntp       {}", ready.ntp).into_diagnostic()?;
+                writeln!(out, "  dns       {}", ready.dns).into_diagnostic()?;
+                writeln!(out, "  anchors   {}", ready.device_anchors.display())
+                    .into_diagnostic()?;
+                writeln!(out, "Ctrl-C stops the lab.").into_diagnostic()?;
+            }
+            out.flush().into_diagnostic()?;
+            drop(out);
+            let timeline = lab.timeline().clone();
+            let mut cursor = timeline.start();
+            let mut stop = Box::pin(tokio::signal::ctrl_c());
+            loop {
+                let next = timeline.wait_for(cursor, Duration::from_secs(3600), |_| true);
+                tokio::select! {
+                    _ = &mut stop => break,
+                    event = next => {
+                        if event.is_none() {
+                            continue;
+                        }
+                        let mut out = std::io::stdout().lock();
+                        for event in timeline.since(cursor) {
+                            cursor = event.cursor_after();
+                            print_event(&mut out, &event, self.json)?;
+                        }
+                        out.flush().into_diagnostic()?;
+                    }
+                }
+            }
+            lab.shutdown().await;
+            if !self.json {
+                eprintln!("hil lab: stopped");
+            }
+            Ok(ExitCode::SUCCESS)
+        })
+    }
+}
+
+fn print_event(out: &mut impl Write, event: &Event, json: bool) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(event).into_diagnostic()?).into_diagnostic()
+    } else {
+        let device = event
+            .device
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into());
+        let mut detail = serde_json::to_value(&event.kind).into_diagnostic()?;
+        let name = detail
+            .as_object_mut()
+            .and_then(|o| o.remove("event"))
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:>10.3}s {:<15} {:<16} {}",
+            event.t_us as f64 / 1e6,
+            device,
+            name,
+            detail
+        )
+        .into_diagnostic()
+    }
+}
+
+impl BenchArgs {
+    fn run(self) -> Result<ExitCode> {
+        use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+        let at = now();
+        let started = Instant::now();
+        let catalogue = Catalogue::generate(at).wrap_err("generating the certificates")?;
+        let generated = started.elapsed();
+        let profile = Arc::new(catalogue.profile(ProfileId::Valid)?.clone());
+        let dir = tempdir()?;
+        runtime()?.block_on(async move {
+            let started = Instant::now();
+            let lab = Lab::start(LabConfig::new(profile.clone(), dir.clone())).await?;
+            let ready = started.elapsed();
+            let addr = lab.addrs().mqtt_tls;
+            let mut builder = SslConnector::builder(SslMethod::tls_client()).into_diagnostic()?;
+            builder.set_ca_file(lab.device_anchors()).into_diagnostic()?;
+            builder.set_verify(SslVerifyMode::PEER);
+            let connector = Arc::new(builder.build());
+            let per_client = self.handshakes.div_ceil(self.concurrency.max(1));
+            let started = Instant::now();
+            let mut clients = tokio::task::JoinSet::new();
+            for _ in 0..self.concurrency.max(1) {
+                let connector = connector.clone();
+                clients.spawn(async move {
+                    let mut done = 0usize;
+                    for _ in 0..per_client {
+                        let tcp = tokio::net::TcpStream::connect(addr).await?;
+                        let ssl = connector
+                            .configure()
+                            .and_then(|c| c.into_ssl(hil::pki::BROKER_HOST))
+                            .map_err(std::io::Error::other)?;
+                        let mut stream = tokio_openssl::SslStream::new(ssl, tcp)
+                            .map_err(std::io::Error::other)?;
+                        Pin::new(&mut stream)
+                            .connect()
+                            .await
+                            .map_err(std::io::Error::other)?;
+                        done += 1;
+                    }
+                    Ok::<usize, std::io::Error>(done)
+                });
+            }
+            let mut total = 0;
+            while let Some(joined) = clients.join_next().await {
+                total += joined.into_diagnostic()?.into_diagnostic()?;
+            }
+            let elapsed = started.elapsed();
+            let completed = lab
+                .timeline()
+                .snapshot()
+                .iter()
+                .filter(|e| {
+                    matches!(&e.kind, EventKind::TlsHandshake { outcome: hil::timeline::HandshakeOutcome::Completed { .. }, .. })
+                })
+                .count();
+            lab.shutdown().await;
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("catalogue generation:   {generated:.2?}");
+            println!("lab start to ready:     {ready:.2?}");
+            println!(
+                "handshakes (valid):     {total} in {elapsed:.2?} with {} clients = {:.0}/s ({} recorded as completed)",
+                self.concurrency.max(1),
+                total as f64 / elapsed.as_secs_f64(),
+                completed
+            );
+            Ok(ExitCode::SUCCESS)
+        })
+    }
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("hil-lab-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).into_diagnostic()?;
+    Ok(dir)
+}

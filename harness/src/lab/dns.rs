@@ -1,0 +1,201 @@
+//! A DNS server (UDP) for the lab's names: `*.hil.test` and any name mapped at run
+//! time (a production broker's host name, for black-box runs) resolve to the lab's
+//! address; each device's policy may turn answers into NXDOMAIN or silence.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{RData, Record, RecordType};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use super::policy::{DnsMode, DnsPolicy, PolicyTable};
+use crate::timeline::{DnsAnswer, EventKind, Source, Timeline};
+
+/// The lab's own domain: every name under it is the lab.
+pub const LAB_DOMAIN: &str = "hil.test";
+/// Answers are short-lived: a scenario may change a device's policy at any time.
+const TTL: u32 = 5;
+
+/// Names mapped to the lab at run time, shared with the [`crate::lab::Lab`] handle.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NameMap {
+    names: Arc<RwLock<BTreeSet<String>>>,
+}
+
+/// A name in the form the server compares: lower case, no trailing dot.
+pub(crate) fn normalise(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl NameMap {
+    pub fn insert(&self, name: &str) {
+        if let Ok(mut names) = self.names.write() {
+            names.insert(normalise(name));
+        }
+    }
+
+    pub fn is_lab_name(&self, name: &str) -> bool {
+        let name = normalise(name);
+        name == LAB_DOMAIN
+            || name.ends_with(&format!(".{LAB_DOMAIN}"))
+            || self.names.read().is_ok_and(|n| n.contains(&name))
+    }
+}
+
+/// What every query of the DNS server shares.
+pub(crate) struct DnsShared {
+    pub policies: PolicyTable,
+    pub names: NameMap,
+    pub address: IpAddr,
+    pub timeline: Timeline,
+}
+
+/// The reply to `query` and what it did, or `None` when the bytes are no query.
+pub(crate) fn respond(
+    request: &[u8],
+    policy: &DnsPolicy,
+    names: &NameMap,
+    address: IpAddr,
+) -> Option<(Option<Vec<u8>>, String, String, DnsAnswer)> {
+    let query = Message::from_vec(request).ok()?;
+    if query.metadata.message_type != MessageType::Query {
+        return None;
+    }
+    let question = query.queries.first()?.clone();
+    let name = normalise(&question.name().to_ascii());
+    let qtype = question.query_type();
+    let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.metadata.authoritative = true;
+    reply.add_query(question.clone());
+    let known = names.is_lab_name(&name);
+    let outcome = if query.metadata.op_code != OpCode::Query {
+        reply.metadata.response_code = ResponseCode::NotImp;
+        DnsAnswer::NxDomain
+    } else {
+        match policy.mode {
+            DnsMode::Silent => {
+                return Some((None, name, qtype.to_string(), DnsAnswer::Silent));
+            }
+            DnsMode::NxDomain => {
+                reply.metadata.response_code = ResponseCode::NXDomain;
+                DnsAnswer::NxDomain
+            }
+            DnsMode::Answer if !known || policy.unresolved.contains(&name) => {
+                reply.metadata.response_code = ResponseCode::NXDomain;
+                DnsAnswer::NxDomain
+            }
+            DnsMode::Answer => {
+                let rdata = match (qtype, address) {
+                    (RecordType::A, IpAddr::V4(v4)) => Some(RData::A(A(v4))),
+                    (RecordType::AAAA, IpAddr::V6(v6)) => Some(RData::AAAA(AAAA(v6))),
+                    (RecordType::ANY, IpAddr::V4(v4)) => Some(RData::A(A(v4))),
+                    (RecordType::ANY, IpAddr::V6(v6)) => Some(RData::AAAA(AAAA(v6))),
+                    // The name exists but has no record of that type: NOERROR, empty.
+                    _ => None,
+                };
+                if let Some(rdata) = rdata {
+                    reply.add_answer(Record::from_rdata(question.name().clone(), TTL, rdata));
+                }
+                DnsAnswer::Address { ip: address }
+            }
+        }
+    };
+    let bytes = reply.to_vec().ok()?;
+    Some((Some(bytes), name, qtype.to_string(), outcome))
+}
+
+/// Serves queries until `shutdown` fires.
+pub(crate) async fn serve(
+    socket: UdpSocket,
+    shared: Arc<DnsShared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let (n, peer): (usize, SocketAddr) = tokio::select! {
+            _ = shutdown.changed() => break,
+            got = socket.recv_from(&mut buf) => match got {
+                Ok(got) => got,
+                Err(_) => continue,
+            },
+        };
+        let policy = shared.policies.get(peer.ip()).dns;
+        let Some((reply, name, qtype, answer)) =
+            respond(&buf[..n], &policy, &shared.names, shared.address)
+        else {
+            continue;
+        };
+        if let Some(reply) = reply {
+            let _ = socket.send_to(&reply, peer).await;
+        }
+        shared.timeline.record(
+            Source::Dns,
+            Some(peer.ip()),
+            EventKind::DnsQuery {
+                peer,
+                name,
+                qtype,
+                answer,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+
+    fn query(name: &str, qtype: RecordType) -> Vec<u8> {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn lab_names_resolve_others_do_not() {
+        let names = NameMap::default();
+        names.insert("Mqtt.Example.COM.");
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let policy = DnsPolicy::default();
+        for name in [
+            "broker.hil.test.",
+            "ntp.hil.test",
+            "mqtt.broker.hil.test",
+            "mqtt.example.com",
+        ] {
+            let (reply, _, _, answer) =
+                respond(&query(name, RecordType::A), &policy, &names, ip).unwrap();
+            assert_eq!(answer, DnsAnswer::Address { ip }, "{name}");
+            let reply = Message::from_vec(&reply.unwrap()).unwrap();
+            assert_eq!(reply.answers.len(), 1);
+        }
+        let (_, _, _, answer) =
+            respond(&query("example.org", RecordType::A), &policy, &names, ip).unwrap();
+        assert_eq!(answer, DnsAnswer::NxDomain);
+    }
+
+    #[test]
+    fn policies_turn_answers_into_nxdomain_or_silence() {
+        let names = NameMap::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut policy = DnsPolicy::default();
+        policy.unresolved.insert("broker.hil.test".into());
+        let q = query("broker.hil.test", RecordType::A);
+        assert_eq!(
+            respond(&q, &policy, &names, ip).unwrap().3,
+            DnsAnswer::NxDomain
+        );
+        policy.mode = DnsMode::Silent;
+        let (reply, _, _, answer) = respond(&q, &policy, &names, ip).unwrap();
+        assert!(reply.is_none());
+        assert_eq!(answer, DnsAnswer::Silent);
+        assert!(respond(b"\x00\x01garbage", &policy, &names, ip).is_none());
+    }
+}

@@ -1,0 +1,135 @@
+//! An SNTP server (RFC 4330 answers in NTPv4 packets) reporting the lab clock to
+//! each device as its policy says: exact, skewed, a fixed instant, or nothing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use super::config::LabClock;
+use super::policy::{NtpPolicy, PolicyTable};
+use crate::timeline::{EventKind, Source, Timeline};
+
+/// Seconds from the NTP era (1900-01-01) to the Unix epoch.
+const NTP_UNIX_OFFSET: i64 = 2_208_988_800;
+const PACKET_LEN: usize = 48;
+const MODE_CLIENT: u8 = 3;
+const MODE_SERVER: u8 = 4;
+
+/// What every request of the NTP server shares.
+pub(crate) struct NtpShared {
+    pub policies: PolicyTable,
+    pub clock: LabClock,
+    pub timeline: Timeline,
+}
+
+/// An instant as a 64-bit NTP timestamp (era 0; wraps in 2036 as NTP itself does).
+pub(crate) fn to_ntp(t: OffsetDateTime) -> [u8; 8] {
+    let secs = (t.unix_timestamp() + NTP_UNIX_OFFSET) as u32;
+    let frac = ((u64::from(t.nanosecond()) << 32) / 1_000_000_000) as u32;
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&secs.to_be_bytes());
+    out[4..].copy_from_slice(&frac.to_be_bytes());
+    out
+}
+
+/// The answer to one client request, or `None` for a packet that is not one.
+pub(crate) fn answer(
+    request: &[u8],
+    received: OffsetDateTime,
+    transmit: OffsetDateTime,
+) -> Option<[u8; PACKET_LEN]> {
+    if request.len() < PACKET_LEN || request[0] & 0x07 != MODE_CLIENT {
+        return None;
+    }
+    let version = (request[0] >> 3) & 0x07;
+    let mut reply = [0u8; PACKET_LEN];
+    // LI 0 (no warning), the client's version (1..4 answered alike), mode 4.
+    reply[0] = (version.clamp(1, 4) << 3) | MODE_SERVER;
+    reply[1] = 1; // stratum 1: the lab clock is the reference
+    reply[2] = request[2].max(4); // poll interval, echoed
+    reply[3] = (-20i8) as u8; // precision about a microsecond
+                              // Root delay and dispersion 0; reference id "LAB".
+    reply[12..16].copy_from_slice(b"LAB\0");
+    reply[16..24].copy_from_slice(&to_ntp(transmit));
+    reply[24..32].copy_from_slice(&request[40..48]);
+    reply[32..40].copy_from_slice(&to_ntp(received));
+    reply[40..48].copy_from_slice(&to_ntp(transmit));
+    Some(reply)
+}
+
+fn reported_time(policy: NtpPolicy, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    match policy {
+        NtpPolicy::Exact => Some(now),
+        NtpPolicy::Skewed(by) => now.checked_add(by),
+        NtpPolicy::Fixed(at) => Some(at),
+        NtpPolicy::Silent => None,
+    }
+}
+
+/// Serves requests until `shutdown` fires.
+pub(crate) async fn serve(
+    socket: UdpSocket,
+    shared: Arc<NtpShared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf = [0u8; 512];
+    loop {
+        let (n, peer): (usize, SocketAddr) = tokio::select! {
+            _ = shutdown.changed() => break,
+            got = socket.recv_from(&mut buf) => match got {
+                Ok(got) => got,
+                // ICMP errors from earlier replies surface here on some systems.
+                Err(_) => continue,
+            },
+        };
+        let policy = shared.policies.get(peer.ip()).ntp;
+        let reported = reported_time(policy, shared.clock.now());
+        let reply = reported.and_then(|t| answer(&buf[..n], t, t));
+        if let Some(reply) = &reply {
+            let _ = socket.send_to(reply, peer).await;
+        }
+        let answered = reply.and(reported).and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
+        shared.timeline.record(
+            Source::Ntp,
+            Some(peer.ip()),
+            EventKind::NtpRequest { peer, answered },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_reply_echoes_the_clients_transmit_time_and_carries_the_reported_time() {
+        let mut request = [0u8; 48];
+        request[0] = (4 << 3) | 3;
+        request[40..48].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let t = datetime!(2026-01-01 0:00:00.5 UTC);
+        let reply = answer(&request, t, t).unwrap();
+        assert_eq!(reply[0], 0x24);
+        assert_eq!(reply[1], 1);
+        assert_eq!(&reply[24..32], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let secs = u32::from_be_bytes(reply[40..44].try_into().unwrap());
+        assert_eq!(i64::from(secs) - NTP_UNIX_OFFSET, t.unix_timestamp());
+        let frac = u32::from_be_bytes(reply[44..48].try_into().unwrap());
+        assert_eq!(frac, 1 << 31);
+    }
+
+    #[test]
+    fn server_packets_and_short_ones_get_no_answer() {
+        let mut request = [0u8; 48];
+        request[0] = (4 << 3) | 4;
+        let t = datetime!(2026-01-01 0:00 UTC);
+        assert!(answer(&request, t, t).is_none());
+        assert!(answer(&request[..20], t, t).is_none());
+    }
+}

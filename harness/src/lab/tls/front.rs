@@ -1,0 +1,470 @@
+//! One TLS connection through the front: read and record the ClientHello, let
+//! OpenSSL do the handshake through a tap that watches (and, for fault policies,
+//! edits) the records, record the outcome, then hand the plaintext to the MQTT
+//! layer.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use openssl::ssl::{ErrorCode, Ssl};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_openssl::SslStream;
+
+use super::hello::{
+    alert_name, content, first_handshake_message, parse_client_hello, Record, RecordScanner,
+    MAX_PLAINTEXT,
+};
+use super::{negotiated_version, server_context};
+use crate::lab::mqtt::{self, MqttLink};
+use crate::lab::policy::{HandshakeFault, MflnPolicy, PolicyTable};
+use crate::pki::Profile;
+use crate::timeline::{EventKind, HandshakeOutcome, Source, Timeline};
+
+/// What every connection of the front shares.
+pub(crate) struct FrontShared {
+    pub policies: PolicyTable,
+    pub profile: Arc<Profile>,
+    pub timeline: Timeline,
+    pub broker: SocketAddr,
+    pub handshake_timeout: Duration,
+}
+
+/// Accepts connections until `shutdown` fires, then drops every open one.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<FrontShared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                if let Ok((tcp, peer)) = accepted {
+                    // Small records go out at once: handshake timing is part of what
+                    // the device sees.
+                    let _ = tcp.set_nodelay(true);
+                    connections.spawn(handle(shared.clone(), tcp, peer));
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+async fn handle(shared: Arc<FrontShared>, mut tcp: TcpStream, peer: SocketAddr) {
+    let ip = peer.ip();
+    let timeline = &shared.timeline;
+    let record = |kind| {
+        timeline.record(Source::Tls, Some(ip), kind);
+    };
+    record(EventKind::TlsAccepted { peer });
+    let policy = shared.policies.get(ip);
+    let finish = |outcome| {
+        timeline.record(
+            Source::Tls,
+            Some(ip),
+            EventKind::TlsHandshake { peer, outcome },
+        );
+        timeline.record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });
+    };
+
+    let read = tokio::time::timeout(shared.handshake_timeout, read_client_hello(&mut tcp)).await;
+    let (prefix, hello_records, hello) = match read {
+        Ok(Ok(got)) => got,
+        Ok(Err(HelloRead::NotTls)) => return finish(HandshakeOutcome::NotTls),
+        Ok(Err(HelloRead::Closed)) | Err(_) => return finish(HandshakeOutcome::Closed),
+    };
+    record(EventKind::TlsClientHello {
+        peer,
+        hello: hello.clone(),
+    });
+
+    let profile = policy
+        .profile
+        .clone()
+        .unwrap_or_else(|| shared.profile.clone());
+    let ssl = match server_context(&profile, &policy.tls).and_then(|ctx| Ssl::new(&ctx)) {
+        Ok(ssl) => ssl,
+        Err(e) => {
+            record(EventKind::Note {
+                text: format!("TLS front could not set up OpenSSL: {e}"),
+            });
+            return finish(HandshakeOutcome::Closed);
+        }
+    };
+    let tap = Tap::new(
+        tcp,
+        prefix,
+        hello_records,
+        policy.tls.fault,
+        policy.tls.mfln,
+    );
+    let mut stream = match SslStream::new(ssl, tap) {
+        Ok(stream) => stream,
+        Err(_) => return finish(HandshakeOutcome::Closed),
+    };
+    let result =
+        tokio::time::timeout(shared.handshake_timeout, Pin::new(&mut stream).accept()).await;
+    let outcome = classify(&result, &stream, policy.tls.fault);
+    timeline.record(
+        Source::Tls,
+        Some(ip),
+        EventKind::TlsHandshake {
+            peer,
+            outcome: outcome.clone(),
+        },
+    );
+    if matches!(outcome, HandshakeOutcome::Completed { .. }) {
+        stream.get_mut().handshaking = false;
+        let link = MqttLink {
+            timeline: timeline.clone(),
+            device: ip,
+            broker: shared.broker,
+            policy: policy.mqtt,
+        };
+        mqtt::relay(stream, link).await;
+    }
+    record(EventKind::TlsClosed { peer });
+}
+
+enum HelloRead {
+    NotTls,
+    Closed,
+}
+
+/// Reads until the first handshake message is complete. Returns every byte read
+/// (to replay to OpenSSL), how many records the hello took, and the parsed hello.
+async fn read_client_hello(
+    tcp: &mut TcpStream,
+) -> Result<(Vec<u8>, usize, crate::timeline::ClientHello), HelloRead> {
+    let mut raw = Vec::new();
+    let mut scanner = RecordScanner::default();
+    let mut records: Vec<Record> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tcp.read(&mut chunk).await.map_err(|_| HelloRead::Closed)?;
+        if n == 0 {
+            return Err(HelloRead::Closed);
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        scanner.push(&chunk[..n]);
+        while let Some(rec) = scanner.next_record().map_err(|_| HelloRead::NotTls)? {
+            records.push(rec);
+            match first_handshake_message(&records) {
+                Ok(Some(message)) => {
+                    let hello = parse_client_hello(&message).map_err(|_| HelloRead::NotTls)?;
+                    return Ok((raw, records.len(), hello));
+                }
+                Ok(None) => {}
+                Err(_) => return Err(HelloRead::NotTls),
+            }
+        }
+        if raw.len() > 64 * 1024 {
+            return Err(HelloRead::NotTls);
+        }
+    }
+}
+
+/// What the tap saw on the wire during the handshake.
+#[derive(Debug, Default)]
+struct Wire {
+    client_records_after_hello: usize,
+    client_alert: Option<u8>,
+    server_alert: Option<u8>,
+    server_records: usize,
+    stalled: bool,
+    closed_by_lab: bool,
+}
+
+/// Sits between OpenSSL and the socket. Replays the ClientHello already read,
+/// watches records both ways, and applies the handshake faults and the MFLN policy
+/// to what the front sends.
+struct Tap {
+    tcp: TcpStream,
+    prefix: Vec<u8>,
+    prefix_at: usize,
+    client_scan: RecordScanner,
+    client_records: usize,
+    hello_records: usize,
+    server_scan: RecordScanner,
+    server_ccs: bool,
+    hello_forwarded: bool,
+    coalesced: Option<Record>,
+    out: Vec<u8>,
+    out_at: usize,
+    fault: HandshakeFault,
+    mfln: MflnPolicy,
+    handshaking: bool,
+    wire: Wire,
+}
+
+impl Tap {
+    fn new(
+        tcp: TcpStream,
+        prefix: Vec<u8>,
+        hello_records: usize,
+        fault: HandshakeFault,
+        mfln: MflnPolicy,
+    ) -> Tap {
+        let mut tap = Tap {
+            tcp,
+            prefix: Vec::new(),
+            prefix_at: 0,
+            client_scan: RecordScanner::default(),
+            client_records: 0,
+            hello_records,
+            server_scan: RecordScanner::default(),
+            server_ccs: false,
+            hello_forwarded: false,
+            coalesced: None,
+            out: Vec::new(),
+            out_at: 0,
+            fault,
+            mfln,
+            handshaking: true,
+            wire: Wire::default(),
+        };
+        tap.observe_client(&prefix);
+        tap.prefix = prefix;
+        tap
+    }
+
+    fn observe_client(&mut self, data: &[u8]) {
+        self.client_scan.push(data);
+        while let Ok(Some(record)) = self.client_scan.next_record() {
+            self.client_records += 1;
+            if self.client_records > self.hello_records {
+                self.wire.client_records_after_hello += 1;
+            }
+            if let Some(alert) = record.plaintext_alert() {
+                self.wire.client_alert.get_or_insert(alert);
+            }
+        }
+    }
+
+    fn flush_coalesced(&mut self) {
+        if let Some(rec) = self.coalesced.take() {
+            for piece in rec.payload.chunks(MAX_PLAINTEXT) {
+                self.out.extend_from_slice(
+                    &Record {
+                        content_type: rec.content_type,
+                        version: rec.version,
+                        payload: piece.to_vec(),
+                    }
+                    .encode(),
+                );
+            }
+        }
+    }
+
+    /// Decides, record by record, what of OpenSSL's output reaches the device.
+    fn observe_server(&mut self, data: &[u8]) {
+        self.server_scan.push(data);
+        while let Ok(Some(record)) = self.server_scan.next_record() {
+            self.wire.server_records += 1;
+            if let Some(alert) = record.plaintext_alert() {
+                self.wire.server_alert.get_or_insert(alert);
+            }
+            if self.wire.stalled || self.wire.closed_by_lab {
+                continue;
+            }
+            if self.hello_forwarded {
+                match self.fault {
+                    HandshakeFault::None => {}
+                    HandshakeFault::StallAfterHello => {
+                        self.wire.stalled = true;
+                        continue;
+                    }
+                    HandshakeFault::CloseMidHandshake => {
+                        self.wire.closed_by_lab = true;
+                        continue;
+                    }
+                }
+            }
+            if record.content_type == content::HANDSHAKE {
+                self.hello_forwarded = true;
+            }
+            if record.content_type == content::CHANGE_CIPHER_SPEC {
+                self.server_ccs = true;
+            }
+            // Handshake messages may be split over records freely without touching
+            // the transcript, so merging them undoes what OpenSSL did to honour the
+            // device's max_fragment_length while the Finished hashes still agree.
+            let merge = self.mfln == MflnPolicy::Ignored
+                && record.content_type == content::HANDSHAKE
+                && !self.server_ccs;
+            if merge {
+                match self.coalesced.as_mut() {
+                    Some(pending) => pending.payload.extend_from_slice(&record.payload),
+                    None => self.coalesced = Some(record),
+                }
+            } else {
+                self.flush_coalesced();
+                self.out.extend_from_slice(&record.encode());
+            }
+        }
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.out_at < self.out.len() {
+            let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, &self.out[self.out_at..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out_at += n;
+        }
+        self.out.clear();
+        self.out_at = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Tap {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.prefix_at < this.prefix.len() {
+            let n = buf.remaining().min(this.prefix.len() - this.prefix_at);
+            buf.put_slice(&this.prefix[this.prefix_at..this.prefix_at + n]);
+            this.prefix_at += n;
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.tcp).poll_read(cx, buf))?;
+        if this.handshaking {
+            let fresh = buf.filled()[before..].to_vec();
+            this.observe_client(&fresh);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Tap {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.wire.closed_by_lab {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
+        }
+        if !this.handshaking {
+            this.flush_coalesced();
+            ready!(this.poll_drain(cx))?;
+            return Pin::new(&mut this.tcp).poll_write(cx, data);
+        }
+        this.observe_server(data);
+        // Whatever could not be written yet stays queued; poll_flush finishes it.
+        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.flush_coalesced();
+        ready!(this.poll_drain(cx))?;
+        if this.wire.closed_by_lab {
+            ready!(Pin::new(&mut this.tcp).poll_shutdown(cx))?;
+            return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
+        }
+        Pin::new(&mut this.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.flush_coalesced();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
+    }
+}
+
+/// OpenSSL reports a received alert as reason 1000 + its description.
+const ALERT_REASON_OFFSET: i32 = 1000;
+/// SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE.
+const REASON_NO_PEER_CERTIFICATE: i32 = 199;
+/// SSL_R_CERTIFICATE_VERIFY_FAILED.
+const REASON_VERIFY_FAILED: i32 = 134;
+
+fn classify(
+    result: &Result<Result<(), openssl::ssl::Error>, tokio::time::error::Elapsed>,
+    stream: &SslStream<Tap>,
+    fault: HandshakeFault,
+) -> HandshakeOutcome {
+    let ssl = stream.ssl();
+    let wire = &stream.get_ref().wire;
+    let error = match result {
+        Ok(Ok(())) => {
+            return HandshakeOutcome::Completed {
+                version: negotiated_version(ssl.version2()),
+                suite: ssl
+                    .current_cipher()
+                    .and_then(|c| c.standard_name())
+                    .unwrap_or("unknown")
+                    .to_owned(),
+            }
+        }
+        Ok(Err(e)) => Some(e),
+        Err(_) => None,
+    };
+    let reasons: Vec<i32> = error
+        .and_then(|e| e.ssl_error())
+        .map(|stack| stack.errors().iter().map(|e| e.reason_code()).collect())
+        .unwrap_or_default();
+    if let Some(alert) = wire.client_alert {
+        return HandshakeOutcome::AlertReceived {
+            alert: alert_name(alert),
+        };
+    }
+    // TLS 1.3 alerts after the ServerHello are encrypted: OpenSSL names them.
+    let received = reasons
+        .iter()
+        .find(|r| (ALERT_REASON_OFFSET..ALERT_REASON_OFFSET + 256).contains(*r));
+    if let Some(r) = received {
+        return HandshakeOutcome::AlertReceived {
+            alert: alert_name((r - ALERT_REASON_OFFSET) as u8),
+        };
+    }
+    if let Some(alert) = wire.server_alert {
+        return HandshakeOutcome::AlertSent {
+            alert: alert_name(alert),
+        };
+    }
+    match fault {
+        HandshakeFault::StallAfterHello if wire.stalled => return HandshakeOutcome::Stalled,
+        HandshakeFault::CloseMidHandshake if wire.closed_by_lab => return HandshakeOutcome::Closed,
+        _ => {}
+    }
+    if wire.server_records > 0 && wire.client_records_after_hello == 0 {
+        return HandshakeOutcome::ClientStoppedSending;
+    }
+    let protocol_error = error.is_some_and(|e| e.code() == ErrorCode::SSL);
+    if protocol_error {
+        // An alert the front sent encrypted (TLS 1.3): named from OpenSSL's reason.
+        if reasons.contains(&REASON_NO_PEER_CERTIFICATE) {
+            return HandshakeOutcome::AlertSent {
+                alert: "certificate_required".into(),
+            };
+        }
+        if reasons.contains(&REASON_VERIFY_FAILED) {
+            return HandshakeOutcome::AlertSent {
+                alert: "unknown_ca".into(),
+            };
+        }
+    }
+    HandshakeOutcome::Closed
+}

@@ -1,0 +1,3 @@
+//! The scenario runner: features, the step vocabulary, execution and reports.
+
+pub mod steps;

@@ -1,0 +1,715 @@
+//! The Gherkin step vocabulary of STEPS.md, parsed into typed steps.
+//!
+//! The phrasings are a public interface: users write features with them, so each
+//! works exactly as written (quotes, units and all). Every step text is parsed
+//! into a [`Step`] before anything runs, so a typo is reported with its file and
+//! line instead of failing halfway through a run.
+//!
+//! ```
+//! use hil::runner::steps::{parse, Step};
+//!
+//! let step = parse("the device reports a TLS failure with code 56")?;
+//! assert_eq!(step, Step::TlsFailureCode(56));
+//! assert!(parse("the device is happy").is_err());
+//! # Ok::<(), hil::runner::steps::StepError>(())
+//! ```
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use regex::{Captures, Regex};
+use time::OffsetDateTime;
+
+use crate::duration::parse_duration;
+use crate::pki::ProfileId;
+
+/// A TLS version a broker can be limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnlyTls {
+    /// TLS 1.0.
+    V10,
+    /// TLS 1.1.
+    V11,
+    /// TLS 1.2.
+    V12,
+    /// TLS 1.3.
+    V13,
+}
+
+/// One step, typed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Step {
+    /// `a virtual board running firmware "<variant or image path>"`
+    VirtualBoardRunning(String),
+    /// `the board under test`
+    BoardUnderTest,
+    /// `the board is flashed with "<image path>"` (Given and When)
+    FlashedWith(String),
+    /// `the board is not provisioned`
+    NotProvisioned,
+    /// `the device uses log profile "<name>"`
+    UsesLogProfile(String),
+    /// `the device is provisioned with username "<user>" and password "<password>"`
+    ProvisionedCredentials {
+        /// User name.
+        username: String,
+        /// Password (secret).
+        password: String,
+    },
+    /// `the broker presents the "<certificate profile>" certificate`
+    BrokerPresents(ProfileId),
+    /// `the broker requires SNI`
+    BrokerRequiresSni,
+    /// `the broker requires a client certificate`
+    BrokerRequiresClientCert,
+    /// `the broker trusts client certificates from another CA`
+    BrokerTrustsOtherClientCa,
+    /// `the broker accepts only TLS <1.0|1.1|1.2|1.3>`
+    BrokerOnlyTls(OnlyTls),
+    /// `the broker ignores the max fragment length extension`
+    BrokerIgnoresMfln,
+    /// `the broker requires username "<user>" and password "<password>"`
+    BrokerRequiresCredentials {
+        /// User name.
+        username: String,
+        /// Password (secret).
+        password: String,
+    },
+    /// `the broker does not authorise the device`
+    BrokerNotAuthorized,
+    /// `the broker stalls after the ServerHello`
+    BrokerStallsAfterHello,
+    /// `the broker closes the connection during the handshake`
+    BrokerClosesMidHandshake,
+    /// `the broker does not answer CONNECT`
+    BrokerNoConnack,
+    /// `the NTP server reports a time skewed by <duration>`
+    NtpSkew(time::Duration),
+    /// `the NTP server reports the time "<RFC 3339 timestamp>"`
+    NtpFixed(OffsetDateTime),
+    /// `the NTP server does not answer`
+    NtpSilent,
+    /// `the DNS server does not resolve "<host>"`
+    DnsDoesNotResolve(String),
+    /// `the DNS server resolves "<host>" to the lab`
+    DnsResolvesToLab(String),
+    /// `the board boots`
+    Boots,
+    /// `the broker publishes "<payload>" to "<topic>"`
+    BrokerPublishes {
+        /// Payload text.
+        payload: String,
+        /// Topic.
+        topic: String,
+    },
+    /// `the broker drops the device's connection`
+    BrokerDrops,
+    /// `the broker restarts`
+    BrokerRestarts,
+    /// `<duration> pass`
+    Pass(Duration),
+    /// `the serial output contains "<text>" within <duration>`
+    SerialContains {
+        /// Text to find.
+        text: String,
+        /// Deadline.
+        within: Duration,
+    },
+    /// `the serial output matches /<regex>/ within <duration>`
+    SerialMatches {
+        /// Pattern.
+        pattern: String,
+        /// Deadline.
+        within: Duration,
+    },
+    /// `the serial output never contains "<text>"`
+    SerialNeverContains(String),
+    /// `the device reports a TLS failure with code <n>`
+    TlsFailureCode(i64),
+    /// `the device reports MQTT state <n>` (optionally `within <duration>`)
+    MqttState {
+        /// PubSubClient state.
+        state: i64,
+        /// Deadline; the scenario's settle window when absent.
+        within: Option<Duration>,
+    },
+    /// `the board does not reboot`
+    DoesNotReboot,
+    /// `the board reboots within <duration>`
+    RebootsWithin(Duration),
+    /// `the TLS handshake succeeds within <duration>`
+    HandshakeSucceeds(Duration),
+    /// `the TLS handshake does not complete`
+    HandshakeDoesNotComplete,
+    /// `the device sent SNI "<host>"`
+    SentSni(String),
+    /// `the device sent no SNI`
+    SentNoSni,
+    /// `the device offered a max fragment length of <n> bytes`
+    OfferedMfln(u32),
+    /// `the device connects to the broker within <duration>`
+    ConnectsWithin(Duration),
+    /// `the device never completes an MQTT connection`
+    NeverConnects,
+    /// `the device publishes to "<topic>" within <duration>`
+    PublishesTo {
+        /// Topic.
+        topic: String,
+        /// Deadline.
+        within: Duration,
+    },
+    /// `the device publishes a message matching /<regex>/ to "<topic>" within <duration>`
+    PublishesMatching {
+        /// Payload pattern.
+        pattern: String,
+        /// Topic.
+        topic: String,
+        /// Deadline.
+        within: Duration,
+    },
+    /// `the device publishes at most <n> messages per <duration>`
+    PublishesAtMost {
+        /// Limit.
+        count: u32,
+        /// Window.
+        per: Duration,
+    },
+    /// `the device opens at most <n> connections per <duration>`
+    OpensAtMost {
+        /// Limit.
+        count: u32,
+        /// Window.
+        per: Duration,
+    },
+    /// `the device subscribes to "<topic>" within <duration>`
+    SubscribesTo {
+        /// Topic.
+        topic: String,
+        /// Deadline.
+        within: Duration,
+    },
+    /// `the device asked for the time within <duration>`
+    AskedForTime(Duration),
+    /// `the transcript matches the snapshot`
+    TranscriptMatchesSnapshot,
+}
+
+/// The keyword a phrase is documented under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Arrange: the board, its firmware, the lab.
+    Given,
+    /// Act.
+    When,
+    /// Assert.
+    Then,
+}
+
+/// A step text that is not in the vocabulary, or has a bad argument.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// No phrase matches.
+    #[error("unknown step `{text}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    Unknown {
+        /// The step text.
+        text: String,
+        /// The closest phrase, when one is close.
+        suggestion: Option<String>,
+    },
+    /// The phrase matched but an argument is invalid.
+    #[error("in step `{text}`: {problem}")]
+    BadArgument {
+        /// The step text.
+        text: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+type Build = fn(&Captures<'_>) -> Result<Step, String>;
+
+/// One phrase of the vocabulary.
+pub struct Phrase {
+    /// Documented keyword.
+    pub kind: Kind,
+    /// The phrase as STEPS.md writes it.
+    pub doc: &'static str,
+    /// What it does.
+    pub help: &'static str,
+    pattern: &'static str,
+    build: Build,
+}
+
+fn text(c: &Captures<'_>, name: &str) -> String {
+    c.name(name)
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+fn duration(c: &Captures<'_>, name: &str) -> Result<Duration, String> {
+    let given = text(c, name);
+    let d = parse_duration(&given).map_err(|e| format!("{e}; {}", DURATION_HELP))?;
+    if d.is_negative() {
+        return Err(format!(
+            "`{given}` is negative; a wait or deadline must be positive"
+        ));
+    }
+    Ok(Duration::from_millis(
+        d.whole_milliseconds().min(u64::MAX as i128) as u64,
+    ))
+}
+
+fn signed(c: &Captures<'_>, name: &str) -> Result<time::Duration, String> {
+    parse_duration(&text(c, name)).map_err(|e| format!("{e}; {DURATION_HELP}"))
+}
+
+fn number<T: std::str::FromStr>(c: &Captures<'_>, name: &str) -> Result<T, String> {
+    let given = text(c, name);
+    given
+        .parse()
+        .map_err(|_| format!("`{given}` is not a valid number"))
+}
+
+fn regex_arg(c: &Captures<'_>, name: &str) -> Result<String, String> {
+    let pattern = text(c, name);
+    Regex::new(&pattern)
+        .map_err(|e| format!("/{pattern}/ is not a valid regular expression: {e}"))?;
+    Ok(pattern)
+}
+
+const DURATION_HELP: &str = "durations look like `500 ms`, `20 s`, `2 min`, `-2 days`, `10 years`";
+
+// The quoted argument allows escaped quotes inside.
+const Q: &str = r#""(?P<%>(?:[^"\\]|\\.)*)""#;
+
+macro_rules! phrase {
+    ($kind:ident, $doc:literal, $help:literal, $pattern:literal, $build:expr) => {
+        Phrase {
+            kind: Kind::$kind,
+            doc: $doc,
+            help: $help,
+            pattern: $pattern,
+            build: $build,
+        }
+    };
+}
+
+/// Every phrase, in STEPS.md order (extensions marked in their help).
+pub fn vocabulary() -> &'static [Phrase] {
+    static PHRASES: OnceLock<Vec<Phrase>> = OnceLock::new();
+    PHRASES.get_or_init(|| {
+        vec![
+            phrase!(Given, r#"a virtual board running firmware "<variant or image path>""#,
+                "A virtual board flashed with a firmware variant (see `hil vfirmware list`) or an image file.",
+                r#"^a virtual board running firmware Q(fw)$"#, |c| Ok(Step::VirtualBoardRunning(text(c, "fw")))),
+            phrase!(Given, "the board under test",
+                "The board chosen on the command line (`--board`): a port, an rfc2217:// URL or `virtual`.",
+                r#"^the board under test$"#, |_| Ok(Step::BoardUnderTest)),
+            phrase!(Given, r#"the board is flashed with "<image path>""#,
+                "Flashes an image (relative paths from the working directory) before booting. Also a When.",
+                r#"^the board is flashed with Q(image)$"#, |c| Ok(Step::FlashedWith(text(c, "image")))),
+            phrase!(Given, "the board is not provisioned",
+                "Black-box mode: the firmware runs with its compiled-in settings.",
+                r#"^the board is not provisioned$"#, |_| Ok(Step::NotProvisioned)),
+            phrase!(Given, r#"the device uses log profile "<name>""#,
+                "Reads the serial output through a log profile (fixtures/log-profiles/<name>.toml or a path).",
+                r#"^the device uses log profile Q(name)$"#, |c| Ok(Step::UsesLogProfile(text(c, "name")))),
+            phrase!(Given, r#"the device is provisioned with username "<user>" and password "<password>""#,
+                "Overrides the MQTT credentials provisioned (by default: whatever the broker requires).",
+                r#"^the device is provisioned with username Q(user) and password Q(pass)$"#,
+                |c| Ok(Step::ProvisionedCredentials { username: text(c, "user"), password: text(c, "pass") })),
+            phrase!(Given, r#"the broker presents the "<certificate profile>" certificate"#,
+                "The certificate profile the TLS front presents to this device (see `hil pki list`).",
+                r#"^the broker presents the Q(profile) certificate$"#,
+                |c| text(c, "profile").parse().map(Step::BrokerPresents).map_err(|e: crate::pki::UnknownProfile| {
+                    let ids: Vec<&str> = ProfileId::ALL.iter().map(|p| p.as_str()).collect();
+                    format!("{e}; profiles: {}", ids.join(", "))
+                })),
+            phrase!(Given, "the broker requires SNI",
+                "The front refuses a ClientHello without server_name (alert unrecognized_name).",
+                r#"^the broker requires SNI$"#, |_| Ok(Step::BrokerRequiresSni)),
+            phrase!(Given, "the broker requires a client certificate",
+                "Mutual TLS: the device must present a certificate from the lab's client CA (provisioned by default).",
+                r#"^the broker requires a client certificate$"#, |_| Ok(Step::BrokerRequiresClientCert)),
+            phrase!(Given, "the broker trusts client certificates from another CA",
+                "Extension: mutual TLS against a CA that did not issue the device's certificate.",
+                r#"^the broker trusts client certificates from another CA$"#, |_| Ok(Step::BrokerTrustsOtherClientCa)),
+            phrase!(Given, "the broker accepts only TLS <1.0|1.1|1.2|1.3>",
+                "Limits the front to one protocol version.",
+                r#"^the broker accepts only TLS (?P<v>1\.[0-3])$"#, |c| Ok(Step::BrokerOnlyTls(match text(c, "v").as_str() {
+                    "1.0" => OnlyTls::V10, "1.1" => OnlyTls::V11, "1.2" => OnlyTls::V12, _ => OnlyTls::V13 }))),
+            phrase!(Given, "the broker ignores the max fragment length extension",
+                "The front answers as if the ClientHello had no max_fragment_length (full-size records).",
+                r#"^the broker ignores the max fragment length extension$"#, |_| Ok(Step::BrokerIgnoresMfln)),
+            phrase!(Given, r#"the broker requires username "<user>" and password "<password>""#,
+                "CONNECT must carry these credentials (CONNACK 4 otherwise).",
+                r#"^the broker requires username Q(user) and password Q(pass)$"#,
+                |c| Ok(Step::BrokerRequiresCredentials { username: text(c, "user"), password: text(c, "pass") })),
+            phrase!(Given, "the broker does not authorise the device",
+                "Extension: CONNECT is answered with CONNACK 5 (not authorised).",
+                r#"^the broker does not authori[sz]e the device$"#, |_| Ok(Step::BrokerNotAuthorized)),
+            phrase!(Given, "the broker stalls after the ServerHello",
+                "The front forwards the ServerHello and nothing more.",
+                r#"^the broker stalls after the ServerHello$"#, |_| Ok(Step::BrokerStallsAfterHello)),
+            phrase!(Given, "the broker closes the connection during the handshake",
+                "The front closes the connection after the ServerHello.",
+                r#"^the broker closes the connection during the handshake$"#, |_| Ok(Step::BrokerClosesMidHandshake)),
+            phrase!(Given, "the broker does not answer CONNECT",
+                "CONNECT is swallowed: no CONNACK ever comes.",
+                r#"^the broker does not answer CONNECT$"#, |_| Ok(Step::BrokerNoConnack)),
+            phrase!(Given, "the NTP server reports a time skewed by <duration>",
+                "The device's NTP answers are the lab clock plus this signed offset (e.g. `-2 days`, `+10 years`).",
+                r#"^the NTP server reports a time skewed by (?P<d>[+-]?\s*\d+\s*[a-z]+)$"#,
+                |c| signed(c, "d").map(Step::NtpSkew)),
+            phrase!(Given, r#"the NTP server reports the time "<RFC 3339 timestamp>""#,
+                "The device's NTP answers are this instant.",
+                r#"^the NTP server reports the time Q(t)$"#, |c| {
+                    let given = text(c, "t");
+                    OffsetDateTime::parse(&given, &time::format_description::well_known::Rfc3339)
+                        .map(Step::NtpFixed)
+                        .map_err(|_| format!("`{given}` is not an RFC 3339 timestamp (e.g. 2035-01-01T00:00:00Z)"))
+                }),
+            phrase!(Given, "the NTP server does not answer",
+                "NTP requests from the device get no answer.",
+                r#"^the NTP server does not answer$"#, |_| Ok(Step::NtpSilent)),
+            phrase!(Given, r#"the DNS server does not resolve "<host>""#,
+                "Queries for this name get NXDOMAIN.",
+                r#"^the DNS server does not resolve Q(host)$"#, |c| Ok(Step::DnsDoesNotResolve(text(c, "host")))),
+            phrase!(Given, r#"the DNS server resolves "<host>" to the lab"#,
+                "Extension: the lab answers for this name too (impersonating a production broker).",
+                r#"^the DNS server resolves Q(host) to the lab$"#, |c| Ok(Step::DnsResolvesToLab(text(c, "host")))),
+            phrase!(When, "the board boots",
+                "Resets the board, waits for the ROM banner and provisions it unless told not to.",
+                r#"^the board boots$"#, |_| Ok(Step::Boots)),
+            phrase!(When, r#"the board is flashed with "<image path>""#,
+                "Flashes an image now (see the Given of the same phrase).",
+                r#"^the board is flashed with Q(image)$"#, |c| Ok(Step::FlashedWith(text(c, "image")))),
+            phrase!(When, r#"the broker publishes "<payload>" to "<topic>""#,
+                "The harness publishes through the broker.",
+                r#"^the broker publishes Q(payload) to Q(topic)$"#,
+                |c| Ok(Step::BrokerPublishes { payload: text(c, "payload"), topic: text(c, "topic") })),
+            phrase!(When, "the broker drops the device's connection",
+                "The lab closes the device's MQTT connection.",
+                r#"^the broker drops the device's connection$"#, |_| Ok(Step::BrokerDrops)),
+            phrase!(When, "the broker restarts",
+                "The broker goes away for a moment and comes back.",
+                r#"^the broker restarts$"#, |_| Ok(Step::BrokerRestarts)),
+            phrase!(When, "<duration> pass",
+                "Lets time pass (the device keeps running).",
+                r#"^(?P<d>\d+\s*[a-z]+) pass(?:es)?$"#, |c| duration(c, "d").map(Step::Pass)),
+            phrase!(Then, r#"the serial output contains "<text>" within <duration>"#,
+                "A serial line containing the text appears before the deadline.",
+                r#"^the serial output contains Q(text) within (?P<d>.+)$"#,
+                |c| Ok(Step::SerialContains { text: text(c, "text"), within: duration(c, "d")? })),
+            phrase!(Then, "the serial output matches /<regex>/ within <duration>",
+                "A serial line matching the regular expression appears before the deadline.",
+                r#"^the serial output matches /(?P<re>.*)/ within (?P<d>.+)$"#,
+                |c| Ok(Step::SerialMatches { pattern: regex_arg(c, "re")?, within: duration(c, "d")? })),
+            phrase!(Then, r#"the serial output never contains "<text>""#,
+                "Checked until the scenario ends.",
+                r#"^the serial output never contains Q(text)$"#, |c| Ok(Step::SerialNeverContains(text(c, "text")))),
+            phrase!(Then, "the device reports a TLS failure with code <n>",
+                "The firmware's own report (through its log profile) names this BearSSL error.",
+                r#"^the device reports a TLS failure with code (?P<n>-?\d+)$"#, |c| number(c, "n").map(Step::TlsFailureCode)),
+            phrase!(Then, "the device reports MQTT state <n>",
+                "The firmware reports this PubSubClient state (optionally `within <duration>`).",
+                r#"^the device reports MQTT state (?P<n>-?\d+)(?: within (?P<d>.+))?$"#,
+                |c| Ok(Step::MqttState {
+                    state: number(c, "n")?,
+                    within: if c.name("d").is_some() { Some(duration(c, "d")?) } else { None },
+                })),
+            phrase!(Then, "the board does not reboot",
+                "No crash and no new ROM banner until the scenario ends.",
+                r#"^the board does not reboot$"#, |_| Ok(Step::DoesNotReboot)),
+            phrase!(Then, "the board reboots within <duration>",
+                "A new ROM banner appears before the deadline.",
+                r#"^the board reboots within (?P<d>.+)$"#, |c| duration(c, "d").map(Step::RebootsWithin)),
+            phrase!(Then, "the TLS handshake succeeds within <duration>",
+                "The front saw a completed handshake from this device.",
+                r#"^the TLS handshake succeeds within (?P<d>.+)$"#, |c| duration(c, "d").map(Step::HandshakeSucceeds)),
+            phrase!(Then, "the TLS handshake does not complete",
+                "No handshake from this device completes (settled as soon as the device gives up).",
+                r#"^the TLS handshake does not complete$"#, |_| Ok(Step::HandshakeDoesNotComplete)),
+            phrase!(Then, r#"the device sent SNI "<host>""#,
+                "The device's ClientHello carried this server_name.",
+                r#"^the device sent SNI Q(host)$"#, |c| Ok(Step::SentSni(text(c, "host")))),
+            phrase!(Then, "the device sent no SNI",
+                "The device's ClientHello carried no server_name.",
+                r#"^the device sent no SNI$"#, |_| Ok(Step::SentNoSni)),
+            phrase!(Then, "the device offered a max fragment length of <n> bytes",
+                "The device's ClientHello asked for this max_fragment_length.",
+                r#"^the device offered a max fragment length of (?P<n>\d+) bytes$"#, |c| number(c, "n").map(Step::OfferedMfln)),
+            phrase!(Then, "the device connects to the broker within <duration>",
+                "The broker saw the device's MQTT CONNECT.",
+                r#"^the device connects to the broker within (?P<d>.+)$"#, |c| duration(c, "d").map(Step::ConnectsWithin)),
+            phrase!(Then, "the device never completes an MQTT connection",
+                "No CONNACK 0 reaches the device (settled as soon as the outcome is known).",
+                r#"^the device never completes an MQTT connection$"#, |_| Ok(Step::NeverConnects)),
+            phrase!(Then, r#"the device publishes to "<topic>" within <duration>"#,
+                "The broker saw a PUBLISH from the device on this topic.",
+                r#"^the device publishes to Q(topic) within (?P<d>.+)$"#,
+                |c| Ok(Step::PublishesTo { topic: text(c, "topic"), within: duration(c, "d")? })),
+            phrase!(Then, r#"the device publishes a message matching /<regex>/ to "<topic>" within <duration>"#,
+                "The broker saw a PUBLISH on this topic whose payload matches.",
+                r#"^the device publishes a message matching /(?P<re>.*)/ to Q(topic) within (?P<d>.+)$"#,
+                |c| Ok(Step::PublishesMatching { pattern: regex_arg(c, "re")?, topic: text(c, "topic"), within: duration(c, "d")? })),
+            phrase!(Then, "the device publishes at most <n> messages per <duration>",
+                "Watches a window of that length: more PUBLISHes than that fail.",
+                r#"^the device publishes at most (?P<n>\d+) messages? per (?P<d>.+)$"#,
+                |c| Ok(Step::PublishesAtMost { count: number(c, "n")?, per: duration(c, "d")? })),
+            phrase!(Then, "the device opens at most <n> connections per <duration>",
+                "Extension: counts TCP connections to the broker in a window (reconnect manners).",
+                r#"^the device opens at most (?P<n>\d+) connections? per (?P<d>.+)$"#,
+                |c| Ok(Step::OpensAtMost { count: number(c, "n")?, per: duration(c, "d")? })),
+            phrase!(Then, r#"the device subscribes to "<topic>" within <duration>"#,
+                "The broker saw a SUBSCRIBE for this topic.",
+                r#"^the device subscribes to Q(topic) within (?P<d>.+)$"#,
+                |c| Ok(Step::SubscribesTo { topic: text(c, "topic"), within: duration(c, "d")? })),
+            phrase!(Then, "the device asked for the time within <duration>",
+                "The NTP server saw a request from the device.",
+                r#"^the device asked for the time within (?P<d>.+)$"#, |c| duration(c, "d").map(Step::AskedForTime)),
+            phrase!(Then, "the transcript matches the snapshot",
+                "The normalised serial transcript equals the reviewed insta snapshot.",
+                r#"^the transcript matches the snapshot$"#, |_| Ok(Step::TranscriptMatchesSnapshot)),
+        ]
+    })
+}
+
+fn compiled() -> &'static [(Regex, &'static Phrase)] {
+    static COMPILED: OnceLock<Vec<(Regex, &'static Phrase)>> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        vocabulary()
+            .iter()
+            .filter_map(|phrase| {
+                let mut pattern = phrase.pattern.to_owned();
+                // Expand Q(name) into a quoted, escapable capture called `name`.
+                while let Some(at) = pattern.find("Q(") {
+                    let end = pattern[at..].find(')').map(|e| at + e)?;
+                    let name = pattern[at + 2..end].to_owned();
+                    pattern.replace_range(at..=end, &Q.replace('%', &name));
+                }
+                Regex::new(&pattern).ok().map(|re| (re, phrase))
+            })
+            .collect()
+    })
+}
+
+/// Parses one step's text (without its keyword).
+pub fn parse(text: &str) -> Result<Step, StepError> {
+    let text = text.trim();
+    for (regex, phrase) in compiled() {
+        if let Some(captures) = regex.captures(text) {
+            return (phrase.build)(&captures)
+                .map(unescape_step)
+                .map_err(|problem| StepError::BadArgument {
+                    text: text.to_owned(),
+                    problem,
+                });
+        }
+    }
+    Err(StepError::Unknown {
+        text: text.to_owned(),
+        suggestion: closest(text),
+    })
+}
+
+/// Quoted arguments may contain `\"`; the step sees the plain text.
+fn unescape_step(step: Step) -> Step {
+    fn un(s: String) -> String {
+        if s.contains('\\') {
+            s.replace("\\\"", "\"").replace("\\\\", "\\")
+        } else {
+            s
+        }
+    }
+    match step {
+        Step::SerialContains { text, within } => Step::SerialContains {
+            text: un(text),
+            within,
+        },
+        Step::SerialNeverContains(text) => Step::SerialNeverContains(un(text)),
+        Step::BrokerPublishes { payload, topic } => Step::BrokerPublishes {
+            payload: un(payload),
+            topic: un(topic),
+        },
+        other => other,
+    }
+}
+
+/// The documented phrase closest to `text` by word overlap, when it is close.
+fn closest(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    vocabulary()
+        .iter()
+        .map(|phrase| {
+            let doc_words: Vec<&str> = phrase.doc.split_whitespace().collect();
+            let common = words.iter().filter(|w| doc_words.contains(w)).count();
+            (
+                common * 100 / doc_words.len().max(words.len()).max(1),
+                phrase.doc,
+            )
+        })
+        .filter(|(score, _)| *score >= 50)
+        .max_by_key(|(score, _)| *score)
+        .map(|(_, doc)| doc.to_owned())
+}
+
+/// The step reference (Markdown), generated from the vocabulary itself.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Step reference\n\nGenerated by `hil steps --markdown` from the harness's vocabulary; \
+         do not edit by hand.\n\nDurations accept `ms`, `s`/`seconds`, `min`, `h`, `days`, `years`, \
+         and a sign where it makes sense (`-2 days`). Quoted arguments may contain `\\\"`.\n",
+    );
+    for (kind, title) in [
+        (Kind::Given, "Given"),
+        (Kind::When, "When"),
+        (Kind::Then, "Then"),
+    ] {
+        out.push_str(&format!("\n## {title}\n\n"));
+        for phrase in vocabulary().iter().filter(|p| p.kind == kind) {
+            out.push_str(&format!("- `{title} {}`: {}\n", phrase.doc, phrase.help));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every phrase of STEPS.md, written as users write them.
+    const STEPS_MD_EXAMPLES: &[&str] = &[
+        r#"a virtual board running firmware "reference""#,
+        "the board under test",
+        r#"the board is flashed with "fixtures/images/reference.bin""#,
+        "the board is not provisioned",
+        r#"the device uses log profile "seed-style""#,
+        r#"the device is provisioned with username "hil" and password "wrong""#,
+        r#"the broker presents the "wrong-san" certificate"#,
+        "the broker requires SNI",
+        "the broker requires a client certificate",
+        "the broker accepts only TLS 1.3",
+        "the broker ignores the max fragment length extension",
+        r#"the broker requires username "hil" and password "s3cret""#,
+        "the broker stalls after the ServerHello",
+        "the broker closes the connection during the handshake",
+        "the broker does not answer CONNECT",
+        "the NTP server reports a time skewed by -2 days",
+        r#"the NTP server reports the time "2035-01-01T00:00:00Z""#,
+        "the NTP server does not answer",
+        r#"the DNS server does not resolve "broker.hil.test""#,
+        "the board boots",
+        r#"the broker publishes "led=on" to "hil/commands""#,
+        "the broker drops the device's connection",
+        "the broker restarts",
+        "30 s pass",
+        r#"the serial output contains "[mqtt] connected" within 20 s"#,
+        r#"the serial output matches /rc=-?\d+/ within 5 seconds"#,
+        r#"the serial output never contains "Exception""#,
+        "the device reports a TLS failure with code 56",
+        "the device reports MQTT state -2",
+        "the board does not reboot",
+        "the board reboots within 10 s",
+        "the TLS handshake succeeds within 20 s",
+        "the TLS handshake does not complete",
+        r#"the device sent SNI "broker.hil.test""#,
+        "the device sent no SNI",
+        "the device offered a max fragment length of 512 bytes",
+        "the device connects to the broker within 20 s",
+        "the device never completes an MQTT connection",
+        r#"the device publishes to "hil/telemetry" within 20 s"#,
+        r#"the device publishes a message matching /"seq":\d+/ to "hil/telemetry" within 20 s"#,
+        "the device publishes at most 5 messages per 2 s",
+        r#"the device subscribes to "hil/commands" within 20 s"#,
+        "the device asked for the time within 10 s",
+        "the transcript matches the snapshot",
+    ];
+
+    #[test]
+    fn every_documented_phrase_parses() {
+        for text in STEPS_MD_EXAMPLES {
+            assert!(parse(text).is_ok(), "`{text}`: {:?}", parse(text));
+        }
+        assert_eq!(
+            compiled().len(),
+            vocabulary().len(),
+            "a phrase's pattern does not compile"
+        );
+    }
+
+    #[test]
+    fn arguments_are_typed() {
+        assert_eq!(
+            parse("the NTP server reports a time skewed by +10 years").unwrap(),
+            Step::NtpSkew(time::Duration::days(3650))
+        );
+        assert_eq!(
+            parse("the device reports MQTT state -4 within 30 s").unwrap(),
+            Step::MqttState {
+                state: -4,
+                within: Some(Duration::from_secs(30))
+            }
+        );
+        assert_eq!(
+            parse("the broker accepts only TLS 1.0").unwrap(),
+            Step::BrokerOnlyTls(OnlyTls::V10)
+        );
+        assert_eq!(
+            parse(r#"the serial output contains "say \"hi\"" within 1 s"#).unwrap(),
+            Step::SerialContains {
+                text: "say \"hi\"".into(),
+                within: Duration::from_secs(1)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_arguments_say_what_is_wrong() {
+        let err = parse(r#"the broker presents the "wrong-sans" certificate"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("wrong-sans") && err.contains("wrong-san,"),
+            "{err}"
+        );
+        let err = parse("the TLS handshake succeeds within 2 fortnights")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 fortnights"), "{err}");
+        let err = parse("the serial output matches /(/ within 1 s")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("regular expression"), "{err}");
+        let err = parse("the TLS handshake succeeds within -2 s")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("negative"), "{err}");
+    }
+
+    #[test]
+    fn unknown_steps_suggest_the_nearest_phrase() {
+        let err = parse("the device connects to the broker in 20 s").unwrap_err();
+        assert!(
+            matches!(&err, StepError::Unknown { suggestion: Some(s), .. } if s.contains("connects to the broker within")),
+            "{err}"
+        );
+        assert!(matches!(
+            parse("flibber"),
+            Err(StepError::Unknown {
+                suggestion: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_reference_lists_every_phrase() {
+        let doc = reference_markdown();
+        for phrase in vocabulary() {
+            assert!(doc.contains(phrase.doc), "{}", phrase.doc);
+        }
+    }
+}
