@@ -162,7 +162,9 @@ impl RunArgs {
         config.dns_port = self.dns_port;
         config.names = self.names.clone();
         config.default_policy = policy;
-        config.at = at;
+        // Without --at the lab clock is the wall clock: generation took seconds
+        // the clock must not lag by.
+        config.at = if self.at.is_some() { at } else { now() };
         config.backend = match self.broker {
             Backend::Embedded => BrokerBackend::Embedded,
             Backend::Mosquitto => BrokerBackend::Mosquitto,

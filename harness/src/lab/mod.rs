@@ -366,3 +366,21 @@ impl Drop for Lab {
         let _ = self.shutdown.send(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_failures_name_the_fix() {
+        let addr: SocketAddr = "0.0.0.0:123".parse().unwrap();
+        let denied = bind_error("NTP", addr, io::ErrorKind::PermissionDenied.into());
+        let help = miette::Diagnostic::help(&denied).unwrap().to_string();
+        assert!(help.contains("setcap cap_net_bind_service=+ep"), "{help}");
+        let code = miette::Diagnostic::code(&denied).unwrap().to_string();
+        assert_eq!(code, "hil::lab::privileged_port");
+        let taken = bind_error("NTP", addr, io::ErrorKind::AddrInUse.into());
+        assert!(matches!(taken, LabError::PortInUse { .. }));
+        assert!(taken.to_string().contains("0.0.0.0:123"));
+    }
+}
