@@ -65,9 +65,10 @@ async fn ntpdig_sees_the_configured_skew_and_silence() {
     // timestamps past the rollover.
     for skew in ["-2 days", "+5 years", "-10 years", "90 s"] {
         let d = parse_duration(skew).unwrap();
-        let mut policy = DevicePolicy::default();
-        policy.ntp = NtpPolicy::Skewed(d);
-        t.lab.policies().set_default(policy);
+        t.lab.policies().set_default(DevicePolicy {
+            ntp: NtpPolicy::Skewed(d),
+            ..DevicePolicy::default()
+        });
         let offset = ntpdig_offset(port).await.expect("an answer");
         let want = d.as_seconds_f64();
         assert!(
@@ -76,9 +77,10 @@ async fn ntpdig_sees_the_configured_skew_and_silence() {
         );
     }
 
-    let mut policy = DevicePolicy::default();
-    policy.ntp = NtpPolicy::Silent;
-    t.lab.policies().set_default(policy);
+    t.lab.policies().set_default(DevicePolicy {
+        ntp: NtpPolicy::Silent,
+        ..DevicePolicy::default()
+    });
     assert_eq!(ntpdig_offset(port).await, None);
     let events = t.lab.timeline().snapshot();
     let answers: Vec<bool> = events
