@@ -309,14 +309,29 @@ impl BenchArgs {
                 total += joined.into_diagnostic()?.into_diagnostic()?;
             }
             let elapsed = started.elapsed();
-            let completed = lab
-                .timeline()
-                .snapshot()
-                .iter()
-                .filter(|e| {
-                    matches!(&e.kind, EventKind::TlsHandshake { outcome: hil::timeline::HandshakeOutcome::Completed { .. }, .. })
-                })
-                .count();
+            // The front records each outcome a moment after the client finished.
+            let is_completed = |e: &Event| {
+                matches!(
+                    &e.kind,
+                    EventKind::TlsHandshake {
+                        outcome: hil::timeline::HandshakeOutcome::Completed { .. },
+                        ..
+                    }
+                )
+            };
+            let timeline = lab.timeline();
+            let completed = loop {
+                let from = timeline.cursor();
+                let completed = timeline.snapshot().iter().filter(|e| is_completed(e)).count();
+                let more = completed < total
+                    && timeline
+                        .wait_for(from, Duration::from_secs(2), is_completed)
+                        .await
+                        .is_some();
+                if !more {
+                    break completed;
+                }
+            };
             lab.shutdown().await;
             let _ = std::fs::remove_dir_all(&dir);
             println!("catalogue generation:   {generated:.2?}");
