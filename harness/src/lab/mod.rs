@@ -237,6 +237,7 @@ impl Lab {
                     timeline: timeline.clone(),
                     broker,
                     handshake_timeout: config.handshake_timeout,
+                    contexts: tls::front::ContextCache::default(),
                 });
                 tasks.push(tokio::spawn(tls::front::serve(
                     listener,
