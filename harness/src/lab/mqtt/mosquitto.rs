@@ -7,6 +7,7 @@
 //! DISCONNECT, TLS errors OpenSSL reports, and every PUBLISH with its payload (from
 //! the observer, without the publisher's address). It cannot record the
 //! ClientHello, the negotiated version and suite, or ClientStoppedSending; it
+//! answers a wrong password with CONNACK 5, not 4; it
 //! cannot accept TLS 1.0 only, stall or close mid-handshake, or ignore MFLN.
 
 use std::collections::{HashMap, HashSet};
@@ -221,7 +222,13 @@ impl Mosquitto {
                     }
                 }
                 for (device, kind) in parser.parse(&line) {
-                    log_timeline.record(Source::Mqtt, device, kind);
+                    let source = match kind {
+                        EventKind::TlsAccepted { .. } | EventKind::TlsHandshake { .. } => {
+                            Source::Tls
+                        }
+                        _ => Source::Mqtt,
+                    };
+                    log_timeline.record(source, device, kind);
                 }
             }
         });
