@@ -253,3 +253,39 @@ async fn broker_policies_answer_connect_as_declared() {
     );
     child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mosquitto_backend_requires_the_client_certificate_it_was_told_to() {
+    let t = start_lab_with(
+        ProfileId::Valid,
+        DevicePolicy::default().with(BrokerPolicy::ClientCertRequired),
+        |c| c.backend = BrokerBackend::Mosquitto,
+    )
+    .await;
+    let lab = &t.lab;
+    let anchors = lab.device_anchors();
+    let socks = socks_to(lab.addrs().mqtt_tls).await;
+    let dir = lab.profile_dir().to_owned();
+    let without = run(
+        mosquitto("mosquitto_pub", lab, socks, &anchors, "dev-1").args(["-t", "a", "-m", "b"]),
+        LIMIT,
+    )
+    .await;
+    assert!(!without.status.success(), "{}", text(&without));
+    let with = run(
+        mosquitto("mosquitto_pub", lab, socks, &anchors, "dev-1")
+            .args(["-t", "a", "-m", "b", "--cert"])
+            .arg(dir.join(hil::pki::file::CLIENT_CERT))
+            .arg("--key")
+            .arg(dir.join(hil::pki::file::CLIENT_KEY)),
+        LIMIT,
+    )
+    .await;
+    assert!(with.status.success(), "{}", text(&with));
+    wait(
+        lab,
+        "CONNECT from dev-1",
+        |e| matches!(&e.kind, EventKind::MqttConnect { client_id, .. } if client_id == "dev-1"),
+    )
+    .await;
+}

@@ -77,6 +77,19 @@ async fn ntpdig_sees_the_configured_skew_and_silence() {
         );
     }
 
+    // A fixed instant: what a stale clock would report.
+    let fixed = time::macros::datetime!(2021-06-01 12:00 UTC);
+    t.lab.policies().set_default(DevicePolicy {
+        ntp: NtpPolicy::Fixed(fixed),
+        ..DevicePolicy::default()
+    });
+    let offset = ntpdig_offset(port).await.expect("an answer");
+    let want = (fixed - time::OffsetDateTime::now_utc()).as_seconds_f64();
+    assert!(
+        (offset - want).abs() < 2.0,
+        "fixed: offset {offset}, wanted {want}"
+    );
+
     t.lab.policies().set_default(DevicePolicy {
         ntp: NtpPolicy::Silent,
         ..DevicePolicy::default()
@@ -90,7 +103,7 @@ async fn ntpdig_sees_the_configured_skew_and_silence() {
             _ => None,
         })
         .collect();
-    assert_eq!(answers, [true, true, true, true, true, false]);
+    assert_eq!(answers, [true, true, true, true, true, true, false]);
 }
 
 async fn dig(port: u16, name: &str, extra: &[&str]) -> String {
