@@ -130,6 +130,16 @@ pub enum LabError {
         #[source]
         source: Option<io::Error>,
     },
+    /// The mosquitto backend cannot play a policy.
+    #[error("mosquitto cannot {what}")]
+    #[diagnostic(
+        code(hil::lab::mosquitto_unsupported),
+        help("use the embedded broker, which plays every policy")
+    )]
+    MosquittoUnsupported {
+        /// What it cannot do.
+        what: &'static str,
+    },
     /// The harness's MQTT client failed.
     #[error("the lab's MQTT client failed: {reason}")]
     #[diagnostic(code(hil::lab::client))]

@@ -66,10 +66,7 @@ fn config(
     policy: &DevicePolicy,
     password_file: Option<&Path>,
 ) -> Result<String, LabError> {
-    let unsupported = |what: &str| LabError::BrokerStart {
-        reason: format!("mosquitto cannot {what}; use the embedded broker"),
-        source: None,
-    };
+    let unsupported = |what| LabError::MosquittoUnsupported { what };
     let t = &policy.tls;
     if t.versions.contains(TlsVersion::Tls10) {
         return Err(unsupported("accept TLS 1.0"));
