@@ -118,3 +118,15 @@ fn a_port_in_use_names_the_problem_and_exits_2() {
     );
     assert!(err.contains("hil::lab::port_in_use"), "{err}");
 }
+
+#[test]
+fn the_help_names_every_broker_policy() {
+    let out = hil().args(["lab", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for policy in hil::lab::BrokerPolicy::ALL {
+        assert!(
+            help.contains(policy.as_str()),
+            "{policy} missing from:\n{help}"
+        );
+    }
+}
