@@ -511,3 +511,71 @@ async fn garbage_instead_of_a_client_hello_is_recorded_not_fatal() {
         text(&out)
     );
 }
+
+/// Every suite openssl offers is recorded under OpenSSL's own standard name (or as
+/// its hex code where the lab's table has no name), in the order it was offered.
+#[tokio::test(flavor = "multi_thread")]
+async fn cipher_suite_names_agree_with_openssl() {
+    const ALL: &str = "ALL:@SECLEVEL=0";
+    let listed = run(
+        Command::new("openssl").args(["ciphers", "-V", "-stdname", ALL]),
+        LIMIT,
+    )
+    .await;
+    assert!(listed.status.success(), "{}", text(&listed));
+    // "0xC0,0x2C - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 - ECDHE-ECDSA-... TLSv1.2 ..."
+    let expected: Vec<(String, String)> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let id = words.next()?.replace(",0x", "").replace("0x", "");
+            words.next()?;
+            Some((format!("0x{}", id.to_uppercase()), words.next()?.to_owned()))
+        })
+        .collect();
+    assert!(expected.len() > 50, "{}", text(&listed));
+
+    let t = start_lab(ProfileId::Valid, DevicePolicy::default()).await;
+    run(
+        s_client(t.lab.addrs().mqtt_tls, &t.lab.device_anchors(), BROKER_HOST)
+            .args(["-cipher", ALL]),
+        LIMIT,
+    )
+    .await;
+    let recorded: Vec<String> = hello(&t.lab, 0)
+        .await
+        .cipher_suites
+        .into_iter()
+        .filter(|s| s != "TLS_EMPTY_RENEGOTIATION_INFO_SCSV")
+        .collect();
+    // s_client leaves out what it cannot use (PSK, SRP, anonymous suites), so what
+    // it offered is openssl's list with gaps, in the same order.
+    let mut rest = expected.iter();
+    let mut named = 0;
+    for got in &recorded {
+        let found = rest.any(|(id, name)| {
+            if got.starts_with("0x") {
+                got == id
+            } else {
+                got == name
+            }
+        });
+        assert!(found, "{got} is not where openssl lists it: {expected:?}");
+        named += usize::from(!got.starts_with("0x"));
+    }
+    assert!(named >= 30, "only {named} suites named: {recorded:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_go_of_every_port() {
+    let t = start_lab(ProfileId::Valid, DevicePolicy::default()).await;
+    let addrs = t.lab.addrs();
+    // A connection held open across the shutdown must not keep anything alive.
+    let _held = tokio::net::TcpStream::connect(addrs.mqtt_tls)
+        .await
+        .unwrap();
+    t.lab.shutdown().await;
+    tokio::net::TcpListener::bind(addrs.mqtt_tls).await.unwrap();
+    tokio::net::UdpSocket::bind(addrs.ntp).await.unwrap();
+    tokio::net::UdpSocket::bind(addrs.dns).await.unwrap();
+}

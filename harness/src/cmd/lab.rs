@@ -49,12 +49,27 @@ struct RunArgs {
     /// The certificate profile the broker presents (see `hil pki list`).
     #[arg(long, default_value = "valid", value_name = "ID")]
     profile: String,
-    /// A broker policy of the catalogue; repeat for several.
+    /// A broker policy of the catalogue; repeat for several: sni-required,
+    /// client-cert-required, client-cert-wrong-ca, tls13-only, tls10-only,
+    /// mfln-ignored, mfln-honoured, stall-after-hello, close-mid-handshake,
+    /// mqtt-bad-credentials, mqtt-not-authorized, no-connack, dns-nxdomain.
     #[arg(long = "policy", value_name = "NAME")]
     policies: Vec<String>,
     /// Skew the NTP server's answers, e.g. `-2 days` or `+10 years`.
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     ntp_skew: Option<String>,
+    /// Make the NTP server always report this instant (a stale clock).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339, conflicts_with = "ntp_skew")]
+    ntp_time: Option<time::OffsetDateTime>,
+    /// Give up on a handshake that makes no progress after this long, and record
+    /// why (the client stopped sending, or the stall asked for).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "20 s",
+        allow_hyphen_values = true
+    )]
+    handshake_timeout: String,
     /// Address every service binds to.
     #[arg(
         long,
@@ -141,6 +156,16 @@ impl RunArgs {
         if let Some(skew) = &self.ntp_skew {
             policy.ntp = NtpPolicy::Skewed(parse_duration(skew)?);
         }
+        if let Some(at) = self.ntp_time {
+            policy.ntp = NtpPolicy::Fixed(at);
+        }
+        let handshake_timeout = parse_duration(&self.handshake_timeout)?;
+        let handshake_timeout = Duration::try_from(handshake_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| hil::duration::DurationError {
+                given: self.handshake_timeout.clone(),
+            })?;
         let at = self.at.unwrap_or_else(now);
         let catalogue = Catalogue::generate(at).wrap_err("generating the certificates")?;
         let profile = Arc::new(catalogue.profile(id)?.clone());
@@ -161,8 +186,11 @@ impl RunArgs {
         config.ntp_port = self.ntp_port;
         config.dns_port = self.dns_port;
         config.names = self.names.clone();
+        config.handshake_timeout = handshake_timeout;
         config.default_policy = policy;
-        config.at = at;
+        // Without --at the lab clock is the wall clock: generation took seconds
+        // the clock must not lag by.
+        config.at = if self.at.is_some() { at } else { now() };
         config.backend = match self.broker {
             Backend::Embedded => BrokerBackend::Embedded,
             Backend::Mosquitto => BrokerBackend::Mosquitto,
@@ -307,14 +335,29 @@ impl BenchArgs {
                 total += joined.into_diagnostic()?.into_diagnostic()?;
             }
             let elapsed = started.elapsed();
-            let completed = lab
-                .timeline()
-                .snapshot()
-                .iter()
-                .filter(|e| {
-                    matches!(&e.kind, EventKind::TlsHandshake { outcome: hil::timeline::HandshakeOutcome::Completed { .. }, .. })
-                })
-                .count();
+            // The front records each outcome a moment after the client finished.
+            let is_completed = |e: &Event| {
+                matches!(
+                    &e.kind,
+                    EventKind::TlsHandshake {
+                        outcome: hil::timeline::HandshakeOutcome::Completed { .. },
+                        ..
+                    }
+                )
+            };
+            let timeline = lab.timeline();
+            let completed = loop {
+                let from = timeline.cursor();
+                let completed = timeline.snapshot().iter().filter(|e| is_completed(e)).count();
+                let more = completed < total
+                    && timeline
+                        .wait_for(from, Duration::from_secs(2), is_completed)
+                        .await
+                        .is_some();
+                if !more {
+                    break completed;
+                }
+            };
             lab.shutdown().await;
             let _ = std::fs::remove_dir_all(&dir);
             println!("catalogue generation:   {generated:.2?}");

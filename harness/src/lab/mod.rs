@@ -130,6 +130,16 @@ pub enum LabError {
         #[source]
         source: Option<io::Error>,
     },
+    /// The mosquitto backend cannot play a policy.
+    #[error("mosquitto cannot {what}")]
+    #[diagnostic(
+        code(hil::lab::mosquitto_unsupported),
+        help("use the embedded broker, which plays every policy")
+    )]
+    MosquittoUnsupported {
+        /// What it cannot do.
+        what: &'static str,
+    },
     /// The harness's MQTT client failed.
     #[error("the lab's MQTT client failed: {reason}")]
     #[diagnostic(code(hil::lab::client))]
@@ -237,6 +247,7 @@ impl Lab {
                     timeline: timeline.clone(),
                     broker,
                     handshake_timeout: config.handshake_timeout,
+                    contexts: tls::front::ContextCache::default(),
                 });
                 tasks.push(tokio::spawn(tls::front::serve(
                     listener,
@@ -364,5 +375,23 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_failures_name_the_fix() {
+        let addr: SocketAddr = "0.0.0.0:123".parse().unwrap();
+        let denied = bind_error("NTP", addr, io::ErrorKind::PermissionDenied.into());
+        let help = miette::Diagnostic::help(&denied).unwrap().to_string();
+        assert!(help.contains("setcap cap_net_bind_service=+ep"), "{help}");
+        let code = miette::Diagnostic::code(&denied).unwrap().to_string();
+        assert_eq!(code, "hil::lab::privileged_port");
+        let taken = bind_error("NTP", addr, io::ErrorKind::AddrInUse.into());
+        assert!(matches!(taken, LabError::PortInUse { .. }));
+        assert!(taken.to_string().contains("0.0.0.0:123"));
     }
 }

@@ -125,6 +125,18 @@ mod tests {
     }
 
     #[test]
+    fn times_after_2036_wrap_into_era_1_as_rfc_4330_says() {
+        // RFC 4330 section 3: a clear top bit means 2036-2104.
+        let t = datetime!(2040-01-01 0:00 UTC);
+        let secs = u32::from_be_bytes(to_ntp(t)[..4].try_into().unwrap());
+        assert_eq!(secs & 0x8000_0000, 0);
+        assert_eq!(
+            i64::from(secs) + (1 << 32) - NTP_UNIX_OFFSET,
+            t.unix_timestamp()
+        );
+    }
+
+    #[test]
     fn server_packets_and_short_ones_get_no_answer() {
         let mut request = [0u8; 48];
         request[0] = (4 << 3) | 4;

@@ -114,7 +114,7 @@ impl fmt::Debug for TlsVersions {
 
 /// Whether the front asks the device for a client certificate, and which CA it
 /// verifies it against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientCertPolicy {
     /// No client certificate is requested.
     NotRequested,
@@ -126,7 +126,7 @@ pub enum ClientCertPolicy {
 }
 
 /// What the front does with the device's max_fragment_length extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MflnPolicy {
     /// OpenSSL honours it: every record the front sends fits the asked size.
     Honoured,
@@ -136,7 +136,7 @@ pub enum MflnPolicy {
 }
 
 /// A deliberate fault during the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HandshakeFault {
     /// No fault.
     None,
@@ -148,7 +148,7 @@ pub enum HandshakeFault {
 }
 
 /// The TLS front's policy for one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TlsPolicy {
     /// Versions the front accepts.
     pub versions: TlsVersions,

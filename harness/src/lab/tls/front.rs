@@ -3,14 +3,16 @@
 //! edits) the records, record the outcome, then hand the plaintext to the MQTT
 //! layer.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use openssl::ssl::{ErrorCode, Ssl};
+use openssl::error::ErrorStack;
+use openssl::ssl::{ErrorCode, Ssl, SslContext};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -23,7 +25,7 @@ use super::hello::{
 };
 use super::{negotiated_version, server_context};
 use crate::lab::mqtt::{self, MqttLink};
-use crate::lab::policy::{HandshakeFault, MflnPolicy, PolicyTable};
+use crate::lab::policy::{HandshakeFault, MflnPolicy, PolicyTable, TlsPolicy};
 use crate::pki::Profile;
 use crate::timeline::{EventKind, HandshakeOutcome, Source, Timeline};
 
@@ -34,6 +36,35 @@ pub(crate) struct FrontShared {
     pub timeline: Timeline,
     pub broker: SocketAddr,
     pub handshake_timeout: Duration,
+    pub contexts: ContextCache,
+}
+
+/// Server contexts by certificate chain and policy: parsing keys and chains for
+/// every connection would cost more than the handshake itself.
+#[derive(Default)]
+pub(crate) struct ContextCache {
+    contexts: Mutex<HashMap<([u8; 20], TlsPolicy), SslContext>>,
+}
+
+impl ContextCache {
+    fn get(&self, profile: &Profile, policy: &TlsPolicy) -> Result<SslContext, ErrorStack> {
+        let chain_id = openssl::sha::sha1(
+            &profile
+                .broker_chain()
+                .iter()
+                .flat_map(|c| c.sha1())
+                .collect::<Vec<u8>>(),
+        );
+        let key = (chain_id, policy.clone());
+        if let Some(ctx) = self.contexts.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(ctx);
+        }
+        let ctx = server_context(profile, policy)?;
+        if let Ok(mut contexts) = self.contexts.lock() {
+            contexts.insert(key, ctx.clone());
+        }
+        Ok(ctx)
+    }
 }
 
 /// Accepts connections until `shutdown` fires, then drops every open one.
@@ -92,7 +123,11 @@ async fn handle(shared: Arc<FrontShared>, mut tcp: TcpStream, peer: SocketAddr) 
         .profile
         .clone()
         .unwrap_or_else(|| shared.profile.clone());
-    let ssl = match server_context(&profile, &policy.tls).and_then(|ctx| Ssl::new(&ctx)) {
+    let ssl = match shared
+        .contexts
+        .get(&profile, &policy.tls)
+        .and_then(|ctx| Ssl::new(&ctx))
+    {
         Ok(ssl) => ssl,
         Err(e) => {
             record(EventKind::Note {
