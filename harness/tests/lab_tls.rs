@@ -60,9 +60,6 @@ async fn every_profile_gives_openssl_its_declared_web_pki_verdict() {
             // OpenSSL's host check falls back to the subject CN when a certificate has
             // no SAN (as BearSSL does); rustls-webpki's web PKI verdict refuses.
             ProfileId::CnOnly => Outcome::Connects,
-            // OpenSSL always sends the certificate matching its key first, so the lab
-            // cannot put the intermediate before the leaf; OpenSSL then accepts.
-            ProfileId::ReversedChain => Outcome::Connects,
             _ => id.expectation().web_pki,
         };
         assert_eq!(

@@ -51,8 +51,8 @@ pub(crate) fn server_context(
         .iter()
         .map(|c| X509::from_der(c.der()))
         .collect::<Result<Vec<_>, _>>()?;
-    // OpenSSL always sends the certificate matching the key first; a chain served
-    // in another order (reversed-chain) is sent leaf first with the others after it.
+    // OpenSSL always sends the certificate matching the key first. The catalogue
+    // gives reversed-chain the intermediate's key, so the intermediate goes first.
     let leaf_at = chain
         .iter()
         .position(|c| c.public_key().is_ok_and(|k| k.public_eq(&key)))
