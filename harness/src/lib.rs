@@ -35,6 +35,7 @@ pub mod image;
 pub mod lab;
 pub mod logprofile;
 pub mod pki;
+pub mod provisioning;
 pub mod runner;
 pub mod timeline;
 pub mod vboard;

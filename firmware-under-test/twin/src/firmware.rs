@@ -473,7 +473,17 @@ impl Device<'_> {
             let keepalive_due = last_out.min(last_in) + keepalive;
             tokio::select! {
                 incoming = link.next() => {
-                    let Ok(incoming) = incoming else { return Ok(state::CONNECTION_LOST) };
+                    let incoming = match incoming {
+                        Ok(incoming) => incoming,
+                        Err(failure) => {
+                            // getLastSSLError() after the drop: says why (6 when a
+                            // record outgrew a shrunk receive buffer).
+                            if failure.code() != 0 {
+                                self.say(Line::TlsError { code: failure.code(), text: error_text(failure.code()) })?;
+                            }
+                            return Ok(state::CONNECTION_LOST);
+                        }
+                    };
                     last_in = Instant::now();
                     match incoming {
                         Incoming::Publish(topic, payload) => {

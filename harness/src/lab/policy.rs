@@ -130,8 +130,9 @@ pub enum ClientCertPolicy {
 pub enum MflnPolicy {
     /// OpenSSL honours it: every record the front sends fits the asked size.
     Honoured,
-    /// The front's handshake records are sent at full size (up to 16 KiB) whatever
-    /// the device asked for, which is what a device with shrunk buffers trips on.
+    /// The extension is never acknowledged and records go out at full size (up to
+    /// 16 KiB): served by rustls, which does not implement it. A device with a
+    /// shrunk receive buffer fails on the first large encrypted record (BearSSL 6).
     Ignored,
 }
 
@@ -337,7 +338,7 @@ broker_policies! {
     ClientCertWrongCa => "client-cert-wrong-ca", "require a client certificate, verified against a CA that did not issue it";
     Tls13Only => "tls13-only", "accept TLS 1.3 only";
     Tls10Only => "tls10-only", "accept TLS 1.0 only";
-    MflnIgnored => "mfln-ignored", "send full-size handshake records whatever max_fragment_length asked";
+    MflnIgnored => "mfln-ignored", "never acknowledge max_fragment_length; send full-size records (rustls)";
     MflnHonoured => "mfln-honoured", "honour max_fragment_length (the default)";
     StallAfterHello => "stall-after-hello", "send the ServerHello, then nothing more";
     CloseMidHandshake => "close-mid-handshake", "send the ServerHello, then close";

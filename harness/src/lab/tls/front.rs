@@ -21,7 +21,6 @@ use tokio_openssl::SslStream;
 
 use super::hello::{
     alert_name, content, first_handshake_message, parse_client_hello, Record, RecordScanner,
-    MAX_PLAINTEXT,
 };
 use super::{negotiated_version, server_context};
 use crate::lab::mqtt::{self, MqttLink};
@@ -123,6 +122,10 @@ async fn handle(shared: Arc<FrontShared>, mut tcp: TcpStream, peer: SocketAddr) 
         .profile
         .clone()
         .unwrap_or_else(|| shared.profile.clone());
+    if policy.tls.mfln == MflnPolicy::Ignored {
+        let tap = Tap::new(tcp, prefix, hello_records, policy.tls.fault);
+        return accept_ignoring_mfln(&shared, tap, &profile, policy, peer).await;
+    }
     let ssl = match shared
         .contexts
         .get(&profile, &policy.tls)
@@ -136,13 +139,7 @@ async fn handle(shared: Arc<FrontShared>, mut tcp: TcpStream, peer: SocketAddr) 
             return finish(HandshakeOutcome::Closed);
         }
     };
-    let tap = Tap::new(
-        tcp,
-        prefix,
-        hello_records,
-        policy.tls.fault,
-        policy.tls.mfln,
-    );
+    let tap = Tap::new(tcp, prefix, hello_records, policy.tls.fault);
     let mut stream = match SslStream::new(ssl, tap) {
         Ok(stream) => stream,
         Err(_) => return finish(HandshakeOutcome::Closed),
@@ -233,23 +230,15 @@ struct Tap {
     server_scan: RecordScanner,
     server_ccs: bool,
     hello_forwarded: bool,
-    coalesced: Option<Record>,
     out: Vec<u8>,
     out_at: usize,
     fault: HandshakeFault,
-    mfln: MflnPolicy,
     handshaking: bool,
     wire: Wire,
 }
 
 impl Tap {
-    fn new(
-        tcp: TcpStream,
-        prefix: Vec<u8>,
-        hello_records: usize,
-        fault: HandshakeFault,
-        mfln: MflnPolicy,
-    ) -> Tap {
+    fn new(tcp: TcpStream, prefix: Vec<u8>, hello_records: usize, fault: HandshakeFault) -> Tap {
         let mut tap = Tap {
             tcp,
             prefix: Vec::new(),
@@ -260,11 +249,9 @@ impl Tap {
             server_scan: RecordScanner::default(),
             server_ccs: false,
             hello_forwarded: false,
-            coalesced: None,
             out: Vec::new(),
             out_at: 0,
             fault,
-            mfln,
             handshaking: true,
             wire: Wire::default(),
         };
@@ -282,21 +269,6 @@ impl Tap {
             }
             if let Some(alert) = record.plaintext_alert() {
                 self.wire.client_alert.get_or_insert(alert);
-            }
-        }
-    }
-
-    fn flush_coalesced(&mut self) {
-        if let Some(rec) = self.coalesced.take() {
-            for piece in rec.payload.chunks(MAX_PLAINTEXT) {
-                self.out.extend_from_slice(
-                    &Record {
-                        content_type: rec.content_type,
-                        version: rec.version,
-                        payload: piece.to_vec(),
-                    }
-                    .encode(),
-                );
             }
         }
     }
@@ -331,21 +303,7 @@ impl Tap {
             if record.content_type == content::CHANGE_CIPHER_SPEC {
                 self.server_ccs = true;
             }
-            // Handshake messages may be split over records freely without touching
-            // the transcript, so merging them undoes what OpenSSL did to honour the
-            // device's max_fragment_length while the Finished hashes still agree.
-            let merge = self.mfln == MflnPolicy::Ignored
-                && record.content_type == content::HANDSHAKE
-                && !self.server_ccs;
-            if merge {
-                match self.coalesced.as_mut() {
-                    Some(pending) => pending.payload.extend_from_slice(&record.payload),
-                    None => self.coalesced = Some(record),
-                }
-            } else {
-                self.flush_coalesced();
-                self.out.extend_from_slice(&record.encode());
-            }
+            self.out.extend_from_slice(&record.encode());
         }
     }
 
@@ -397,7 +355,6 @@ impl AsyncWrite for Tap {
             return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
         }
         if !this.handshaking {
-            this.flush_coalesced();
             ready!(this.poll_drain(cx))?;
             return Pin::new(&mut this.tcp).poll_write(cx, data);
         }
@@ -411,7 +368,6 @@ impl AsyncWrite for Tap {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.flush_coalesced();
         ready!(this.poll_drain(cx))?;
         if this.wire.closed_by_lab {
             ready!(Pin::new(&mut this.tcp).poll_shutdown(cx))?;
@@ -422,7 +378,6 @@ impl AsyncWrite for Tap {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.flush_coalesced();
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.tcp).poll_shutdown(cx)
     }
@@ -474,18 +429,8 @@ fn classify(
             alert: alert_name((r - ALERT_REASON_OFFSET) as u8),
         };
     }
-    if let Some(alert) = wire.server_alert {
-        return HandshakeOutcome::AlertSent {
-            alert: alert_name(alert),
-        };
-    }
-    match fault {
-        HandshakeFault::StallAfterHello if wire.stalled => return HandshakeOutcome::Stalled,
-        HandshakeFault::CloseMidHandshake if wire.closed_by_lab => return HandshakeOutcome::Closed,
-        _ => {}
-    }
-    if wire.server_records > 0 && wire.client_records_after_hello == 0 {
-        return HandshakeOutcome::ClientStoppedSending;
+    if let Some(outcome) = wire_outcome(wire, fault) {
+        return outcome;
     }
     let protocol_error = error.is_some_and(|e| e.code() == ErrorCode::SSL);
     if protocol_error {
@@ -502,4 +447,108 @@ fn classify(
         }
     }
     HandshakeOutcome::Closed
+}
+
+/// What the wire alone says about a failed handshake, whichever stack served it:
+/// an alert the front sent, a deliberate fault, or a client that went quiet after
+/// the front's flight (BearSSL rejecting a certificate sends no alert).
+fn wire_outcome(wire: &Wire, fault: HandshakeFault) -> Option<HandshakeOutcome> {
+    if let Some(alert) = wire.server_alert {
+        return Some(HandshakeOutcome::AlertSent {
+            alert: alert_name(alert),
+        });
+    }
+    match fault {
+        HandshakeFault::StallAfterHello if wire.stalled => return Some(HandshakeOutcome::Stalled),
+        HandshakeFault::CloseMidHandshake if wire.closed_by_lab => {
+            return Some(HandshakeOutcome::Closed)
+        }
+        _ => {}
+    }
+    if wire.server_records > 0 && wire.client_records_after_hello == 0 {
+        return Some(HandshakeOutcome::ClientStoppedSending);
+    }
+    None
+}
+
+/// The handshake on the rustls stack (a broker that ignores max_fragment_length),
+/// then the same MQTT relay as the OpenSSL stack.
+async fn accept_ignoring_mfln(
+    shared: &FrontShared,
+    tap: Tap,
+    profile: &Profile,
+    policy: crate::lab::policy::DevicePolicy,
+    peer: SocketAddr,
+) {
+    let ip = peer.ip();
+    let timeline = &shared.timeline;
+    let finish = |outcome| {
+        timeline.record(
+            Source::Tls,
+            Some(ip),
+            EventKind::TlsHandshake { peer, outcome },
+        );
+        timeline.record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });
+    };
+    let config = match super::ignoring::server_config(profile, &policy.tls) {
+        Ok(config) => config,
+        Err(e) => {
+            timeline.record(
+                Source::Tls,
+                Some(ip),
+                EventKind::Note {
+                    text: format!("TLS front: {e}"),
+                },
+            );
+            return finish(HandshakeOutcome::Closed);
+        }
+    };
+    let fault = policy.tls.fault;
+    let accept = tokio_rustls::TlsAcceptor::from(config)
+        .accept(tap)
+        .into_fallible();
+    let mut stream = match tokio::time::timeout(shared.handshake_timeout, accept).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err((_, tap))) => {
+            let outcome = match tap.wire.client_alert {
+                Some(alert) => HandshakeOutcome::AlertReceived {
+                    alert: alert_name(alert),
+                },
+                None => wire_outcome(&tap.wire, fault).unwrap_or(HandshakeOutcome::Closed),
+            };
+            return finish(outcome);
+        }
+        // The handshake future owned the socket: what is known is that the device
+        // never finished (or the front stalled on purpose).
+        Err(_) => {
+            let outcome = match fault {
+                HandshakeFault::StallAfterHello => HandshakeOutcome::Stalled,
+                _ => HandshakeOutcome::ClientStoppedSending,
+            };
+            return finish(outcome);
+        }
+    };
+    let (tap, connection) = stream.get_mut();
+    tap.handshaking = false;
+    let version = super::ignoring::version_name(connection.protocol_version());
+    let suite = connection
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_else(|| "unknown".into());
+    timeline.record(
+        Source::Tls,
+        Some(ip),
+        EventKind::TlsHandshake {
+            peer,
+            outcome: HandshakeOutcome::Completed { version, suite },
+        },
+    );
+    let link = MqttLink {
+        timeline: timeline.clone(),
+        device: ip,
+        broker: shared.broker,
+        policy: policy.mqtt,
+    };
+    mqtt::relay(stream, link).await;
+    timeline.record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod front;
 pub(crate) mod hello;
+pub(crate) mod ignoring;
 
 use openssl::error::ErrorStack;
 use openssl::pkey::PKey;

@@ -1,0 +1,395 @@
+//! The firmware twin (real BearSSL, PubSubClient semantics) against the lab, for
+//! every certificate profile, clock case and the variants' signature mistakes.
+//! The twin talks to the lab over real sockets from its own board address, so the
+//! lab's per-device policies and records apply exactly as for a board.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use hil::lab::{DevicePolicy, Lab, LabConfig, NtpPolicy};
+use hil::pki::{Catalogue, Outcome, ProfileId};
+use hil::provisioning::{self, ProvisionOptions};
+use hil::timeline::{EventKind, HandshakeOutcome};
+use hil_twin::descriptor::{Descriptor, Variant};
+use hil_twin::{BoardEnv, Console};
+use tokio::sync::mpsc;
+
+fn catalogue() -> &'static Catalogue {
+    static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
+    CATALOGUE.get_or_init(|| {
+        let now = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap();
+        Catalogue::generate(now).unwrap()
+    })
+}
+
+async fn lab() -> (Lab, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = Arc::new(catalogue().profile(ProfileId::Valid).unwrap().clone());
+    let lab = Lab::start(LabConfig::new(valid, dir.path())).await.unwrap();
+    (lab, dir)
+}
+
+fn board_ip(k: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1, k)
+}
+
+/// Boots the twin as board `k`, provisions it when asked, and collects serial
+/// lines until `done` says the outcome is known (or 30 s pass).
+async fn run_device(
+    lab: &Lab,
+    k: u8,
+    presented: ProfileId,
+    descriptor: Descriptor,
+    options: ProvisionOptions,
+    done: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let presented = catalogue().profile(presented).unwrap();
+    let settings = provisioning::settings(&lab.addrs(), catalogue(), presented, &options).unwrap();
+    let (output, mut printed) = mpsc::unbounded_channel();
+    let (typed, input) = mpsc::unbounded_channel();
+    let env = BoardEnv {
+        ip: board_ip(k),
+        mac: [0x5c, 0xcf, 0x7f, 0, 0, k],
+        access_point: None,
+        dns: None,
+        ntp: None,
+        reset_reason: "external".into(),
+    };
+    let firmware = tokio::spawn(async move {
+        let mut console = Console { output, input };
+        hil_twin::run(&descriptor, &env, &mut console).await
+    });
+    let mut lines = Vec::new();
+    let mut partial = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Ok(Some(bytes)) = tokio::time::timeout_at(deadline, printed.recv()).await {
+        partial.extend_from_slice(&bytes);
+        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+            if line.starts_with("[prov] ready") {
+                typed
+                    .send(provisioning::line(&settings).into_bytes())
+                    .unwrap();
+            }
+            let finished = done(&line);
+            lines.push(line);
+            if finished {
+                firmware.abort();
+                return lines;
+            }
+        }
+    }
+    firmware.abort();
+    lines
+}
+
+fn tls_verdict(line: &str) -> bool {
+    line.starts_with("[tls] error") || line.starts_with("[mqtt] connected")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_twin_reports_the_catalogue_outcome_for_every_profile() {
+    let (lab, _dir) = lab().await;
+    let mut runs = Vec::new();
+    for (k, id) in ProfileId::ALL.iter().copied().enumerate() {
+        let k = k as u8 + 1;
+        let policy = DevicePolicy {
+            profile: Some(Arc::new(catalogue().profile(id).unwrap().clone())),
+            ..DevicePolicy::default()
+        };
+        lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+        let run = run_device(
+            &lab,
+            k,
+            id,
+            Variant::Reference.descriptor(),
+            ProvisionOptions::default(),
+            tls_verdict,
+        );
+        runs.push((id, k, run));
+    }
+    let mut problems = Vec::new();
+    for (id, k, run) in runs {
+        let lines = run.await;
+        let expected = id.expectation();
+        let ok = lines.iter().any(|l| l.starts_with("[mqtt] connected"));
+        let code = lines.iter().find_map(|l| {
+            l.strip_prefix("[tls] error code=")?
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        });
+        let verdict_ok = match expected.outcome {
+            Outcome::Connects => ok,
+            Outcome::Refuses => code == Some(expected.bearssl_code.get()),
+        };
+        if !verdict_ok {
+            problems.push(format!(
+                "{id} (board {k}): expected {} code {}, serial:\n  {}",
+                expected.outcome,
+                expected.bearssl_code,
+                lines.join("\n  ")
+            ));
+        }
+    }
+    // The lab's own record agrees: completed handshakes for the profiles that
+    // connect, and for refusals no alert from the device, only silence.
+    let events = lab.timeline().snapshot();
+    for (k, id) in ProfileId::ALL.iter().copied().enumerate() {
+        let ip = IpAddr::V4(board_ip(k as u8 + 1));
+        let outcomes: Vec<&HandshakeOutcome> = events
+            .iter()
+            .filter(|e| e.device == Some(ip))
+            .filter_map(|e| match &e.kind {
+                EventKind::TlsHandshake { outcome, .. } => Some(outcome),
+                _ => None,
+            })
+            .collect();
+        let completed = outcomes
+            .iter()
+            .any(|o| matches!(o, HandshakeOutcome::Completed { .. }));
+        let alerted = outcomes
+            .iter()
+            .any(|o| matches!(o, HandshakeOutcome::AlertReceived { .. }));
+        if completed != (id.expectation().outcome == Outcome::Connects) || alerted {
+            problems.push(format!("{id}: the lab recorded {outcomes:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test]
+async fn clock_cases_decide_through_the_devices_own_ntp() {
+    let (lab, _dir) = lab().await;
+    let cases: [(NtpPolicy, Option<u32>); 4] = [
+        (NtpPolicy::Skewed(time::Duration::days(-2)), None),
+        (NtpPolicy::Skewed(time::Duration::days(-3 * 365)), Some(54)),
+        (NtpPolicy::Skewed(time::Duration::days(10 * 365)), Some(54)),
+        (NtpPolicy::Silent, Some(54)),
+    ];
+    for (i, (ntp, expected)) in cases.into_iter().enumerate() {
+        let k = 40 + i as u8;
+        lab.policies().set(
+            IpAddr::V4(board_ip(k)),
+            DevicePolicy {
+                ntp,
+                ..DevicePolicy::default()
+            },
+        );
+        let lines = run_device(
+            &lab,
+            k,
+            ProfileId::Valid,
+            Variant::Reference.descriptor(),
+            ProvisionOptions::default(),
+            tls_verdict,
+        )
+        .await;
+        let code = lines.iter().find_map(|l| {
+            l.strip_prefix("[tls] error code=")?
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        });
+        assert_eq!(code, expected, "{ntp:?}:\n{}", lines.join("\n"));
+        if ntp == NtpPolicy::Silent {
+            assert!(
+                lines.iter().any(|l| l == "[ntp] failed"),
+                "{}",
+                lines.join("\n")
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn variants_show_their_signature_mistakes() {
+    let (lab, _dir) = lab().await;
+    let cases: &[(Variant, ProfileId, Option<u32>)] = &[
+        (Variant::Insecure, ProfileId::WrongSan, None),
+        (Variant::Fingerprint, ProfileId::RenewedLeaf, Some(62)),
+        (Variant::KnownKey, ProfileId::Expired, None),
+        (Variant::SelfSignedOk, ProfileId::Valid, Some(62)),
+        (
+            Variant::IntermediateAnchor,
+            ProfileId::NewIntermediate,
+            Some(62),
+        ),
+        (
+            Variant::IntermediateAnchor,
+            ProfileId::ExpiredIntermediate,
+            None,
+        ),
+        (Variant::NoNtp, ProfileId::Valid, Some(54)),
+        (Variant::StaleClock, ProfileId::Valid, Some(54)),
+        (Variant::ConnectByIp, ProfileId::WrongSan, None),
+        (Variant::MalformedCa, ProfileId::Valid, Some(62)),
+    ];
+    for (i, (variant, id, expected)) in cases.iter().enumerate() {
+        let k = 60 + i as u8;
+        let policy = DevicePolicy {
+            profile: Some(Arc::new(catalogue().profile(*id).unwrap().clone())),
+            ..DevicePolicy::default()
+        };
+        lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+        let lines = run_device(
+            &lab,
+            k,
+            *id,
+            variant.descriptor(),
+            ProvisionOptions::default(),
+            tls_verdict,
+        )
+        .await;
+        let connected = lines.iter().any(|l| l.starts_with("[mqtt] connected"));
+        let code = lines.iter().find_map(|l| {
+            l.strip_prefix("[tls] error code=")?
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        });
+        match expected {
+            None => assert!(
+                connected,
+                "{variant} against {id} should connect:\n{}",
+                lines.join("\n")
+            ),
+            Some(c) => assert_eq!(
+                code,
+                Some(*c),
+                "{variant} against {id}:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn connect_by_ip_sends_no_sni_and_the_reference_asks_for_512_byte_fragments() {
+    let (lab, _dir) = lab().await;
+    for (k, variant, sni) in [
+        (80u8, Variant::Reference, Some("broker.hil.test")),
+        (81, Variant::ConnectByIp, None),
+    ] {
+        let from = lab.timeline().cursor();
+        let lines = run_device(
+            &lab,
+            k,
+            ProfileId::Valid,
+            variant.descriptor(),
+            ProvisionOptions::default(),
+            tls_verdict,
+        )
+        .await;
+        assert!(
+            lines.iter().any(|l| l.starts_with("[mqtt] connected")),
+            "{}",
+            lines.join("\n")
+        );
+        let ip = IpAddr::V4(board_ip(k));
+        let hello = lab
+            .timeline()
+            .since(from)
+            .into_iter()
+            .filter(|e| e.device == Some(ip))
+            .find_map(|e| match e.kind {
+                EventKind::TlsClientHello { hello, .. } => Some(hello),
+                _ => None,
+            })
+            .expect("a ClientHello");
+        assert_eq!(hello.sni.as_deref(), sni, "{variant}");
+        assert_eq!(hello.max_fragment_length, Some(512), "{variant}");
+        assert!(
+            hello.versions.iter().any(|v| v == "TLS1.2")
+                && !hello.versions.iter().any(|v| v == "TLS1.3")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
+    // BearSSL streams plaintext handshake records of any size, so a shrunk buffer
+    // only fails on a large *encrypted* record: here a 1000-byte command.
+    let (lab, _dir) = lab().await;
+    let large = Arc::new(catalogue().profile(ProfileId::LargeChain).unwrap().clone());
+    let harness_client = lab.mqtt_client("harness").await.unwrap();
+    for (k, ignored, variant, expected) in [
+        (90u8, true, Variant::SmallBuffers, Some(6u32)),
+        (91, false, Variant::SmallBuffers, None),
+        (92, true, Variant::Reference, None),
+    ] {
+        let mut policy = DevicePolicy {
+            profile: Some(large.clone()),
+            ..DevicePolicy::default()
+        };
+        if ignored {
+            hil::lab::BrokerPolicy::MflnIgnored.apply(&mut policy);
+        }
+        lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+        let client_id = format!("board-{k}");
+        let options = ProvisionOptions {
+            client_id: Some(client_id.clone()),
+            ..ProvisionOptions::default()
+        };
+        let topic = provisioning::COMMAND_TOPIC;
+        let device = run_device(
+            &lab,
+            k,
+            ProfileId::LargeChain,
+            variant.descriptor(),
+            options,
+            |l| l.starts_with("[tls] error") || l.starts_with("[mqtt] message"),
+        );
+        let publisher = async {
+            // Publish once the device has subscribed (the broker saw its SUBSCRIBE).
+            let ip = IpAddr::V4(board_ip(k));
+            let subscribed = lab
+                .timeline()
+                .wait_for(lab.timeline().start(), Duration::from_secs(20), |e| {
+                    e.device == Some(ip) && matches!(e.kind, EventKind::MqttSubscribe { .. })
+                })
+                .await;
+            assert!(subscribed.is_some(), "board {k} never subscribed");
+            harness_client
+                .publish(topic, vec![b'x'; 1000], false)
+                .await
+                .unwrap();
+            harness_client
+                .publish(topic, b"small".to_vec(), false)
+                .await
+                .unwrap();
+        };
+        let (lines, ()) = tokio::join!(device, publisher);
+        let code = lines.iter().find_map(|l| {
+            l.strip_prefix("[tls] error code=")?
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        });
+        assert_eq!(
+            code,
+            expected,
+            "{variant} ignored={ignored}:\n{}",
+            lines.join("\n")
+        );
+        if expected.is_none() {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l == "[mqtt] message topic=hil/commands payload=small"),
+                "{}",
+                lines.join("\n")
+            );
+        }
+    }
+}
