@@ -341,16 +341,28 @@ async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
             ..ProvisionOptions::default()
         };
         let topic = provisioning::COMMAND_TOPIC;
+        // A first small command can slip past a large one the broker dropped while
+        // the subscription was still being registered; by the second, a large one
+        // has certainly gone through ahead of it.
+        let smalls = std::sync::atomic::AtomicUsize::new(0);
         let device = run_device(
             &lab,
             k,
             ProfileId::LargeChain,
             variant.descriptor(),
             options,
-            |l| l.starts_with("[tls] error") || l.starts_with("[mqtt] message"),
+            |l| {
+                if l.ends_with("payload=small") {
+                    smalls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                l.starts_with("[tls] error")
+                    || smalls.load(std::sync::atomic::Ordering::SeqCst) >= 2
+            },
         );
         let publisher = async {
-            // Publish once the device has subscribed (the broker saw its SUBSCRIBE).
+            // The broker may register the subscription a moment after the lab saw
+            // the SUBSCRIBE go by, so the command is repeated until the device
+            // reacts (the device's own outcome ends the wait).
             let ip = IpAddr::V4(board_ip(k));
             let subscribed = lab
                 .timeline()
@@ -359,16 +371,22 @@ async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
                 })
                 .await;
             assert!(subscribed.is_some(), "board {k} never subscribed");
-            harness_client
-                .publish(topic, vec![b'x'; 1000], false)
-                .await
-                .unwrap();
-            harness_client
-                .publish(topic, b"small".to_vec(), false)
-                .await
-                .unwrap();
+            loop {
+                harness_client
+                    .publish(topic, vec![b'x'; 1000], false)
+                    .await
+                    .unwrap();
+                harness_client
+                    .publish(topic, b"small".to_vec(), false)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
         };
-        let (lines, ()) = tokio::join!(device, publisher);
+        let lines = tokio::select! {
+            lines = device => lines,
+            () = publisher => unreachable!("the publisher loops until the device is done"),
+        };
         let code = lines.iter().find_map(|l| {
             l.strip_prefix("[tls] error code=")?
                 .split(' ')
@@ -392,4 +410,194 @@ async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn the_reference_twin_talks_to_mosquitto_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = Arc::new(catalogue().profile(ProfileId::Valid).unwrap().clone());
+    let mut config = LabConfig::new(valid, dir.path());
+    config.backend = hil::lab::BrokerBackend::Mosquitto;
+    let lab = Lab::start(config).await.unwrap();
+    let lines = run_device(
+        &lab,
+        100,
+        ProfileId::Valid,
+        Variant::Reference.descriptor(),
+        ProvisionOptions::default(),
+        |l| l.starts_with("[mqtt] published"),
+    )
+    .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[tls] ok version=TLS1.2")),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("[mqtt] connected")),
+        "{}",
+        lines.join("\n")
+    );
+    // mosquitto saw the telemetry: its observer put it on the timeline.
+    let seen = lab
+        .timeline()
+        .wait_for(lab.timeline().start(), Duration::from_secs(10), |e| {
+            matches!(&e.kind, EventKind::MqttPublish { topic, .. } if topic == provisioning::TELEMETRY_TOPIC)
+        })
+        .await;
+    assert!(
+        seen.is_some(),
+        "mosquitto never relayed the device's publish"
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn seed_style_logs_say_rc_minus_2_and_never_why() {
+    let (lab, _dir) = lab().await;
+    let k = 110;
+    let policy = DevicePolicy {
+        profile: Some(Arc::new(
+            catalogue().profile(ProfileId::WrongSan).unwrap().clone(),
+        )),
+        ..DevicePolicy::default()
+    };
+    lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+    let lines = run_device(
+        &lab,
+        k,
+        ProfileId::WrongSan,
+        Variant::SeedStyleLogs.descriptor(),
+        ProvisionOptions::default(),
+        |l| l.starts_with("Attempting MQTT connection...failed"),
+    )
+    .await;
+    let last = lines.last().cloned().unwrap_or_default();
+    assert_eq!(
+        last,
+        "Attempting MQTT connection...failed, rc=-2 try again in 1 seconds",
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("[tls]") || l.contains("56")),
+        "{}",
+        lines.join("\n")
+    );
+}
+
+/// Counts PUBLISH events from a device on the lab's timeline in a window after it
+/// connected.
+async fn publishes_in(lab: &Lab, k: u8, window: Duration) -> usize {
+    let ip = IpAddr::V4(board_ip(k));
+    let connected = lab
+        .timeline()
+        .wait_for(lab.timeline().start(), Duration::from_secs(20), |e| {
+            e.device == Some(ip) && matches!(e.kind, EventKind::MqttConnect { .. })
+        })
+        .await
+        .expect("device connected");
+    tokio::time::sleep(window).await;
+    lab.timeline()
+        .since(connected.cursor_after())
+        .iter()
+        .filter(|e| e.device == Some(ip) && matches!(e.kind, EventKind::MqttPublish { .. }))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_flood_is_visible_at_the_broker() {
+    let (lab, _dir) = lab().await;
+    for (k, variant, at_most, at_least) in [
+        (120u8, Variant::Reference, 3usize, 1usize),
+        (121, Variant::PublishFlood, usize::MAX, 20),
+    ] {
+        let device = run_device(
+            &lab,
+            k,
+            ProfileId::Valid,
+            variant.descriptor(),
+            ProvisionOptions::default(),
+            |_| false,
+        );
+        let count = tokio::select! {
+            n = publishes_in(&lab, k, Duration::from_secs(2)) => n,
+            _ = device => panic!("device stopped"),
+        };
+        assert!(
+            count <= at_most && count >= at_least,
+            "{variant}: {count} publishes in 2 s"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_backoff_hammers_a_refusing_broker() {
+    let (lab, _dir) = lab().await;
+    for (k, variant) in [(130u8, Variant::Reference), (131, Variant::NoBackoff)] {
+        let ip = IpAddr::V4(board_ip(k));
+        let mut policy = DevicePolicy::default();
+        hil::lab::BrokerPolicy::MqttNotAuthorized.apply(&mut policy);
+        lab.policies().set(ip, policy);
+        let device = run_device(
+            &lab,
+            k,
+            ProfileId::Valid,
+            variant.descriptor(),
+            ProvisionOptions::default(),
+            |_| false,
+        );
+        let counted = async {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            lab.timeline()
+                .snapshot()
+                .iter()
+                .filter(|e| e.device == Some(ip) && matches!(e.kind, EventKind::TlsAccepted { .. }))
+                .count()
+        };
+        let connections = tokio::select! {
+            n = counted => n,
+            _ = device => panic!("device stopped"),
+        };
+        match variant {
+            Variant::Reference => assert!(
+                connections <= 4,
+                "backoff: {connections} connections in 4 s"
+            ),
+            _ => assert!(
+                connections >= 10,
+                "no backoff: only {connections} connections in 4 s"
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_crashing_firmware_dumps_an_exception_and_asks_for_a_reboot() {
+    let (lab, _dir) = lab().await;
+    let mut descriptor = Variant::Reference.descriptor();
+    descriptor.set("crash", "after-connect").unwrap();
+    let lines = run_device(
+        &lab,
+        140,
+        ProfileId::Valid,
+        descriptor,
+        ProvisionOptions::default(),
+        |l| l == "<<<stack<<<",
+    )
+    .await;
+    assert!(
+        lines.iter().any(|l| l == "Exception (28):"),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l == ">>>stack>>>"),
+        "{}",
+        lines.join("\n")
+    );
 }
