@@ -11,7 +11,9 @@
 //!   relative to an explicit lab clock.
 //! - [`timeline`]: every event from the lab and the boards on one clock.
 //! - [`bearssl`]: BearSSL's error numbers, the language the device reports in.
+//! - [`flash`]: flashing through espflash 2.1, with skip-if-same and MD5 verification.
 //! - [`image`]: the ESP8266 ROM's v1 application image, parsed and checked.
+//! - [`serial`]: serial links to boards: local ports and RFC 2217.
 //! - [`vboard`]: the virtual ESP8266 board, reached over RFC 2217 on loopback.
 //!
 //! ```
@@ -27,8 +29,10 @@
 #![deny(missing_docs)]
 
 pub mod bearssl;
+pub mod flash;
 pub mod image;
 pub mod pki;
+pub mod serial;
 pub mod timeline;
 pub mod vboard;
 

@@ -29,6 +29,9 @@ enum Command {
     /// A virtual ESP8266 board on a loopback RFC 2217 port (`hil vboard --listen
     /// 127.0.0.1:PORT --flash FILE`), and its flashing benchmark (`hil vboard bench`).
     Vboard(cmd::vboard::VboardArgs),
+    /// Write an image to a board through espflash 2.1: chip and MAC, progress,
+    /// skip when unchanged, MD5 verification.
+    Flash(cmd::flash::FlashArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Pki(command) => command.run(),
         Command::Demo(args) => args.run(),
         Command::Vboard(args) => args.run(),
+        Command::Flash(args) => args.run(),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod demo;
+pub mod flash;
 pub mod pki;
 pub mod vboard;
 pub mod vboard_bench;
