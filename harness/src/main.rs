@@ -32,6 +32,10 @@ enum Command {
     /// Write an image to a board through espflash 2.1: chip and MAC, progress,
     /// skip when unchanged, MD5 verification.
     Flash(cmd::flash::FlashArgs),
+    /// Print a board's serial output as timestamped lines (Ctrl-C leaves).
+    Monitor(cmd::monitor::MonitorArgs),
+    /// Reset a board into its firmware through DTR/RTS.
+    Reset(cmd::reset::ResetArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => args.run(),
         Command::Vboard(args) => args.run(),
         Command::Flash(args) => args.run(),
+        Command::Monitor(args) => args.run(),
+        Command::Reset(args) => args.run(),
     };
     match result {
         Ok(code) => code,

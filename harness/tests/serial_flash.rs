@@ -243,3 +243,39 @@ async fn esptool_writes_then_hil_reads_it_back() {
         std::fs::read(&path).unwrap()[70_000] ^ 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hil_monitor_and_reset_over_rfc2217() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = board(dir.path(), 13).await;
+    let hil = env!("CARGO_BIN_EXE_hil");
+    let out = tokio::process::Command::new(hil)
+        .args([
+            "monitor",
+            "--port",
+            board.url(),
+            "--baud",
+            "74880",
+            "--reset",
+            "--seconds",
+            "2",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let out = assert_ok(&out);
+    // Timestamped lines; erased flash: the banner, then the ROM stops.
+    let banner = out
+        .lines()
+        .find(|l| l.contains("ets Jan  8 2013,rst cause:2, boot mode:(3,6)"))
+        .unwrap_or_else(|| panic!("no banner in:\n{out}"));
+    assert!(banner.starts_with('[') && banner.contains("] "), "{banner}");
+    assert!(out.lines().any(|l| l.ends_with("ets_main.c ")), "{out}");
+
+    let out = tokio::process::Command::new(hil)
+        .args(["reset", "--port", board.url()])
+        .output()
+        .await
+        .unwrap();
+    assert!(assert_ok(&out).contains("Reset rfc2217://"));
+}

@@ -12,6 +12,7 @@
 //! # Ok::<(), hil::serial::SerialError>(())
 //! ```
 
+mod lines;
 mod local;
 mod rfc2217_client;
 
@@ -19,6 +20,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use lines::LineSplitter;
 pub use local::{find_usb_port, open_local};
 pub use rfc2217_client::Rfc2217Port;
 
@@ -163,6 +165,16 @@ impl PortSpec {
     pub fn is_remote(&self) -> bool {
         matches!(self, PortSpec::Rfc2217(_))
     }
+}
+
+/// Resets the board into its firmware the way esptool's hard reset does: EN held
+/// low for 100 ms through RTS, with DTR released so GPIO0 stays high.
+pub fn hard_reset(port: &mut dyn serialport::SerialPort) -> Result<(), serialport::Error> {
+    port.write_data_terminal_ready(false)?;
+    port.write_request_to_send(true)?;
+    // The pulse width the RC on EN needs; not a wait for an event.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    port.write_request_to_send(false)
 }
 
 #[cfg(test)]
