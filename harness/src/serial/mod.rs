@@ -9,7 +9,7 @@
 //! let spec: PortSpec = "rfc2217://127.0.0.1:4000".parse()?;
 //! let mut port = spec.open(115_200)?;
 //! port.write_data_terminal_ready(false)?;
-//! # Ok::<(), hil::serial::SerialError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod lines;
