@@ -279,3 +279,75 @@ async fn hil_monitor_and_reset_over_rfc2217() {
         .unwrap();
     assert!(assert_ok(&out).contains("Reset rfc2217://"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn follow_marks_a_gap_and_reopens_when_the_port_comes_back() {
+    use hil::serial::{follow, FollowOptions, SerialItem};
+    use hil::timeline::{EventKind, Timeline};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let first = board(dir.path(), 14).await;
+    let addr = first.addr();
+    let spec: PortSpec = first.url().parse().unwrap();
+    let timeline = Timeline::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let items = Arc::new(Mutex::new(Vec::new()));
+    let follower = {
+        let (timeline, stop, items) = (timeline.clone(), stop.clone(), items.clone());
+        tokio::task::spawn_blocking(move || {
+            let options = FollowOptions {
+                baud: 74_880,
+                reset: true,
+                timeline: Some(timeline),
+                device: None,
+            };
+            follow(
+                &spec,
+                &options,
+                &|| stop.load(Ordering::Relaxed),
+                &mut |item| items.lock().unwrap().push(item),
+            )
+        })
+    };
+    let seen = |text: &'static str| {
+        move |e: &hil::timeline::Event| match &e.kind {
+            EventKind::SerialLine { line } => line.contains(text),
+            EventKind::Board { what } => what.contains(text),
+            _ => false,
+        }
+    };
+    let wait = Duration::from_secs(10);
+    assert!(timeline
+        .wait_for(timeline.start(), wait, seen("ets Jan  8 2013"))
+        .await
+        .is_some());
+    first.stop().await.unwrap();
+    assert!(timeline
+        .wait_for(timeline.start(), wait, seen("serial gap"))
+        .await
+        .is_some());
+    let second = VirtualBoard::start(
+        BoardOptions::new(BoardIndex::new(14).unwrap(), dir.path().join("flash.bin")).listen(addr),
+    )
+    .await
+    .unwrap();
+    assert!(timeline
+        .wait_for(timeline.start(), wait, seen("serial reopened"))
+        .await
+        .is_some());
+    stop.store(true, Ordering::Relaxed);
+    follower.await.unwrap().unwrap();
+    let items = items.lock().unwrap();
+    let gap = items
+        .iter()
+        .position(|i| matches!(i, SerialItem::Gap { .. }))
+        .unwrap();
+    let back = items
+        .iter()
+        .position(|i| matches!(i, SerialItem::Reopened { .. }))
+        .unwrap();
+    assert!(gap < back);
+    drop(second);
+}

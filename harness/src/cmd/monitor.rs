@@ -1,13 +1,12 @@
 //! `hil monitor`: a board's serial output, line by line with timestamps.
 
-use std::io::Read;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hil::serial::{hard_reset, LineSplitter, PortSpec};
+use hil::serial::{follow, FollowOptions, PortSpec, SerialItem};
 use miette::{IntoDiagnostic, Result};
 
 /// Arguments of `hil monitor`.
@@ -51,48 +50,27 @@ impl MonitorArgs {
 
     fn read_loop(self, stop: &AtomicBool) -> Result<ExitCode> {
         let started = Instant::now();
-        let stamp = |line: &str| println!("[{:>10.3}] {line}", started.elapsed().as_secs_f64());
-        let mut port = self.port.open(self.baud)?;
-        port.set_timeout(Duration::from_millis(100))
-            .into_diagnostic()?;
-        if self.reset {
-            hard_reset(port.as_mut()).into_diagnostic()?;
-        }
         let deadline = self
             .seconds
             .map(|s| started + Duration::from_secs_f64(s.max(0.0)));
-        let mut lines = LineSplitter::new();
-        let mut buf = [0u8; 4096];
-        while !stop.load(Ordering::Relaxed) && deadline.map_or(true, |d| Instant::now() < d) {
-            match port.read(&mut buf) {
-                Ok(n) => lines.feed(&buf[..n]).iter().for_each(|l| stamp(l)),
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(e) => {
-                    // The port went away (USB re-enumeration, server restart): mark
-                    // the gap in the transcript and reopen by the same spec.
-                    stamp(&format!("--- serial gap: {e}; reopening {} ---", self.port));
-                    let lost = Instant::now();
-                    port = loop {
-                        if stop.load(Ordering::Relaxed) {
-                            return Ok(ExitCode::SUCCESS);
-                        }
-                        match self.port.open(self.baud) {
-                            Ok(p) => break p,
-                            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-                        }
-                    };
-                    port.set_timeout(Duration::from_millis(100))
-                        .into_diagnostic()?;
-                    stamp(&format!(
-                        "--- serial gap ends: reopened after {:.1} s ---",
-                        lost.elapsed().as_secs_f64()
-                    ));
-                }
-            }
-        }
-        if let Some(rest) = lines.finish() {
-            stamp(&rest);
-        }
+        let stop = || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
+        let stamp = |line: &str| println!("[{:>10.3}] {line}", started.elapsed().as_secs_f64());
+        let options = FollowOptions {
+            baud: self.baud,
+            reset: self.reset,
+            ..FollowOptions::default()
+        };
+        follow(&self.port, &options, &stop, &mut |item| match item {
+            SerialItem::Line(line) => stamp(&line),
+            SerialItem::Gap { reason } => stamp(&format!(
+                "--- serial gap: {reason}; reopening {} ---",
+                self.port
+            )),
+            SerialItem::Reopened { after } => stamp(&format!(
+                "--- serial gap ends: reopened after {:.1} s ---",
+                after.as_secs_f64()
+            )),
+        })?;
         Ok(ExitCode::SUCCESS)
     }
 }

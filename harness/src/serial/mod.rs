@@ -12,6 +12,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod follow;
 mod lines;
 mod local;
 mod rfc2217_client;
@@ -20,6 +21,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use follow::{follow, FollowOptions, SerialItem};
 pub use lines::LineSplitter;
 pub use local::{find_usb_port, open_local};
 pub use rfc2217_client::Rfc2217Port;
