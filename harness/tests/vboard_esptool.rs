@@ -146,23 +146,64 @@ async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
     assert!(out.contains("Hash of data verified."), "{out}");
 
     // Read both back through the stub's READ_FLASH and compare byte for byte.
-    for (offset, expected, name) in [("0x100000", &small, "small"), ("0x0", &big, "big")] {
+    // The second read asks the stub for 460800 baud first (CHANGE_BAUDRATE, then
+    // SET-BAUDRATE on the RFC 2217 link).
+    for (offset, expected, name, baud) in [
+        ("0x100000", &small, "small", "115200"),
+        ("0x0", &big, "big", "460800"),
+    ] {
         let back = dir.path().join(format!("{name}.back"));
-        assert_ok(
+        let len = expected.len().to_string();
+        let out = assert_ok(
             &esptool(&[
                 "--port",
                 &url,
                 "--chip",
                 "esp8266",
+                "--baud",
+                baud,
                 "read_flash",
                 offset,
-                &expected.len().to_string(),
+                &len,
                 back.to_str().unwrap(),
             ])
             .await,
         );
+        if baud != "115200" {
+            assert!(out.contains("Changed."), "{out}");
+        }
         assert!(std::fs::read(&back).unwrap() == *expected, "{name} differs");
     }
+    // ERASE_REGION through the stub, then the region reads erased.
+    assert_ok(
+        &esptool(&[
+            "--port",
+            &url,
+            "--chip",
+            "esp8266",
+            "erase_region",
+            "0x100000",
+            "0x1000",
+        ])
+        .await,
+    );
+    let erased = dir.path().join("erased.back");
+    assert_ok(
+        &esptool(&[
+            "--port",
+            &url,
+            "--chip",
+            "esp8266",
+            "read_flash",
+            "0x100000",
+            "0x1100",
+            erased.to_str().unwrap(),
+        ])
+        .await,
+    );
+    let erased = std::fs::read(&erased).unwrap();
+    assert!(erased[..0x1000].iter().all(|b| *b == 0xFF));
+    assert_eq!(erased[0x1000..], small[0x1000..0x1100]);
     // The ROM erased whole sectors: the rest of the small image's last sector is FF.
     let flash = std::fs::read(dir.path().join("flash.bin")).unwrap();
     assert!(flash[0x100000 + small.len()..0x102000]
