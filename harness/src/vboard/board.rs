@@ -194,6 +194,11 @@ impl Chip {
 
     /// The client went away: its adapter releases DTR and RTS.
     fn disconnected(&mut self) {
+        // A frame cut off with the connection must not swallow the next client's
+        // first frame.
+        if let Run::Loader { slip, .. } = &mut self.run {
+            slip.clear();
+        }
         self.set_dtr(false);
         self.set_rts(false);
     }
