@@ -1,7 +1,9 @@
 use crate::duration::DurationError;
+use crate::flash::FlashError;
 use crate::image::ImageError;
 use crate::lab::{LabError, UnknownPolicy};
 use crate::pki::PkiError;
+use crate::serial::SerialError;
 use crate::vboard::VboardError;
 
 /// Every error the library can report, one variant per part.
@@ -12,10 +14,18 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Pki(#[from] PkiError),
+    /// Flashing failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Flash(#[from] FlashError),
     /// An image could not be parsed.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Image(#[from] ImageError),
+    /// A serial link failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Serial(#[from] SerialError),
     /// A virtual board failed.
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -14,7 +14,9 @@
 //! - [`duration`]: durations as features write them (`-2 days`, `500 ms`).
 //! - [`timeline`]: every event from the lab and the boards on one clock.
 //! - [`bearssl`]: BearSSL's error numbers, the language the device reports in.
+//! - [`flash`]: flashing through espflash 2.1, with skip-if-same and MD5 verification.
 //! - [`image`]: the ESP8266 ROM's v1 application image, parsed and checked.
+//! - [`serial`]: serial links to boards: local ports and RFC 2217.
 //! - [`vboard`]: the virtual ESP8266 board, reached over RFC 2217 on loopback.
 //!
 //! ```
@@ -31,12 +33,14 @@
 
 pub use hil_twin::bearssl;
 pub mod duration;
+pub mod flash;
 pub mod image;
 pub mod lab;
 pub mod logprofile;
 pub mod pki;
 pub mod provisioning;
 pub mod runner;
+pub mod serial;
 pub mod timeline;
 pub mod vboard;
 

@@ -31,6 +31,13 @@ enum Command {
     /// A virtual ESP8266 board on a loopback RFC 2217 port (`hil vboard --listen
     /// 127.0.0.1:PORT --flash FILE`), and its flashing benchmark (`hil vboard bench`).
     Vboard(cmd::vboard::VboardArgs),
+    /// Write an image to a board through espflash 2.1: chip and MAC, progress,
+    /// skip when unchanged, MD5 verification.
+    Flash(cmd::flash::FlashArgs),
+    /// Print a board's serial output as timestamped lines (Ctrl-C leaves).
+    Monitor(cmd::monitor::MonitorArgs),
+    /// Reset a board into its firmware through DTR/RTS.
+    Reset(cmd::reset::ResetArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,9 @@ fn main() -> ExitCode {
         Command::Demo(args) => args.run(),
         Command::Vboard(args) => args.run(),
         Command::Lab(args) => args.run(),
+        Command::Flash(args) => args.run(),
+        Command::Monitor(args) => args.run(),
+        Command::Reset(args) => args.run(),
     };
     match result {
         Ok(code) => code,

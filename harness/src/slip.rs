@@ -51,6 +51,12 @@ impl Decoder {
         }
     }
 
+    /// Forgets a partial frame.
+    pub(crate) fn clear(&mut self) {
+        self.state = State::Outside;
+        self.frame.clear();
+    }
+
     /// Bytes skipped outside frames (and in overlong or badly escaped frames) so far.
     pub(crate) fn noise(&self) -> u64 {
         self.noise

@@ -146,23 +146,64 @@ async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
     assert!(out.contains("Hash of data verified."), "{out}");
 
     // Read both back through the stub's READ_FLASH and compare byte for byte.
-    for (offset, expected, name) in [("0x100000", &small, "small"), ("0x0", &big, "big")] {
+    // The second read asks the stub for 460800 baud first (CHANGE_BAUDRATE, then
+    // SET-BAUDRATE on the RFC 2217 link).
+    for (offset, expected, name, baud) in [
+        ("0x100000", &small, "small", "115200"),
+        ("0x0", &big, "big", "460800"),
+    ] {
         let back = dir.path().join(format!("{name}.back"));
-        assert_ok(
+        let len = expected.len().to_string();
+        let out = assert_ok(
             &esptool(&[
                 "--port",
                 &url,
                 "--chip",
                 "esp8266",
+                "--baud",
+                baud,
                 "read_flash",
                 offset,
-                &expected.len().to_string(),
+                &len,
                 back.to_str().unwrap(),
             ])
             .await,
         );
+        if baud != "115200" {
+            assert!(out.contains("Changed."), "{out}");
+        }
         assert!(std::fs::read(&back).unwrap() == *expected, "{name} differs");
     }
+    // ERASE_REGION through the stub, then the region reads erased.
+    assert_ok(
+        &esptool(&[
+            "--port",
+            &url,
+            "--chip",
+            "esp8266",
+            "erase_region",
+            "0x100000",
+            "0x1000",
+        ])
+        .await,
+    );
+    let erased = dir.path().join("erased.back");
+    assert_ok(
+        &esptool(&[
+            "--port",
+            &url,
+            "--chip",
+            "esp8266",
+            "read_flash",
+            "0x100000",
+            "0x1100",
+            erased.to_str().unwrap(),
+        ])
+        .await,
+    );
+    let erased = std::fs::read(&erased).unwrap();
+    assert!(erased[..0x1000].iter().all(|b| *b == 0xFF));
+    assert_eq!(erased[0x1000..], small[0x1000..0x1100]);
     // The ROM erased whole sectors: the rest of the small image's last sector is FF.
     let flash = std::fs::read(dir.path().join("flash.bin")).unwrap();
     assert!(flash[0x100000 + small.len()..0x102000]
@@ -443,4 +484,80 @@ async fn a_client_that_vanishes_mid_flash_leaves_the_board_usable() {
     .await;
     let out = text(&out);
     assert!(out.contains("Hash of data verified."), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_boards_at_once_each_with_its_own_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let boards =
+        hil::vboard::start_boards(dir.path(), 3, None, Arc::new(hil::vboard::SilentFirmware))
+            .await
+            .unwrap();
+    let handles: Vec<_> = boards
+        .iter()
+        .map(|b| {
+            let url = b.url().to_string();
+            tokio::spawn(async move {
+                esptool(&["--port", &url, "--chip", "esp8266", "--no-stub", "read_mac"]).await
+            })
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    for handle in handles {
+        outputs.push(handle.await.unwrap());
+    }
+    for (k, output) in outputs.iter().enumerate() {
+        let out = assert_ok(output);
+        assert!(
+            out.contains(&format!("MAC: 18:fe:34:48:49:{:02x}", k + 1)),
+            "{out}"
+        );
+        assert!(dir.path().join(format!("board-{}.flash", k + 1)).exists());
+    }
+    assert_eq!(boards[2].index().device_ip().to_string(), "127.0.1.3");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standalone_hil_vboard_serves_esptool() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("standalone.flash");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hil"))
+        .args([
+            "vboard",
+            "--listen",
+            "127.0.0.1:0",
+            "--index",
+            "9",
+            "--flash",
+        ])
+        .arg(&flash)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("rfc2217://"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_string();
+    let out =
+        assert_ok(&esptool(&["--port", &url, "--chip", "esp8266", "--no-stub", "read_mac"]).await);
+    assert!(out.contains("MAC: 18:fe:34:48:49:09"), "{out}");
+    assert_eq!(
+        std::fs::metadata(&flash).unwrap().len(),
+        hil::vboard::FLASH_SIZE as u64
+    );
+    child.kill().await.unwrap();
+
+    // Bad input: a non-loopback address is refused with exit 2.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hil"))
+        .args(["vboard", "--listen", "0.0.0.0:0", "--flash"])
+        .arg(&flash)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
 }

@@ -2,7 +2,10 @@
 
 pub mod demo;
 pub mod lab;
+pub mod flash;
+pub mod monitor;
 pub mod pki;
+pub mod reset;
 pub mod vboard;
 pub mod vboard_bench;
 

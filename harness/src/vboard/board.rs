@@ -194,6 +194,11 @@ impl Chip {
 
     /// The client went away: its adapter releases DTR and RTS.
     fn disconnected(&mut self) {
+        // A frame cut off with the connection must not swallow the next client's
+        // first frame.
+        if let Run::Loader { slip, .. } = &mut self.run {
+            slip.clear();
+        }
         self.set_dtr(false);
         self.set_rts(false);
     }
@@ -251,6 +256,20 @@ async fn read_some(reader: &mut Option<OwnedReadHalf>, buf: &mut [u8]) -> std::i
 struct Client {
     writer: OwnedWriteHalf,
     telnet: rfc2217::Server,
+    /// Bytes on the TCP connection, Telnet framing included.
+    from_client: u64,
+    to_client: u64,
+}
+
+fn gone(chip: &mut Chip, client: &mut Option<Client>, reader: &mut Option<OwnedReadHalf>) {
+    if let Some(c) = client.take() {
+        chip.note(format!(
+            "client disconnected rx={} tx={}",
+            c.from_client, c.to_client
+        ));
+    }
+    *reader = None;
+    chip.disconnected();
 }
 
 /// Serves the board until `stop` fires.
@@ -274,7 +293,12 @@ pub(crate) async fn serve(
                     let _ = stream.set_nodelay(true);
                     let (r, w) = stream.into_split();
                     reader = Some(r);
-                    client = Some(Client { writer: w, telnet: rfc2217::Server::new(115_200) });
+                    client = Some(Client {
+                        writer: w,
+                        telnet: rfc2217::Server::new(115_200),
+                        from_client: 0,
+                        to_client: 0,
+                    });
                     chip.note(format!("client connected from {peer}"));
                 }
             }
@@ -282,21 +306,18 @@ pub(crate) async fn serve(
                 let n = match read {
                     Ok(n) if n > 0 => n,
                     _ => {
-                        reader = None;
-                        client = None;
-                        chip.note("client disconnected".into());
-                        chip.disconnected();
+                        gone(&mut chip, &mut client, &mut reader);
                         continue;
                     }
                 };
                 let Some(c) = client.as_mut() else { continue };
+                c.from_client += n as u64;
                 let incoming = c.telnet.feed(&buf[..n]);
                 let replies = c.telnet.take_replies();
                 let baud = c.telnet.baud();
+                c.to_client += replies.len() as u64;
                 if !replies.is_empty() && c.writer.write_all(&replies).await.is_err() {
-                    reader = None;
-                    client = None;
-                    chip.disconnected();
+                    gone(&mut chip, &mut client, &mut reader);
                     continue;
                 }
                 for item in incoming {
@@ -318,10 +339,9 @@ pub(crate) async fn serve(
                         rfc2217::escape_into(&mut wire, &boot::resample(&bytes, sent_at, baud));
                     }
                 }
+                c.to_client += wire.len() as u64;
                 if c.writer.write_all(&wire).await.is_err() {
-                    reader = None;
-                    client = None;
-                    chip.disconnected();
+                    gone(&mut chip, &mut client, &mut reader);
                 }
             }
         }

@@ -179,7 +179,6 @@ impl FirmwareRunner for SilentFirmware {
 }
 
 /// What a firmware runner gets at boot.
-#[derive(Debug)]
 pub struct FirmwareBoot {
     /// The image the ROM accepted at offset 0.
     pub image: ImageV1,
@@ -191,6 +190,17 @@ pub struct FirmwareBoot {
     pub index: BoardIndex,
     /// Why the chip started.
     pub cause: ResetCause,
+}
+
+impl std::fmt::Debug for FirmwareBoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the 4 MB of flash.
+        f.debug_struct("FirmwareBoot")
+            .field("image", &self.image)
+            .field("index", &self.index)
+            .field("cause", &self.cause)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Bytes the board sends to the client, tagged with the UART rate they were sent at.

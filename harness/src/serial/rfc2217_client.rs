@@ -1,0 +1,517 @@
+//! An RFC 2217 client implementing [`serialport::SerialPort`], so espflash (or any
+//! code written for a local port) drives a remote or virtual board unchanged.
+//!
+//! Outgoing Telnet negotiation and COM-PORT-OPTION requests are serialised with the
+//! `rfc2217-rs` crate. Incoming bytes go through this module's own decoder: the
+//! crate's parser panics on some malformed sub-negotiations (unknown option codes,
+//! empty values), and a port must turn whatever a server sends into data or an
+//! error, never a panic.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rfc2217_rs::negotiation::{Intent, Option as TelnetOption};
+use rfc2217_rs::{Negotiation, Subnegotiation};
+use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBits};
+
+use super::SerialError;
+
+const IAC: u8 = 255;
+const DONT: u8 = 254;
+const DO: u8 = 253;
+const WONT: u8 = 252;
+const WILL: u8 = 251;
+const SB: u8 = 250;
+const SE: u8 = 240;
+const COM_PORT: u8 = 44;
+/// How long negotiation and acknowledgements may take.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_SB: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Data,
+    Iac,
+    Negotiate(u8),
+    Sub,
+    SubIac,
+}
+
+#[derive(Debug)]
+struct Inner {
+    stream: TcpStream,
+    state: State,
+    sub: Vec<u8>,
+    rx: VecDeque<u8>,
+    /// Acknowledgements seen, per server code (101..=112).
+    acks: [u64; 256],
+    sent_will: [bool; 256],
+    sent_do: [bool; 256],
+    com_port_accepted: bool,
+    baud: u32,
+    data_bits: DataBits,
+    parity: Parity,
+    stop_bits: StopBits,
+    flow: FlowControl,
+    timeout: Duration,
+}
+
+/// A serial port reached over RFC 2217 (`rfc2217://host:port`).
+#[derive(Debug, Clone)]
+pub struct Rfc2217Port {
+    name: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn io_to_serial(error: io::Error) -> serialport::Error {
+    serialport::Error::from(error)
+}
+
+impl Inner {
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    fn negotiation(intent: Intent, option: u8) -> [u8; 3] {
+        let mut buf = [0u8; 3];
+        let option = match option {
+            0 => TelnetOption::Binary,
+            1 => TelnetOption::Echo,
+            3 => TelnetOption::SuppressGoAhead,
+            44 => TelnetOption::ComPort,
+            other => TelnetOption::Unsupported(other),
+        };
+        Negotiation { intent, option }.serialize(&mut buf);
+        buf
+    }
+
+    fn request(&mut self, sub: Subnegotiation) -> io::Result<()> {
+        let mut buf = [0u8; rfc2217_rs::subnegotiation::MAX_SIZE];
+        let len = sub.serialize_client(&mut buf);
+        self.send(&buf[..len])
+    }
+
+    /// Reads what the server sent, waiting until `deadline` (or not at all).
+    fn pump(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        let mut buf = [0u8; 16 * 1024];
+        let read = match deadline {
+            None => {
+                self.stream.set_nonblocking(true)?;
+                let r = self.stream.read(&mut buf);
+                self.stream.set_nonblocking(false)?;
+                r
+            }
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(());
+                }
+                self.stream.set_read_timeout(Some(left))?;
+                self.stream.read(&mut buf)
+            }
+        };
+        match read {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the RFC 2217 server closed the connection",
+            )),
+            Ok(n) => {
+                self.decode(&buf[..n])?;
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn decode(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut replies = Vec::new();
+        for &byte in bytes {
+            match self.state {
+                State::Data => {
+                    if byte == IAC {
+                        self.state = State::Iac;
+                    } else {
+                        self.rx.push_back(byte);
+                    }
+                }
+                State::Iac => {
+                    self.state = State::Data;
+                    match byte {
+                        IAC => self.rx.push_back(IAC),
+                        WILL | WONT | DO | DONT => self.state = State::Negotiate(byte),
+                        SB => {
+                            self.sub.clear();
+                            self.state = State::Sub;
+                        }
+                        _ => {}
+                    }
+                }
+                State::Negotiate(verb) => {
+                    self.state = State::Data;
+                    let supported = matches!(byte, 0 | 3 | COM_PORT);
+                    match verb {
+                        DO if supported => {
+                            if byte == COM_PORT {
+                                self.com_port_accepted = true;
+                            }
+                            if !self.sent_will[byte as usize] {
+                                self.sent_will[byte as usize] = true;
+                                replies.extend(Self::negotiation(Intent::Will, byte));
+                            }
+                        }
+                        DO => replies.extend(Self::negotiation(Intent::Wont, byte)),
+                        WILL if supported && !self.sent_do[byte as usize] => {
+                            self.sent_do[byte as usize] = true;
+                            replies.extend(Self::negotiation(Intent::Do, byte));
+                        }
+                        WILL if supported => {}
+                        WILL => replies.extend(Self::negotiation(Intent::Dont, byte)),
+                        _ => {}
+                    }
+                }
+                State::Sub => {
+                    if byte == IAC {
+                        self.state = State::SubIac;
+                    } else if self.sub.len() < MAX_SB {
+                        self.sub.push(byte);
+                    }
+                }
+                State::SubIac => match byte {
+                    IAC => {
+                        if self.sub.len() < MAX_SB {
+                            self.sub.push(IAC);
+                        }
+                        self.state = State::Sub;
+                    }
+                    SE => {
+                        self.state = State::Data;
+                        if let [COM_PORT, code, ..] = self.sub[..] {
+                            self.acks[code as usize] += 1;
+                        }
+                    }
+                    _ => self.state = State::Data,
+                },
+            }
+        }
+        if !replies.is_empty() {
+            self.send(&replies)?;
+        }
+        Ok(())
+    }
+
+    /// Sends a COM-PORT request and waits for the server's answer (code + 100).
+    fn request_acked(&mut self, sub: Subnegotiation, code: u8) -> io::Result<()> {
+        let before = self.acks[code as usize + 100];
+        self.request(sub)?;
+        let deadline = Instant::now() + NETWORK_TIMEOUT;
+        while self.acks[code as usize + 100] == before {
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the RFC 2217 server did not acknowledge option {code}"),
+                ));
+            }
+            self.pump(Some(deadline))?;
+        }
+        Ok(())
+    }
+}
+
+impl Rfc2217Port {
+    /// Connects to `host:port`, negotiates RFC 2217 and sets 8N1 at `baud`. The
+    /// control lines are left as the server has them.
+    pub fn open(addr: &str, baud: u32) -> Result<Rfc2217Port, SerialError> {
+        let fail = |source: io::Error| SerialError::Rfc2217Connect {
+            addr: addr.to_string(),
+            source,
+        };
+        let socket = addr
+            .to_socket_addrs()
+            .map_err(fail)?
+            .next()
+            .ok_or_else(|| fail(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
+        let stream = TcpStream::connect_timeout(&socket, NETWORK_TIMEOUT).map_err(fail)?;
+        stream.set_nodelay(true).map_err(fail)?;
+        let mut inner = Inner {
+            stream,
+            state: State::Data,
+            sub: Vec::new(),
+            rx: VecDeque::new(),
+            acks: [0; 256],
+            sent_will: [false; 256],
+            sent_do: [false; 256],
+            com_port_accepted: false,
+            baud,
+            data_bits: DataBits::Eight,
+            parity: Parity::None,
+            stop_bits: StopBits::One,
+            flow: FlowControl::None,
+            timeout: Duration::from_millis(100),
+        };
+        inner.sent_will[COM_PORT as usize] = true;
+        inner.sent_will[0] = true;
+        inner.sent_do[0] = true;
+        let mut hello = Vec::new();
+        hello.extend(Inner::negotiation(Intent::Will, COM_PORT));
+        hello.extend(Inner::negotiation(Intent::Will, 0));
+        hello.extend(Inner::negotiation(Intent::Do, 0));
+        inner.send(&hello).map_err(fail)?;
+        let deadline = Instant::now() + NETWORK_TIMEOUT;
+        while !inner.com_port_accepted {
+            if Instant::now() >= deadline {
+                return Err(SerialError::NotRfc2217 {
+                    addr: addr.to_string(),
+                });
+            }
+            inner.pump(Some(deadline)).map_err(fail)?;
+        }
+        inner
+            .request_acked(Subnegotiation::SetBaudRate(baud), 1)
+            .map_err(fail)?;
+        inner
+            .request_acked(Subnegotiation::SetDataSize(8), 2)
+            .map_err(fail)?;
+        inner
+            .request_acked(Subnegotiation::SetParity(1), 3)
+            .map_err(fail)?;
+        inner
+            .request_acked(Subnegotiation::SetStopSize(1), 4)
+            .map_err(fail)?;
+        Ok(Rfc2217Port {
+            name: format!("rfc2217://{addr}"),
+            inner: Arc::new(Mutex::new(inner)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+impl Read for Rfc2217Port {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut inner = self.lock();
+        let deadline = Instant::now() + inner.timeout;
+        loop {
+            if !inner.rx.is_empty() {
+                let n = buf.len().min(inner.rx.len());
+                for (slot, byte) in buf.iter_mut().zip(inner.rx.drain(..n)) {
+                    *slot = byte;
+                }
+                return Ok(n);
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "serial read timed out",
+                ));
+            }
+            inner.pump(Some(deadline))?;
+        }
+    }
+}
+
+impl Write for Rfc2217Port {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut escaped = Vec::with_capacity(buf.len() + 8);
+        for &byte in buf {
+            escaped.push(byte);
+            if byte == IAC {
+                escaped.push(IAC);
+            }
+        }
+        self.lock().send(&escaped)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.lock().stream.flush()
+    }
+}
+
+impl SerialPort for Rfc2217Port {
+    fn name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
+
+    fn baud_rate(&self) -> serialport::Result<u32> {
+        Ok(self.lock().baud)
+    }
+
+    fn data_bits(&self) -> serialport::Result<DataBits> {
+        Ok(self.lock().data_bits)
+    }
+
+    fn flow_control(&self) -> serialport::Result<FlowControl> {
+        Ok(self.lock().flow)
+    }
+
+    fn parity(&self) -> serialport::Result<Parity> {
+        Ok(self.lock().parity)
+    }
+
+    fn stop_bits(&self) -> serialport::Result<StopBits> {
+        Ok(self.lock().stop_bits)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.lock().timeout
+    }
+
+    fn set_baud_rate(&mut self, baud_rate: u32) -> serialport::Result<()> {
+        let mut inner = self.lock();
+        inner
+            .request_acked(Subnegotiation::SetBaudRate(baud_rate), 1)
+            .map_err(io_to_serial)?;
+        inner.baud = baud_rate;
+        Ok(())
+    }
+
+    fn set_data_bits(&mut self, data_bits: DataBits) -> serialport::Result<()> {
+        let mut inner = self.lock();
+        inner
+            .request_acked(Subnegotiation::SetDataSize(u8::from(data_bits)), 2)
+            .map_err(io_to_serial)?;
+        inner.data_bits = data_bits;
+        Ok(())
+    }
+
+    fn set_flow_control(&mut self, flow_control: FlowControl) -> serialport::Result<()> {
+        let value = match flow_control {
+            FlowControl::None => 1,
+            FlowControl::Software => 2,
+            FlowControl::Hardware => 3,
+        };
+        let mut inner = self.lock();
+        inner
+            .request_acked(Subnegotiation::SetControl(value), 5)
+            .map_err(io_to_serial)?;
+        inner.flow = flow_control;
+        Ok(())
+    }
+
+    fn set_parity(&mut self, parity: Parity) -> serialport::Result<()> {
+        let value = match parity {
+            Parity::None => 1,
+            Parity::Odd => 2,
+            Parity::Even => 3,
+        };
+        let mut inner = self.lock();
+        inner
+            .request_acked(Subnegotiation::SetParity(value), 3)
+            .map_err(io_to_serial)?;
+        inner.parity = parity;
+        Ok(())
+    }
+
+    fn set_stop_bits(&mut self, stop_bits: StopBits) -> serialport::Result<()> {
+        let value = match stop_bits {
+            StopBits::One => 1,
+            StopBits::Two => 2,
+        };
+        let mut inner = self.lock();
+        inner
+            .request_acked(Subnegotiation::SetStopSize(value), 4)
+            .map_err(io_to_serial)?;
+        inner.stop_bits = stop_bits;
+        Ok(())
+    }
+
+    fn set_timeout(&mut self, timeout: Duration) -> serialport::Result<()> {
+        self.lock().timeout = timeout;
+        Ok(())
+    }
+
+    fn write_request_to_send(&mut self, level: bool) -> serialport::Result<()> {
+        let value = if level { 11 } else { 12 };
+        self.lock()
+            .request_acked(Subnegotiation::SetControl(value), 5)
+            .map_err(io_to_serial)
+    }
+
+    fn write_data_terminal_ready(&mut self, level: bool) -> serialport::Result<()> {
+        let value = if level { 8 } else { 9 };
+        self.lock()
+            .request_acked(Subnegotiation::SetControl(value), 5)
+            .map_err(io_to_serial)
+    }
+
+    // Modem status lines: a NodeMCU leaves them unconnected; report them inactive.
+    fn read_clear_to_send(&mut self) -> serialport::Result<bool> {
+        Ok(false)
+    }
+
+    fn read_data_set_ready(&mut self) -> serialport::Result<bool> {
+        Ok(false)
+    }
+
+    fn read_ring_indicator(&mut self) -> serialport::Result<bool> {
+        Ok(false)
+    }
+
+    fn read_carrier_detect(&mut self) -> serialport::Result<bool> {
+        Ok(false)
+    }
+
+    fn bytes_to_read(&self) -> serialport::Result<u32> {
+        let mut inner = self.lock();
+        inner.pump(None).map_err(io_to_serial)?;
+        Ok(inner.rx.len() as u32)
+    }
+
+    fn bytes_to_write(&self) -> serialport::Result<u32> {
+        Ok(0)
+    }
+
+    fn clear(&self, buffer_to_clear: ClearBuffer) -> serialport::Result<()> {
+        let mut inner = self.lock();
+        let code = match buffer_to_clear {
+            ClearBuffer::Input => 1,
+            ClearBuffer::Output => 2,
+            ClearBuffer::All => 3,
+        };
+        if matches!(buffer_to_clear, ClearBuffer::Input | ClearBuffer::All) {
+            // Take in what already arrived first, so it is dropped too.
+            inner.pump(None).map_err(io_to_serial)?;
+            inner.rx.clear();
+        }
+        // Not waited for: espflash clears before every command, and the answer
+        // carries nothing the client needs.
+        inner
+            .request(Subnegotiation::PurgeData(code))
+            .map_err(io_to_serial)
+    }
+
+    fn try_clone(&self) -> serialport::Result<Box<dyn SerialPort>> {
+        Ok(Box::new(self.clone()))
+    }
+
+    fn set_break(&self) -> serialport::Result<()> {
+        self.lock()
+            .request_acked(Subnegotiation::SetControl(5), 5)
+            .map_err(io_to_serial)
+    }
+
+    fn clear_break(&self) -> serialport::Result<()> {
+        self.lock()
+            .request_acked(Subnegotiation::SetControl(6), 5)
+            .map_err(io_to_serial)
+    }
+}
