@@ -64,10 +64,10 @@ struct DeviceClock {
   uint32_t now() const {
     return set ? unixAtSet + (millis() - setAtMs) / 1000 : millis() / 1000;
   }
-  void setTo(uint32_t unix) {
+  void setTo(uint32_t epoch) {
     set = true;
     setAtMs = millis();
-    unixAtSet = unix;
+    unixAtSet = epoch;
   }
 } deviceClock;
 
