@@ -75,12 +75,19 @@ volatile bool sntpDelivered = false;
 bool sntpStarted = false;
 uint32_t attempt = 0;  // failed connection attempts since the last success
 
-// Waits, discarding serial input: after provisioning the firmware reads no more
-// commands, and an unread UART buffer must not stall the core.
+// Discards whatever arrived on the serial port: after provisioning the firmware
+// reads no more commands. read() returning -1 ends it, rather than available(),
+// because read() is also what pulls bytes in the core's host emulation.
+void drainSerial() {
+  while (Serial.read() >= 0) {
+  }
+}
+
+// Waits, discarding serial input.
 void idle(uint32_t ms) {
   const uint32_t start = millis();
   while (millis() - start < ms) {
-    while (Serial.available() > 0) Serial.read();
+    drainSerial();
     delay(10);
   }
 }
@@ -95,8 +102,7 @@ LineResult readLine(String& out, uint32_t deadline) {
   out = String();
   bool overflow = false;
   while (static_cast<int32_t>(millis() - deadline) < 0) {
-    while (Serial.available() > 0) {
-      const int c = Serial.read();
+    for (int c = Serial.read(); c >= 0; c = Serial.read()) {
       if (c == '\n') {
         if (overflow) return LineResult::TooLong;
         if (out.endsWith("\r")) out.remove(out.length() - 1);
@@ -444,7 +450,7 @@ int session() {
       nextHeap += kHeapPeriodMs;
       log::heap(ESP.getFreeHeap());
     }
-    while (Serial.available() > 0) Serial.read();
+    drainSerial();
     yield();
   }
 }
