@@ -626,3 +626,55 @@ fn normalisation_treats_both_languages_alike() {
         "a={} b={} c={} d={} e={}"
     );
 }
+
+#[test]
+fn telemetry_payload_and_client_id_match_the_twin() {
+    let twin = read("twin/src/firmware.rs");
+    let sketch = read("esp8266/src/main.cpp");
+    let rust = |pattern: &str| -> String {
+        let re = Regex::new(pattern).unwrap();
+        normalise_rust(&unescape(
+            &re.captures(&twin)
+                .unwrap_or_else(|| panic!("{pattern} not found in firmware.rs"))[1],
+        ))
+    };
+    let c = |pattern: &str| -> String {
+        let re = Regex::new(pattern).unwrap();
+        normalise_c(&unescape(
+            &re.captures(&sketch)
+                .unwrap_or_else(|| panic!("{pattern} not found in main.cpp"))[1],
+        ))
+    };
+    assert_same(
+        "telemetry payload and default client id",
+        vec![
+            c(r#"snprintf\(payload, sizeof payload, "((?:[^"\\]|\\.)*)""#),
+            c(r#"snprintf\(id, sizeof id, "((?:[^"\\]|\\.)*)""#),
+        ],
+        vec![
+            rust(r#"let payload = format!\(\s*"((?:[^"\\]|\\.)*)""#),
+            rust(r#"format!\(\s*"(ESP8266-(?:[^"\\]|\\.)*)""#),
+        ],
+    );
+}
+
+#[test]
+fn trust_mode_names_match_the_twin() {
+    let twin = read("twin/src/firmware.rs");
+    let twin: Vec<String> = Regex::new(r#"TrustMode::\w+(?:\(_\))? => "([\w-]+)""#)
+        .unwrap()
+        .captures_iter(item(&twin, "fn mode_name("))
+        .map(|c| c[1].to_owned())
+        .collect();
+    let sketch = read("esp8266/src/main.cpp");
+    let sketch: BTreeSet<String> = Regex::new(r#"trustMode = "([\w-]+)";"#)
+        .unwrap()
+        .captures_iter(&sketch)
+        .map(|c| c[1].to_owned())
+        .collect();
+    assert_same(
+        "[tls] connecting mode= names",
+        sketch.into_iter().collect(),
+        twin,
+    );
+}
