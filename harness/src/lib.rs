@@ -43,6 +43,7 @@ pub mod runner;
 pub mod serial;
 pub mod timeline;
 pub mod vboard;
+pub mod vfirmware;
 
 mod error;
 mod slip;

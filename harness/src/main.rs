@@ -26,6 +26,9 @@ enum Command {
     Pki(cmd::pki::PkiCommand),
     /// The lab on its own: TLS front, MQTT broker, NTP and DNS, events streamed live.
     Lab(cmd::lab::LabArgs),
+    /// Virtual firmware images: build, inspect, list variants, benchmark the twin.
+    #[command(subcommand)]
+    Vfirmware(cmd::vfirmware::VfirmwareCommand),
     /// The main job: everything the harness can run, end to end, with a summary.
     Demo(cmd::demo::DemoArgs),
     /// A virtual ESP8266 board on a loopback RFC 2217 port (`hil vboard --listen
@@ -40,11 +43,28 @@ enum Command {
     Reset(cmd::reset::ResetArgs),
 }
 
+/// Restores the default SIGPIPE action, as command-line tools expect: `hil pki
+/// list | head` then ends quietly instead of failing to write to a closed pipe.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; resetting a
+    // signal disposition to its default has no other effect on the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pki(command) => command.run(),
         Command::Demo(args) => args.run(),
+        Command::Vfirmware(command) => command.run(),
         Command::Vboard(args) => args.run(),
         Command::Lab(args) => args.run(),
         Command::Flash(args) => args.run(),

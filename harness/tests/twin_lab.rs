@@ -13,9 +13,9 @@ use hil::lab::{DevicePolicy, Lab, LabConfig, NtpPolicy};
 use hil::pki::{Catalogue, Outcome, ProfileId};
 use hil::provisioning::{self, ProvisionOptions};
 use hil::timeline::{EventKind, HandshakeOutcome};
+use hil::vfirmware::DetachedTwin;
 use hil_twin::descriptor::{Descriptor, Variant};
-use hil_twin::{BoardEnv, Console};
-use tokio::sync::mpsc;
+use hil_twin::BoardEnv;
 
 fn catalogue() -> &'static Catalogue {
     static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
@@ -50,42 +50,27 @@ async fn run_device(
 ) -> Vec<String> {
     let presented = catalogue().profile(presented).unwrap();
     let settings = provisioning::settings(&lab.addrs(), catalogue(), presented, &options).unwrap();
-    let (output, mut printed) = mpsc::unbounded_channel();
-    let (typed, input) = mpsc::unbounded_channel();
     let env = BoardEnv {
         ip: board_ip(k),
         mac: [0x5c, 0xcf, 0x7f, 0, 0, k],
         access_point: None,
         dns: None,
         ntp: None,
-        reset_reason: "external".into(),
+        reset_reason: "External-System".into(),
     };
-    let firmware = tokio::spawn(async move {
-        let mut console = Console { output, input };
-        hil_twin::run(&descriptor, &env, &mut console).await
-    });
+    let mut twin = DetachedTwin::start(descriptor, env, Some(provisioning::line(&settings)));
     let mut lines = Vec::new();
-    let mut partial = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while let Ok(Some(bytes)) = tokio::time::timeout_at(deadline, printed.recv()).await {
-        partial.extend_from_slice(&bytes);
-        while let Some(end) = partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = partial.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line).trim_end().to_owned();
-            if line.starts_with("[prov] ready") {
-                typed
-                    .send(provisioning::line(&settings).into_bytes())
-                    .unwrap();
-            }
-            let finished = done(&line);
-            lines.push(line);
-            if finished {
-                firmware.abort();
-                return lines;
-            }
+    while let Some((_, line)) = twin
+        .next_line(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        let finished = done(&line);
+        lines.push(line);
+        if finished {
+            break;
         }
     }
-    firmware.abort();
     lines
 }
 
@@ -600,4 +585,60 @@ async fn a_crashing_firmware_dumps_an_exception_and_asks_for_a_reboot() {
         "{}",
         lines.join("\n")
     );
+}
+
+#[tokio::test]
+async fn a_provisioned_client_certificate_satisfies_mutual_tls() {
+    let (lab, _dir) = lab().await;
+    let cases = [
+        (
+            150u8,
+            hil::lab::BrokerPolicy::ClientCertRequired,
+            true,
+            true,
+        ),
+        (
+            151,
+            hil::lab::BrokerPolicy::ClientCertRequired,
+            false,
+            false,
+        ),
+        (152, hil::lab::BrokerPolicy::ClientCertWrongCa, true, false),
+    ];
+    for (k, broker_policy, provisioned, connects) in cases {
+        let mut policy = DevicePolicy::default();
+        broker_policy.apply(&mut policy);
+        lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+        let options = ProvisionOptions {
+            client_certificate: provisioned,
+            ..ProvisionOptions::default()
+        };
+        let lines = run_device(
+            &lab,
+            k,
+            ProfileId::Valid,
+            Variant::Reference.descriptor(),
+            options,
+            tls_verdict,
+        )
+        .await;
+        let connected = lines.iter().any(|l| l.starts_with("[mqtt] connected"));
+        assert_eq!(
+            connected,
+            connects,
+            "{broker_policy:?} provisioned={provisioned}:\n{}",
+            lines.join("\n")
+        );
+        if !connects {
+            // The broker refused with an alert, which BearSSL reports as 256 + alert.
+            let code = lines.iter().find_map(|l| {
+                l.strip_prefix("[tls] error code=")?
+                    .split(' ')
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            });
+            assert!(code.is_some_and(|c| c > 256), "{}", lines.join("\n"));
+        }
+    }
 }

@@ -477,6 +477,9 @@ void setup() {
   // A PROV line of several kilobytes arrives at full speed while setup() runs.
   Serial.setRxBufferSize(1024);
   Serial.begin(115200);
+  // The ROM's banner went out at 74880 baud and reads as garbage at 115200 with no
+  // line end: start on a fresh line so the boot line is a line of its own.
+  Serial.println();
   log::boot(knobs::kName, knobs::kVersion, resetReason());
 
   settings = provisioning();

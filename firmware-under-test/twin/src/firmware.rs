@@ -161,6 +161,12 @@ impl Device<'_> {
     }
 
     async fn run_firmware(&mut self) -> Result<std::convert::Infallible, Exit> {
+        // `Serial.println()` first: the ROM's 74880-baud banner reads as garbage at
+        // 115200 without a line end, and the boot line must start a line.
+        self.console
+            .output
+            .send(b"\r\n".to_vec())
+            .map_err(|_| Exit::Detached)?;
         let (name, version) = (self.knobs.name.clone(), self.knobs.version.clone());
         self.say(Line::Boot {
             fw: name,

@@ -1,13 +1,14 @@
 //! One module per verb.
 
 pub mod demo;
-pub mod lab;
 pub mod flash;
+pub mod lab;
 pub mod monitor;
 pub mod pki;
 pub mod reset;
 pub mod vboard;
 pub mod vboard_bench;
+pub mod vfirmware;
 
 /// Every scenario (or check) passed.
 #[allow(dead_code)] // documented here with its siblings; used by the runner

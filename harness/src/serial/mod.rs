@@ -12,6 +12,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod console;
 mod follow;
 mod lines;
 mod local;
@@ -21,6 +22,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use console::{boot_and_watch, BootPlan};
 pub use follow::{follow, FollowOptions, SerialItem};
 pub use lines::LineSplitter;
 pub use local::{find_usb_port, open_local};
@@ -89,6 +91,19 @@ pub enum SerialError {
     NotRfc2217 {
         /// host:port.
         addr: String,
+    },
+    /// Reading or writing an open port failed.
+    #[error("serial I/O on {path} failed")]
+    #[diagnostic(
+        code(hil::serial::io),
+        help("the board or its link went away; check the cable or the RFC 2217 server")
+    )]
+    Io {
+        /// The port.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
 }
 

@@ -107,6 +107,14 @@ impl Chip {
         self.note("reset held (EN low)".into());
     }
 
+    /// The firmware restarted the chip: GPIO0 is high (it is running), so the ROM
+    /// boots from flash again.
+    fn restart_after_exception(&mut self) {
+        if let Run::Firmware { .. } = self.run {
+            self.start(ResetCause::Exception, BootMode::Flash);
+        }
+    }
+
     /// EN rose: the ROM starts in `mode`.
     fn start(&mut self, cause: ResetCause, mode: BootMode) {
         self.stop_firmware();
@@ -330,11 +338,16 @@ pub(crate) async fn serve(
                 }
             }
             Some(output) = out_rx.recv() => {
+                if let Output::Restart = output {
+                    chip.restart_after_exception();
+                    continue;
+                }
                 let Some(c) = client.as_mut() else { continue };
                 let baud = c.telnet.baud();
                 let mut wire = Vec::new();
                 match output {
                     Output::Loader(bytes) => rfc2217::escape_into(&mut wire, &bytes),
+                    Output::Restart => {}
                     Output::Uart { bytes, baud: sent_at } => {
                         rfc2217::escape_into(&mut wire, &boot::resample(&bytes, sent_at, baud));
                     }

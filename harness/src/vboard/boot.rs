@@ -23,13 +23,16 @@ pub enum ResetCause {
     PowerOn,
     /// 2: external reset (EN pulled low, what auto-reset does).
     External,
+    /// 2 as well: the firmware restarted the chip after an exception; the core
+    /// tells the two apart, the ROM does not.
+    Exception,
 }
 
 impl ResetCause {
     fn code(self) -> u8 {
         match self {
             ResetCause::PowerOn => 1,
-            ResetCause::External => 2,
+            ResetCause::External | ResetCause::Exception => 2,
         }
     }
 }

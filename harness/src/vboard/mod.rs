@@ -208,6 +208,8 @@ impl std::fmt::Debug for FirmwareBoot {
 pub(crate) enum Output {
     /// Loader frames: the ROM autobauds to the client, so no conversion.
     Loader(Vec<u8>),
+    /// The firmware asked the chip to restart (what the core does after a crash).
+    Restart,
     /// UART output at `baud` (the ROM's 74880, or what the firmware set).
     Uart {
         /// The bytes.
@@ -243,6 +245,12 @@ impl Console {
             bytes: bytes.to_vec(),
             baud: self.baud,
         });
+    }
+
+    /// Restarts the chip, as the Arduino core does after an exception: the ROM
+    /// prints its banner again and boots the image from flash.
+    pub fn request_restart(&self) {
+        let _ = self.out.send(Output::Restart);
     }
 
     /// The next bytes the client sent, or `None` once the board resets.
