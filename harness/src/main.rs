@@ -29,6 +29,8 @@ enum Command {
     /// Virtual firmware images: build, inspect, list variants, benchmark the twin.
     #[command(subcommand)]
     Vfirmware(cmd::vfirmware::VfirmwareCommand),
+    /// Print the Gherkin step reference (Markdown): every phrase features may use.
+    Steps(cmd::steps::StepsArgs),
     /// The main job: everything the harness can run, end to end, with a summary.
     Demo(cmd::demo::DemoArgs),
     /// A virtual ESP8266 board on a loopback RFC 2217 port (`hil vboard --listen
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pki(command) => command.run(),
         Command::Demo(args) => args.run(),
+        Command::Steps(args) => args.run(),
         Command::Vfirmware(command) => command.run(),
         Command::Vboard(args) => args.run(),
         Command::Lab(args) => args.run(),
