@@ -642,3 +642,97 @@ async fn a_provisioned_client_certificate_satisfies_mutual_tls() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsubclient_states_follow_the_broker_policies() {
+    use hil::lab::BrokerPolicy::{DnsNxdomain, MqttBadCredentials, MqttNotAuthorized, NoConnack};
+    let (lab, _dir) = lab().await;
+    // (board, policy, the state the device reports, whether TLS was attempted)
+    let cases = [
+        (160u8, MqttBadCredentials, 4, true),
+        (161, MqttNotAuthorized, 5, true),
+        (162, NoConnack, -4, true),
+        (163, DnsNxdomain, -2, false),
+    ];
+    for (k, broker_policy, _, _) in cases {
+        let mut policy = DevicePolicy::default();
+        broker_policy.apply(&mut policy);
+        lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+    }
+    let device = |k: u8| {
+        run_device(
+            &lab,
+            k,
+            ProfileId::Valid,
+            Variant::Reference.descriptor(),
+            ProvisionOptions::default(),
+            |l| l.starts_with("[mqtt] failed"),
+        )
+    };
+    // Together: no-connack takes PubSubClient's 15 s socket timeout.
+    let (a, b, c, d) = tokio::join!(device(160), device(161), device(162), device(163));
+    for ((k, broker_policy, state, tls), lines) in cases.iter().zip([a, b, c, d]) {
+        let text = lines.join("\n");
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| *l == format!("[mqtt] failed rc={state}")),
+            "board {k} {broker_policy:?}:\n{text}"
+        );
+        assert_eq!(
+            lines.iter().any(|l| l.starts_with("[tls] connecting")),
+            *tls,
+            "board {k}:\n{text}"
+        );
+        if !tls {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l == "[dns] failed host=broker.hil.test"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_wifi_password_keeps_the_device_off_the_network() {
+    let (lab, _dir) = lab().await;
+    let settings = provisioning::settings(
+        &lab.addrs(),
+        catalogue(),
+        catalogue().profile(ProfileId::Valid).unwrap(),
+        &ProvisionOptions::default(),
+    )
+    .unwrap();
+    let env = BoardEnv {
+        ip: board_ip(170),
+        mac: [0x5c, 0xcf, 0x7f, 0, 0, 170],
+        access_point: Some(hil_twin::AccessPoint {
+            ssid: provisioning::LAB_SSID.into(),
+            password: "not the lab's".into(),
+        }),
+        dns: None,
+        ntp: None,
+        reset_reason: "External-System".into(),
+    };
+    let mut twin = DetachedTwin::start(
+        Variant::Reference.descriptor(),
+        env,
+        Some(provisioning::line(&settings)),
+    );
+    let mut failures = 0;
+    while let Some((_, line)) = twin.next_line(Duration::from_secs(10)).await {
+        assert!(
+            !line.starts_with("[dns]") && !line.starts_with("[tls]"),
+            "{line}"
+        );
+        if line == "[wifi] failed" {
+            failures += 1;
+            if failures == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(failures, 2, "the device should keep retrying Wi-Fi");
+}
