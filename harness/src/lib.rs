@@ -47,5 +47,6 @@ pub mod vfirmware;
 
 mod error;
 mod slip;
+mod telnet;
 
 pub use error::Error;

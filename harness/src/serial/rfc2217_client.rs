@@ -18,33 +18,16 @@ use rfc2217_rs::{Negotiation, Subnegotiation};
 use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBits};
 
 use super::SerialError;
+use crate::telnet::{Decoder, Token, DO, IAC, WILL};
 
-const IAC: u8 = 255;
-const DONT: u8 = 254;
-const DO: u8 = 253;
-const WONT: u8 = 252;
-const WILL: u8 = 251;
-const SB: u8 = 250;
-const SE: u8 = 240;
 const COM_PORT: u8 = 44;
 /// How long negotiation and acknowledgements may take.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(3);
-const MAX_SB: usize = 64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Data,
-    Iac,
-    Negotiate(u8),
-    Sub,
-    SubIac,
-}
 
 #[derive(Debug)]
 struct Inner {
     stream: TcpStream,
-    state: State,
-    sub: Vec<u8>,
+    decoder: Decoder,
     rx: VecDeque<u8>,
     /// Acknowledgements seen, per server code (101..=112).
     acks: [u64; 256],
@@ -135,73 +118,39 @@ impl Inner {
     }
 
     fn decode(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut tokens = Vec::new();
+        self.decoder.feed(bytes, &mut |t| tokens.push(t));
         let mut replies = Vec::new();
-        for &byte in bytes {
-            match self.state {
-                State::Data => {
-                    if byte == IAC {
-                        self.state = State::Iac;
-                    } else {
-                        self.rx.push_back(byte);
-                    }
-                }
-                State::Iac => {
-                    self.state = State::Data;
-                    match byte {
-                        IAC => self.rx.push_back(IAC),
-                        WILL | WONT | DO | DONT => self.state = State::Negotiate(byte),
-                        SB => {
-                            self.sub.clear();
-                            self.state = State::Sub;
-                        }
-                        _ => {}
-                    }
-                }
-                State::Negotiate(verb) => {
-                    self.state = State::Data;
-                    let supported = matches!(byte, 0 | 3 | COM_PORT);
+        for token in tokens {
+            match token {
+                Token::Data(byte) => self.rx.push_back(byte),
+                Token::Negotiate { verb, option } => {
+                    let supported = matches!(option, 0 | 3 | COM_PORT);
                     match verb {
                         DO if supported => {
-                            if byte == COM_PORT {
+                            if option == COM_PORT {
                                 self.com_port_accepted = true;
                             }
-                            if !self.sent_will[byte as usize] {
-                                self.sent_will[byte as usize] = true;
-                                replies.extend(Self::negotiation(Intent::Will, byte));
+                            if !self.sent_will[option as usize] {
+                                self.sent_will[option as usize] = true;
+                                replies.extend(Self::negotiation(Intent::Will, option));
                             }
                         }
-                        DO => replies.extend(Self::negotiation(Intent::Wont, byte)),
-                        WILL if supported && !self.sent_do[byte as usize] => {
-                            self.sent_do[byte as usize] = true;
-                            replies.extend(Self::negotiation(Intent::Do, byte));
+                        DO => replies.extend(Self::negotiation(Intent::Wont, option)),
+                        WILL if supported && !self.sent_do[option as usize] => {
+                            self.sent_do[option as usize] = true;
+                            replies.extend(Self::negotiation(Intent::Do, option));
                         }
                         WILL if supported => {}
-                        WILL => replies.extend(Self::negotiation(Intent::Dont, byte)),
+                        WILL => replies.extend(Self::negotiation(Intent::Dont, option)),
                         _ => {}
                     }
                 }
-                State::Sub => {
-                    if byte == IAC {
-                        self.state = State::SubIac;
-                    } else if self.sub.len() < MAX_SB {
-                        self.sub.push(byte);
+                Token::Sub(sub) => {
+                    if let [COM_PORT, code, ..] = sub[..] {
+                        self.acks[code as usize] += 1;
                     }
                 }
-                State::SubIac => match byte {
-                    IAC => {
-                        if self.sub.len() < MAX_SB {
-                            self.sub.push(IAC);
-                        }
-                        self.state = State::Sub;
-                    }
-                    SE => {
-                        self.state = State::Data;
-                        if let [COM_PORT, code, ..] = self.sub[..] {
-                            self.acks[code as usize] += 1;
-                        }
-                    }
-                    _ => self.state = State::Data,
-                },
             }
         }
         if !replies.is_empty() {
@@ -245,8 +194,7 @@ impl Rfc2217Port {
         stream.set_nodelay(true).map_err(fail)?;
         let mut inner = Inner {
             stream,
-            state: State::Data,
-            sub: Vec::new(),
+            decoder: Decoder::default(),
             rx: VecDeque::new(),
             acks: [0; 256],
             sent_will: [false; 256],

@@ -4,20 +4,12 @@
 //! data. The decoder is written for hostile input: any byte sequence yields events
 //! or is dropped, never a panic.
 
-pub(crate) const IAC: u8 = 255;
-const DONT: u8 = 254;
-const DO: u8 = 253;
-const WONT: u8 = 252;
-const WILL: u8 = 251;
-const SB: u8 = 250;
-const SE: u8 = 240;
+pub(crate) use crate::telnet::IAC;
+use crate::telnet::{Decoder, Token, DO, DONT, SB, SE, WILL, WONT};
 
 const OPT_BINARY: u8 = 0;
 const OPT_SGA: u8 = 3;
 pub(crate) const OPT_COM_PORT: u8 = 44;
-
-/// Longest sub-negotiation kept; longer ones are truncated (signatures are short).
-const MAX_SB: usize = 64;
 
 /// What a client asked of the port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,20 +33,10 @@ pub(crate) enum Incoming {
     Port(PortRequest),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Data,
-    Iac,
-    Negotiate(u8),
-    Sub,
-    SubIac,
-}
-
 /// Telnet/RFC 2217 server state for one connection.
 #[derive(Debug)]
 pub(crate) struct Server {
-    state: State,
-    sub: Vec<u8>,
+    decoder: Decoder,
     replies: Vec<u8>,
     agreed_do: [bool; 256],
     agreed_will: [bool; 256],
@@ -70,8 +52,7 @@ pub(crate) struct Server {
 impl Server {
     pub(crate) fn new(baud: u32) -> Server {
         Server {
-            state: State::Data,
-            sub: Vec::new(),
+            decoder: Decoder::default(),
             replies: Vec::new(),
             agreed_do: [false; 256],
             agreed_will: [false; 256],
@@ -97,61 +78,22 @@ impl Server {
 
     /// Decodes bytes from the client.
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> Vec<Incoming> {
+        let mut tokens = Vec::new();
+        self.decoder.feed(bytes, &mut |t| tokens.push(t));
         let mut out = Vec::new();
         let mut data = Vec::new();
-        for &byte in bytes {
-            match self.state {
-                State::Data => {
-                    if byte == IAC {
-                        self.state = State::Iac;
-                    } else {
-                        data.push(byte);
-                    }
-                }
-                State::Iac => {
-                    self.state = State::Data;
-                    match byte {
-                        IAC => data.push(IAC),
-                        WILL | WONT | DO | DONT => self.state = State::Negotiate(byte),
-                        SB => {
-                            self.sub.clear();
-                            self.state = State::Sub;
+        for token in tokens {
+            match token {
+                Token::Data(byte) => data.push(byte),
+                Token::Negotiate { verb, option } => self.negotiate(verb, option),
+                Token::Sub(sub) => {
+                    if let Some(request) = self.subnegotiate(&sub) {
+                        if !data.is_empty() {
+                            out.push(Incoming::Data(std::mem::take(&mut data)));
                         }
-                        // NOP, break, go-ahead and the like carry nothing for a UART.
-                        _ => {}
+                        out.push(Incoming::Port(request));
                     }
                 }
-                State::Negotiate(verb) => {
-                    self.state = State::Data;
-                    self.negotiate(verb, byte);
-                }
-                State::Sub => {
-                    if byte == IAC {
-                        self.state = State::SubIac;
-                    } else if self.sub.len() < MAX_SB {
-                        self.sub.push(byte);
-                    }
-                }
-                State::SubIac => match byte {
-                    IAC => {
-                        if self.sub.len() < MAX_SB {
-                            self.sub.push(IAC);
-                        }
-                        self.state = State::Sub;
-                    }
-                    SE => {
-                        self.state = State::Data;
-                        let sub = std::mem::take(&mut self.sub);
-                        if let Some(request) = self.subnegotiate(&sub) {
-                            if !data.is_empty() {
-                                out.push(Incoming::Data(std::mem::take(&mut data)));
-                            }
-                            out.push(Incoming::Port(request));
-                        }
-                    }
-                    // A malformed sub-negotiation: drop it and resynchronise on data.
-                    _ => self.state = State::Data,
-                },
             }
         }
         if !data.is_empty() {
