@@ -3,7 +3,7 @@
 //! address; each device's policy may turn answers into NXDOMAIN or silence.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
@@ -113,37 +113,25 @@ pub(crate) fn respond(
 pub(crate) async fn serve(
     socket: UdpSocket,
     shared: Arc<DnsShared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut buf = [0u8; 4096];
-    loop {
-        let (n, peer): (usize, SocketAddr) = tokio::select! {
-            _ = shutdown.changed() => break,
-            got = socket.recv_from(&mut buf) => match got {
-                Ok(got) => got,
-                Err(_) => continue,
-            },
-        };
+    super::udp::serve(socket, 4096, shutdown, |datagram, peer| {
         let policy = shared.policies.get(peer.ip()).dns;
-        let Some((reply, name, qtype, answer)) =
-            respond(&buf[..n], &policy, &shared.names, shared.address)
-        else {
-            continue;
-        };
-        if let Some(reply) = reply {
-            let _ = socket.send_to(&reply, peer).await;
-        }
-        shared.timeline.record(
-            Source::Dns,
-            Some(peer.ip()),
-            EventKind::DnsQuery {
+        let (reply, name, qtype, answer) =
+            respond(datagram, &policy, &shared.names, shared.address)?;
+        let timeline = &shared.timeline;
+        let record = move || {
+            let kind = EventKind::DnsQuery {
                 peer,
                 name,
                 qtype,
                 answer,
-            },
-        );
-    }
+            };
+            timeline.record(Source::Dns, Some(peer.ip()), kind);
+        };
+        Some((reply, record))
+    })
+    .await;
 }
 
 #[cfg(test)]

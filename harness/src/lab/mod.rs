@@ -36,6 +36,7 @@ mod mqtt;
 pub(crate) mod ntp;
 mod policy;
 pub(crate) mod tls;
+mod udp;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

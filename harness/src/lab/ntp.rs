@@ -1,7 +1,6 @@
 //! An SNTP server (RFC 4330 answers in NTPv4 packets) reporting the lab clock to
 //! each device as its policy says: exact, skewed, a fixed instant, or nothing.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -73,34 +72,24 @@ fn reported_time(policy: NtpPolicy, now: OffsetDateTime) -> Option<OffsetDateTim
 pub(crate) async fn serve(
     socket: UdpSocket,
     shared: Arc<NtpShared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut buf = [0u8; 512];
-    loop {
-        let (n, peer): (usize, SocketAddr) = tokio::select! {
-            _ = shutdown.changed() => break,
-            got = socket.recv_from(&mut buf) => match got {
-                Ok(got) => got,
-                // ICMP errors from earlier replies surface here on some systems.
-                Err(_) => continue,
-            },
-        };
+    super::udp::serve(socket, 512, shutdown, |datagram, peer| {
         let policy = shared.policies.get(peer.ip()).ntp;
         let reported = reported_time(policy, shared.clock.now());
-        let reply = reported.and_then(|t| answer(&buf[..n], t, t));
-        if let Some(reply) = &reply {
-            let _ = socket.send_to(reply, peer).await;
-        }
-        let answered = reply.and(reported).and_then(|t| {
+        let reply = reported.and_then(|t| answer(datagram, t, t));
+        let answered = reply.as_ref().and(reported).and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         });
-        shared.timeline.record(
-            Source::Ntp,
-            Some(peer.ip()),
-            EventKind::NtpRequest { peer, answered },
-        );
-    }
+        let timeline = &shared.timeline;
+        let record = move || {
+            let kind = EventKind::NtpRequest { peer, answered };
+            timeline.record(Source::Ntp, Some(peer.ip()), kind);
+        };
+        Some((reply.map(|r| r.to_vec()), record))
+    })
+    .await;
 }
 
 #[cfg(test)]
