@@ -29,6 +29,30 @@ fn boot(spec: &PortSpec, prov: &str, until: impl Fn(&str) -> bool) -> Vec<String
     boot_and_watch(spec, &plan, &until).expect("the board's console")
 }
 
+/// Flashes `image` with espflash, resets the board and watches it boot (provisioned
+/// for the lab's `valid` profile) until `until` matches a line.
+async fn flash_and_boot(
+    lab: &Lab,
+    catalogue: &Catalogue,
+    board: &VirtualBoard,
+    image: std::path::PathBuf,
+    until: impl Fn(&str) -> bool + Send + 'static,
+) -> Vec<String> {
+    let valid = catalogue.profile(ProfileId::Valid).unwrap();
+    let settings =
+        provisioning::settings(&lab.addrs(), catalogue, valid, &ProvisionOptions::default())
+            .unwrap();
+    let prov = provisioning::line(&settings);
+    let spec: PortSpec = board.url().parse().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let input = FlashInput::from_file(&image, None).unwrap();
+        flash::flash(&spec, &input, &mut |_| {}).expect("espflash writes the image");
+        boot(&spec, &prov, until)
+    })
+    .await
+    .unwrap()
+}
+
 async fn setup(k: u32, dir: &Path) -> (Lab, Catalogue, VirtualBoard) {
     let at = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
@@ -51,25 +75,10 @@ async fn a_flashed_reference_image_boots_into_the_twin_which_connects_to_the_lab
     let dir = tempfile::tempdir().unwrap();
     let (lab, catalogue, board) = setup(7, dir.path()).await;
     let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/reference.bin");
-    let prov = provisioning::line(
-        &provisioning::settings(
-            &lab.addrs(),
-            &catalogue,
-            catalogue.profile(ProfileId::Valid).unwrap(),
-            &ProvisionOptions::default(),
-        )
-        .unwrap(),
-    );
-    let url = board.url().to_owned();
-    let lines = tokio::task::spawn_blocking(move || {
-        let board_url = url.clone();
-        let spec: PortSpec = board_url.parse().unwrap();
-        let input = FlashInput::from_file(&image, None).unwrap();
-        flash::flash(&spec, &input, &mut |_| {}).expect("espflash writes the image");
-        boot(&spec, &prov, |l| l.starts_with("[mqtt] connected"))
+    let lines = flash_and_boot(&lab, &catalogue, &board, image, |l| {
+        l.starts_with("[mqtt] connected")
     })
-    .await
-    .unwrap();
+    .await;
     let text = lines.join("\n");
     assert!(
         lines
@@ -112,24 +121,10 @@ async fn a_crashing_twin_restarts_the_board_which_boots_again() {
     descriptor.set("crash", "after-connect").unwrap();
     let image = dir.path().join("crash.bin");
     std::fs::write(&image, vfirmware::build(&descriptor).to_bytes()).unwrap();
-    let prov = provisioning::line(
-        &provisioning::settings(
-            &lab.addrs(),
-            &catalogue,
-            catalogue.profile(ProfileId::Valid).unwrap(),
-            &ProvisionOptions::default(),
-        )
-        .unwrap(),
-    );
-    let url = board.url().to_owned();
-    let lines = tokio::task::spawn_blocking(move || {
-        let spec: PortSpec = url.parse().unwrap();
-        let input = FlashInput::from_file(&image, None).unwrap();
-        flash::flash(&spec, &input, &mut |_| {}).expect("espflash writes the image");
-        boot(&spec, &prov, |l| l.contains("reset=Exception"))
+    let lines = flash_and_boot(&lab, &catalogue, &board, image, |l| {
+        l.contains("reset=Exception")
     })
-    .await
-    .unwrap();
+    .await;
     let text = lines.join("\n");
     assert!(lines.iter().any(|l| l == "Exception (28):"), "{text}");
     assert!(
