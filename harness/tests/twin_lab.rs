@@ -74,6 +74,17 @@ async fn run_device(
     lines
 }
 
+/// The BearSSL code of the device's first `[tls] error` line, if any.
+fn tls_code(lines: &[String]) -> Option<u32> {
+    lines.iter().find_map(|l| {
+        l.strip_prefix("[tls] error code=")?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
 fn tls_verdict(line: &str) -> bool {
     line.starts_with("[tls] error") || line.starts_with("[mqtt] connected")
 }
@@ -104,13 +115,7 @@ async fn the_reference_twin_reports_the_catalogue_outcome_for_every_profile() {
         let lines = run.await;
         let expected = id.expectation();
         let ok = lines.iter().any(|l| l.starts_with("[mqtt] connected"));
-        let code = lines.iter().find_map(|l| {
-            l.strip_prefix("[tls] error code=")?
-                .split(' ')
-                .next()?
-                .parse::<u32>()
-                .ok()
-        });
+        let code = tls_code(&lines);
         let verdict_ok = match expected.outcome {
             Outcome::Connects => ok,
             Outcome::Refuses => code == Some(expected.bearssl_code.get()),
@@ -177,13 +182,7 @@ async fn clock_cases_decide_through_the_devices_own_ntp() {
             tls_verdict,
         )
         .await;
-        let code = lines.iter().find_map(|l| {
-            l.strip_prefix("[tls] error code=")?
-                .split(' ')
-                .next()?
-                .parse::<u32>()
-                .ok()
-        });
+        let code = tls_code(&lines);
         assert_eq!(code, expected, "{ntp:?}:\n{}", lines.join("\n"));
         if ntp == NtpPolicy::Silent {
             assert!(
@@ -235,13 +234,7 @@ async fn variants_show_their_signature_mistakes() {
         )
         .await;
         let connected = lines.iter().any(|l| l.starts_with("[mqtt] connected"));
-        let code = lines.iter().find_map(|l| {
-            l.strip_prefix("[tls] error code=")?
-                .split(' ')
-                .next()?
-                .parse::<u32>()
-                .ok()
-        });
+        let code = tls_code(&lines);
         match expected {
             None => assert!(
                 connected,
@@ -372,13 +365,7 @@ async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
             lines = device => lines,
             () = publisher => unreachable!("the publisher loops until the device is done"),
         };
-        let code = lines.iter().find_map(|l| {
-            l.strip_prefix("[tls] error code=")?
-                .split(' ')
-                .next()?
-                .parse::<u32>()
-                .ok()
-        });
+        let code = tls_code(&lines);
         assert_eq!(
             code,
             expected,
@@ -631,13 +618,7 @@ async fn a_provisioned_client_certificate_satisfies_mutual_tls() {
         );
         if !connects {
             // The broker refused with an alert, which BearSSL reports as 256 + alert.
-            let code = lines.iter().find_map(|l| {
-                l.strip_prefix("[tls] error code=")?
-                    .split(' ')
-                    .next()?
-                    .parse::<u32>()
-                    .ok()
-            });
+            let code = tls_code(&lines);
             assert!(code.is_some_and(|c| c > 256), "{}", lines.join("\n"));
         }
     }
