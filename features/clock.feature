@@ -17,7 +17,7 @@ Feature: Certificates are judged with the right time
     When the board boots
     Then the device connects to the broker within 20 s
 
-  Scenario Outline: a clock years off makes every certificate invalid
+  Scenario Outline: a clock <skew> off makes every certificate invalid
     Given the NTP server reports a time skewed by <skew>
     When the board boots
     Then the device reports a TLS failure with code 54

@@ -1,3 +1,4 @@
+@snapshot
 Feature: The boot transcript stays the same release after release
   A normalised transcript (times, addresses, keys, fingerprints and client ids
   redacted) is compared with the reviewed snapshot.

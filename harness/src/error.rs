@@ -38,6 +38,14 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     UnknownPolicy(#[from] UnknownPolicy),
+    /// The scenario runner could not go on.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Runner(#[from] crate::runner::RunnerError),
+    /// Feature files with problems.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Suite(#[from] crate::runner::SuiteError),
     /// A duration that could not be read.
     #[error(transparent)]
     #[diagnostic(transparent)]

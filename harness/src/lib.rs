@@ -39,6 +39,7 @@ pub mod lab;
 pub mod logprofile;
 pub mod pki;
 pub mod provisioning;
+pub mod report;
 pub mod runner;
 pub mod serial;
 pub mod timeline;

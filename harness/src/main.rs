@@ -31,7 +31,12 @@ enum Command {
     Vfirmware(cmd::vfirmware::VfirmwareCommand),
     /// Print the Gherkin step reference (Markdown): every phrase features may use.
     Steps(cmd::steps::StepsArgs),
-    /// The main job: everything the harness can run, end to end, with a summary.
+    /// Run Gherkin scenarios against boards and the lab (live progress, summary,
+    /// JUnit, JSON, HTML report, per-scenario artifacts). Exit 0 passed, 1 failed,
+    /// 2 bad input or infrastructure.
+    Run(Box<cmd::run::RunArgs>),
+    /// The main job: the shipped scenarios against the reference firmware, then
+    /// against every firmware variant, with the kill matrix and the report.
     Demo(cmd::demo::DemoArgs),
     /// A virtual ESP8266 board on a loopback RFC 2217 port (`hil vboard --listen
     /// 127.0.0.1:PORT --flash FILE`), and its flashing benchmark (`hil vboard bench`).
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pki(command) => command.run(),
+        Command::Run(args) => args.run(),
         Command::Demo(args) => args.run(),
         Command::Steps(args) => args.run(),
         Command::Vfirmware(command) => command.run(),

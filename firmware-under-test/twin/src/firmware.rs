@@ -76,6 +76,9 @@ pub enum Exit {
     Detached,
 }
 
+/// Time from the ROM handing over to the first byte of `setup()`'s output.
+const SDK_INIT: Duration = Duration::from_millis(60);
+
 /// Milliseconds the firmware waits for `PROV` after `[prov] ready`.
 pub const PROVISIONING_WINDOW_MS: u64 = 1500;
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -161,6 +164,10 @@ impl Device<'_> {
     }
 
     async fn run_firmware(&mut self) -> Result<std::convert::Infallible, Exit> {
+        // The SDK and the core initialise before setup() runs; on a real board the
+        // first byte at 115200 comes tens of milliseconds after the ROM's last
+        // line, which is what lets a console reading the ROM at 74880 switch rates.
+        tokio::time::sleep(SDK_INIT).await;
         // `Serial.println()` first: the ROM's 74880-baud banner reads as garbage at
         // 115200 without a line end, and the boot line must start a line.
         self.console

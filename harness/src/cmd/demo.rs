@@ -1,97 +1,177 @@
-//! `hil demo`: the main job. Until the scenario runner lands it runs what exists,
-//! end to end: the certificate catalogue checked against an independent verifier,
-//! then a virtual board flashed with the reference firmware through espflash,
-//! booted against the lab once per certificate profile, its verdict compared
-//! with the catalogue's.
+//! `hil demo`: the main job. The shipped scenarios run against virtual boards
+//! with the reference firmware (which must pass every one), then against every
+//! firmware variant (each must fail at least one); the kill matrix says which
+//! scenario catches which mistake, and the HTML report shows every timeline.
 
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
-use hil::flash::{self, FlashInput};
-use hil::lab::{DevicePolicy, Lab, LabConfig};
-use hil::pki::{Catalogue, Outcome, ProfileId};
-use hil::provisioning::{self, ProvisionOptions};
-use hil::serial::{boot_and_watch, BootPlan, PortSpec};
-use hil::timeline::Timeline;
-use hil::vboard::{BoardIndex, BoardOptions, VirtualBoard};
-use hil::vfirmware::{TwinNetwork, TwinRunner};
-use miette::{Context, IntoDiagnostic, Result};
+use hil::pki::Catalogue;
+use hil::report::KillMatrix;
+use hil::runner::{
+    BoardChoice, Environment, EnvironmentOptions, FirmwareSource, RunEvent, RunReport, Selection,
+    SnapshotMode, Status, TagFilter,
+};
+use hil_twin::descriptor::Variant;
+use miette::{IntoDiagnostic, Result};
 
-use super::{now, rfc3339, EXIT_FAILED};
+use super::run::{console_progress, load_suite, new_run_dir, print_summary, CommonRunArgs};
+use super::{now, EXIT_FAILED};
 
 /// Arguments of `hil demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where runs are written; each run gets its own timestamped directory.
-    #[arg(
-        long,
-        env = "HIL_RUNS_DIR",
-        default_value = "hil-runs",
-        value_name = "DIR"
-    )]
-    runs_dir: PathBuf,
-    /// The firmware image to flash onto the virtual board.
-    #[arg(
-        long,
-        default_value = "fixtures/images/reference.bin",
-        value_name = "IMAGE"
-    )]
-    firmware: PathBuf,
+    /// Feature files or directories holding them.
+    #[arg(value_name = "FEATURES", default_value = "features")]
+    features: Vec<PathBuf>,
+    #[command(flatten)]
+    common: CommonRunArgs,
+    /// Run only these variants after the reference (default: every variant).
+    #[arg(long = "variant", value_name = "NAME")]
+    variants: Vec<String>,
+    /// Scenarios the variants are not run against: a transcript snapshot differs
+    /// for any rebuilt firmware, so it would "catch" every mutant and hide which
+    /// behavioural scenario does.
+    #[arg(long, default_value = "not @snapshot", value_name = "EXPR")]
+    variant_tags: TagFilter,
 }
 
 impl DemoArgs {
     /// Runs the main job.
     pub fn run(self) -> Result<ExitCode> {
-        let at = now();
-        let stamp = at
-            .format(&time::macros::format_description!(
-                "[year][month][day]-[hour][minute][second]"
-            ))
-            .into_diagnostic()?;
-        let run_dir = self.runs_dir.join(stamp);
-        std::fs::create_dir_all(&run_dir)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("creating {}", run_dir.display()))?;
-        if !self.firmware.is_file() {
-            miette::bail!(
-                "firmware image {} not found (run from the repository root, or pass --firmware)",
-                self.firmware.display()
-            );
-        }
+        let suite = load_suite(&self.features, &Selection::default(), &self.common.log_profiles)?;
+        let variant_suite = load_suite(
+            &self.features,
+            &Selection {
+                tags: Some(self.variant_tags.clone()),
+                shard: None,
+            },
+            &self.common.log_profiles,
+        )?;
+        let variants: Vec<FirmwareSource> = if self.variants.is_empty() {
+            Variant::ALL
+                .iter()
+                .filter(|v| **v != Variant::Reference)
+                .map(|v| FirmwareSource::parse(v.as_str()))
+                .collect::<Result<_, _>>()?
+        } else {
+            self.variants
+                .iter()
+                .map(|v| FirmwareSource::parse(v))
+                .collect::<Result<_, _>>()?
+        };
+        let jobs = self.common.jobs.unwrap_or(4).clamp(1, 200);
+        let run_dir = new_run_dir(&self.common.runs_dir)?;
         println!("hil demo: run directory {}", run_dir.display());
 
-        println!("[1/3] certificate catalogue for lab clock {}", rfc3339(at));
-        let started = Instant::now();
-        let catalogue = Catalogue::generate(at).wrap_err("generating the catalogue")?;
-        let pki_dir = run_dir.join("pki");
-        for profile in catalogue.profiles() {
-            profile.write_to(&pki_dir)?;
-        }
-        let mut failures = check_web_pki(&catalogue);
+        let pki_started = Instant::now();
+        let catalogue = Catalogue::generate(now())?;
+        let disagreements = check_web_pki(&catalogue);
         println!(
-            "      {} profiles in {:.1?}, each checked against rustls-webpki: {} disagreement(s)",
+            "[1/3] certificate catalogue: {} profiles checked against rustls-webpki in {:.1?}, {} disagreement(s)",
             catalogue.profiles().len(),
-            started.elapsed(),
-            failures.len()
+            pki_started.elapsed(),
+            disagreements.len()
         );
+        for d in &disagreements {
+            println!("      {d}");
+        }
 
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-        failures.extend(runtime.block_on(device_run(&catalogue, &run_dir, &self.firmware))?);
+        let outcome = runtime.block_on(async {
+            let env = Environment::start(EnvironmentOptions::new(
+                BoardChoice::Virtual { count: jobs as u8 },
+                &run_dir,
+            ))
+            .await?;
+            println!(
+                "[2/3] lab and {} virtual boards up in {:.1?}; the reference firmware against {} scenarios",
+                env.boards(),
+                env.startup,
+                suite.scenarios().len()
+            );
+            let mut options = self.common.options(Some(FirmwareSource::reference()), jobs);
+            options.name = Some("reference".into());
+            let reference = env
+                .run(&suite, &options, console_progress(suite.scenarios().len()))
+                .await?;
+            print_summary(&reference);
 
+            println!(
+                "[3/3] every variant against {} scenarios (tags: {})",
+                variant_suite.scenarios().len(),
+                self.variant_tags
+            );
+            let mut runs = Vec::new();
+            for firmware in &variants {
+                let mut options = self.common.options(Some(firmware.clone()), jobs);
+                options.snapshots = SnapshotMode::CompareOnly;
+                options.name = Some(format!("variant-{firmware}"));
+                let quiet: hil::runner::Progress = Arc::new(|_: RunEvent| {});
+                let report = env.run(&variant_suite, &options, quiet).await?;
+                println!(
+                    "      {:<22} fails {:>3} of {} scenarios ({:.1} s){}",
+                    firmware.to_string(),
+                    report.count(Status::Failed) + report.count(Status::Error),
+                    report.scenarios.len(),
+                    report.duration.as_secs_f64(),
+                    if report.count(Status::Error) > 0 {
+                        format!(", {} could not run", report.count(Status::Error))
+                    } else {
+                        String::new()
+                    }
+                );
+                runs.push((firmware.to_string(), report));
+            }
+            Ok::<_, hil::Error>((reference, runs))
+        })?;
+        let (reference, runs) = outcome;
+
+        let mut matrix = KillMatrix::default();
+        matrix.add("reference", &reference);
+        for (name, report) in &runs {
+            matrix.add(name, report);
+        }
         println!();
-        if failures.is_empty() {
-            println!("all checks passed; artifacts in {}", run_dir.display());
+        println!("Kill matrix (variant: the scenarios it fails)");
+        print!("{}", matrix.text());
+
+        let mut all: Vec<(String, &RunReport)> = vec![("reference".into(), &reference)];
+        all.extend(runs.iter().map(|(n, r)| (n.clone(), r)));
+        let report_dir = run_dir.join("report");
+        let page = hil::report::html("hil demo: the kill matrix", &all)
+            .replacen("<h2>", &format!("<h2>Kill matrix</h2>{}<h2>", matrix.html()), 1);
+        std::fs::create_dir_all(&report_dir).into_diagnostic()?;
+        std::fs::write(report_dir.join("index.html"), page).into_diagnostic()?;
+
+        let reference_failures = reference.count(Status::Failed) + reference.count(Status::Error);
+        let escapes: Vec<&str> = matrix.escapes().into_iter().filter(|n| *n != "reference").collect();
+        println!();
+        println!("report: {}", report_dir.join("index.html").display());
+        if reference.count(Status::Error) > 0 {
+            println!("the harness could not run {} reference scenario(s)", reference.count(Status::Error));
+            return Ok(ExitCode::from(2));
+        }
+        let mut ok = disagreements.is_empty();
+        if reference_failures > 0 {
+            println!("the reference firmware fails {reference_failures} scenario(s)");
+            ok = false;
+        }
+        for name in &escapes {
+            println!("variant {name} escapes: it passes every scenario");
+            ok = false;
+        }
+        if ok {
+            println!(
+                "all checks passed: the reference passes all {} scenarios, every one of {} variants fails at least one",
+                reference.scenarios.len(),
+                runs.len()
+            );
             Ok(ExitCode::SUCCESS)
         } else {
-            println!("{} check(s) failed:", failures.len());
-            for failure in &failures {
-                println!("  - {failure}");
-            }
-            println!("artifacts in {}", run_dir.display());
             Ok(ExitCode::from(EXIT_FAILED))
         }
     }
@@ -113,105 +193,4 @@ fn check_web_pki(catalogue: &Catalogue) -> Vec<String> {
             })
         })
         .collect()
-}
-
-/// The reference firmware on a virtual board, against every profile.
-async fn device_run(catalogue: &Catalogue, run_dir: &Path, firmware: &Path) -> Result<Vec<String>> {
-    let timeline = Timeline::with_jsonl(&run_dir.join("timeline.jsonl")).into_diagnostic()?;
-    let valid = Arc::new(catalogue.profile(ProfileId::Valid)?.clone());
-    let mut config = LabConfig::new(valid, run_dir.join("lab"));
-    config.timeline = Some(timeline.clone());
-    let lab = Lab::start(config).await?;
-    let addrs = lab.addrs();
-    println!(
-        "[2/3] lab up: MQTT/TLS {}, NTP {}, DNS {}",
-        addrs.mqtt_tls, addrs.ntp, addrs.dns
-    );
-
-    let index = BoardIndex::new(1)?;
-    let options = BoardOptions::new(index, run_dir.join("board-1.flash"))
-        .timeline(timeline.clone())
-        .firmware(Arc::new(TwinRunner::new(TwinNetwork::default())));
-    let board = VirtualBoard::start(options).await?;
-    let spec: PortSpec = board.url().parse()?;
-    let input = FlashInput::from_file(firmware, None)?;
-    let flash_spec = spec.clone();
-    let report =
-        tokio::task::spawn_blocking(move || flash::flash(&flash_spec, &input, &mut |_| {}))
-            .await
-            .into_diagnostic()??;
-    println!(
-        "      virtual board {} flashed with {} through espflash ({:?})",
-        board.url(),
-        firmware.display(),
-        report.outcome
-    );
-
-    println!("[3/3] the reference firmware against every certificate profile");
-    println!(
-        "      {:<22} {:<26} {:<26} OK",
-        "PROFILE", "CATALOGUE", "DEVICE SAID"
-    );
-    let device = IpAddr::V4(index.device_ip());
-    let mut failures = Vec::new();
-    for profile in catalogue.profiles() {
-        let id = profile.id();
-        lab.policies().set(
-            device,
-            DevicePolicy {
-                profile: Some(Arc::new(profile.clone())),
-                ..DevicePolicy::default()
-            },
-        );
-        let settings =
-            provisioning::settings(&addrs, catalogue, profile, &ProvisionOptions::default())?;
-        let plan = BootPlan {
-            provisioning: Some(provisioning::line(&settings)),
-            timeout: Duration::from_secs(30),
-            timeline: Some(timeline.clone()),
-            device: Some(device),
-        };
-        let boot_spec = spec.clone();
-        let lines = tokio::task::spawn_blocking(move || {
-            boot_and_watch(&boot_spec, &plan, &|l| {
-                l.starts_with("[mqtt] connected") || l.starts_with("[tls] error")
-            })
-        })
-        .await
-        .into_diagnostic()??;
-        let said = lines
-            .iter()
-            .rev()
-            .find(|l| l.starts_with("[mqtt] connected") || l.starts_with("[tls] error"))
-            .map(|l| verdict_of(l))
-            .unwrap_or_else(|| "nothing".into());
-        let e = id.expectation();
-        let wanted = match e.outcome {
-            Outcome::Connects => "connects".to_owned(),
-            Outcome::Refuses => format!("refuses code={}", e.bearssl_code.get()),
-        };
-        let ok = said == wanted;
-        println!(
-            "      {:<22} {:<26} {:<26} {}",
-            id.as_str(),
-            wanted,
-            said,
-            if ok { "yes" } else { "NO" }
-        );
-        if !ok {
-            failures.push(format!(
-                "{id}: the device {said}, the catalogue says it {wanted}"
-            ));
-        }
-    }
-    drop(board);
-    lab.shutdown().await;
-    Ok(failures)
-}
-
-fn verdict_of(line: &str) -> String {
-    match line.strip_prefix("[tls] error code=") {
-        Some(rest) => format!("refuses code={}", rest.split(' ').next().unwrap_or("?")),
-        None => "connects".into(),
-    }
 }

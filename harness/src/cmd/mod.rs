@@ -6,6 +6,7 @@ pub mod lab;
 pub mod monitor;
 pub mod pki;
 pub mod reset;
+pub mod run;
 pub mod steps;
 pub mod vboard;
 pub mod vboard_bench;

@@ -17,6 +17,7 @@ mod follow;
 mod lines;
 mod local;
 mod rfc2217_client;
+pub mod session;
 
 use std::fmt;
 use std::path::PathBuf;

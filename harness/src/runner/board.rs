@@ -1,0 +1,291 @@
+//! Boards for scenarios: the board (or boards) chosen on the command line as a
+//! pool that scenarios lease one at a time, each knowing what firmware it holds.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use serialport::SerialPort;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::firmware::FirmwareSource;
+use crate::flash::{self, FlashReport};
+use crate::serial::session::open_held;
+use crate::serial::{PortSpec, SerialError};
+use crate::timeline::{EventKind, Source, Timeline};
+use crate::vboard::{BoardIndex, BoardOptions, VirtualBoard};
+use crate::vfirmware::{TwinNetwork, TwinRunner};
+
+/// Which boards a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoardChoice {
+    /// `virtual` or `virtual:N`: N virtual boards on loopback.
+    Virtual {
+        /// How many.
+        count: u8,
+    },
+    /// A real board: a tty path, `serial:<usb serial>`, `location:<usb path>` or
+    /// an `rfc2217://host:port` URL.
+    Port(PortSpec),
+}
+
+/// A `--board` value that is neither `virtual[:N]` nor a port.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("bad board `{given}`: {problem}")]
+#[diagnostic(
+    code(hil::runner::bad_board),
+    help("a board is `virtual`, `virtual:N` (1 to 200), a tty such as /dev/ttyUSB0, serial:<USB serial number>, location:<USB path> or rfc2217://host:port")
+)]
+pub struct BadBoard {
+    /// What was given.
+    pub given: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl FromStr for BoardChoice {
+    type Err = BadBoard;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |problem: String| BadBoard {
+            given: s.to_owned(),
+            problem,
+        };
+        if s == "virtual" {
+            return Ok(BoardChoice::Virtual { count: 1 });
+        }
+        if let Some(n) = s.strip_prefix("virtual:") {
+            let count: u8 = n
+                .parse()
+                .map_err(|_| bad(format!("`{n}` is not a board count")))?;
+            if count == 0 || count > 200 {
+                return Err(bad("between 1 and 200 virtual boards".into()));
+            }
+            return Ok(BoardChoice::Virtual { count });
+        }
+        s.parse::<PortSpec>()
+            .map(BoardChoice::Port)
+            .map_err(|e| bad(e.to_string()))
+    }
+}
+
+impl fmt::Display for BoardChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BoardChoice::Virtual { count: 1 } => f.write_str("virtual"),
+            BoardChoice::Virtual { count } => write!(f, "virtual:{count}"),
+            BoardChoice::Port(spec) => write!(f, "{spec}"),
+        }
+    }
+}
+
+/// One board and what the harness knows about it.
+pub(crate) struct Board {
+    pub(crate) spec: PortSpec,
+    /// The address its traffic comes from: 127.0.1.k for virtual board k; for a
+    /// real board, the address the lab sees it at (set by the runner).
+    pub(crate) device: IpAddr,
+    /// What was last flashed by the harness (`None`: unknown, as found).
+    pub(crate) installed: Option<String>,
+    /// The open port, the chip held in reset, between uses.
+    pub(crate) parked: Option<Box<dyn SerialPort>>,
+    /// Keeps a virtual board alive as long as the pool.
+    _virtual: Option<VirtualBoard>,
+}
+
+impl fmt::Debug for Board {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Board")
+            .field("spec", &self.spec.to_string())
+            .field("device", &self.device)
+            .field("installed", &self.installed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Board {
+    /// Starts virtual board `index`, its firmware twin using `network`.
+    pub(crate) async fn start_virtual(
+        index: u32,
+        dir: &std::path::Path,
+        network: TwinNetwork,
+        timeline: &Timeline,
+    ) -> Result<Board, crate::Error> {
+        let index = BoardIndex::new(index)?;
+        std::fs::create_dir_all(dir).map_err(|source| {
+            crate::Error::Runner(super::RunnerError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })
+        })?;
+        let options = BoardOptions::new(index, dir.join(format!("board-{}.flash", index.get())))
+            .timeline(timeline.clone())
+            .firmware(Arc::new(TwinRunner::new(network)));
+        let vboard = VirtualBoard::start(options).await?;
+        let spec: PortSpec = vboard.url().parse()?;
+        Ok(Board {
+            spec,
+            device: IpAddr::V4(index.device_ip()),
+            installed: None,
+            parked: None,
+            _virtual: Some(vboard),
+        })
+    }
+
+    /// A real board on `spec`, seen by the lab at `device`.
+    pub(crate) fn real(spec: PortSpec, device: IpAddr) -> Board {
+        Board {
+            spec,
+            device,
+            installed: None,
+            parked: None,
+            _virtual: None,
+        }
+    }
+
+    /// The open port (chip held in reset), opening it when needed.
+    pub(crate) async fn take_port(&mut self) -> Result<Box<dyn SerialPort>, SerialError> {
+        if let Some(port) = self.parked.take() {
+            return Ok(port);
+        }
+        let spec = self.spec.clone();
+        tokio::task::spawn_blocking(move || open_held(&spec))
+            .await
+            .map_err(|e| SerialError::Io {
+                path: self.spec.to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
+    /// Flashes `firmware` through espflash; the port is closed for it (espflash
+    /// opens its own) and reopened held in reset afterwards.
+    pub(crate) async fn flash(
+        &mut self,
+        firmware: &FirmwareSource,
+        timeline: &Timeline,
+    ) -> Result<FlashReport, crate::Error> {
+        let input = firmware.flash_input()?;
+        self.parked = None;
+        let spec = self.spec.clone();
+        let report = tokio::task::spawn_blocking(move || flash::flash(&spec, &input, &mut |_| {}))
+            .await
+            .map_err(|e| SerialError::Io {
+                path: self.spec.to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        self.installed = Some(firmware.to_string());
+        timeline.record(
+            Source::Board,
+            Some(self.device),
+            EventKind::Board {
+                what: format!("flashed {firmware} ({:?})", report.outcome),
+            },
+        );
+        self.parked = Some(self.take_port().await?);
+        Ok(report)
+    }
+}
+
+/// Boards shared by concurrently running scenarios.
+#[derive(Debug, Clone)]
+pub(crate) struct BoardPool {
+    idle: Arc<Mutex<Vec<Board>>>,
+    free: Arc<Semaphore>,
+    size: usize,
+}
+
+/// A board leased to one scenario; it goes back to the pool when dropped.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    board: Option<Board>,
+    pool: Option<Arc<Mutex<Vec<Board>>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    /// A lease of a board nobody else shares (a virtual board started for one
+    /// scenario).
+    pub(crate) fn owned(board: Board, permit: OwnedSemaphorePermit) -> Lease {
+        Lease {
+            board: Some(board),
+            pool: None,
+            _permit: permit,
+        }
+    }
+
+    pub(crate) fn device(&self) -> IpAddr {
+        self.board
+            .as_ref()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |b| b.device)
+    }
+
+    pub(crate) fn board(&mut self) -> &mut Board {
+        match self.board.as_mut() {
+            Some(board) => board,
+            // Only `drop` takes the board out.
+            None => unreachable!("a lease holds its board until dropped"),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let (Some(board), Some(pool)) = (self.board.take(), &self.pool) {
+            if let Ok(mut idle) = pool.lock() {
+                idle.push(board);
+            }
+        }
+    }
+}
+
+impl BoardPool {
+    pub(crate) fn new(boards: Vec<Board>) -> BoardPool {
+        let size = boards.len();
+        BoardPool {
+            idle: Arc::new(Mutex::new(boards)),
+            free: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Waits for a free board.
+    pub(crate) async fn lease(&self) -> Option<Lease> {
+        let permit = self.free.clone().acquire_owned().await.ok()?;
+        let board = self.idle.lock().ok()?.pop()?;
+        Some(Lease {
+            board: Some(board),
+            pool: Some(self.idle.clone()),
+            _permit: permit,
+        })
+    }
+
+    /// Flashes `firmware` onto every board that does not hold it yet.
+    pub(crate) async fn install(
+        &self,
+        firmware: &FirmwareSource,
+        timeline: &Timeline,
+    ) -> Result<(), crate::Error> {
+        let mut leases = Vec::new();
+        for _ in 0..self.size {
+            if let Some(lease) = self.lease().await {
+                leases.push(lease);
+            }
+        }
+        let flashes = leases.iter_mut().map(|lease| async {
+            let board = lease.board();
+            if board.installed.as_deref() != Some(&firmware.to_string()) {
+                board.flash(firmware, timeline).await?;
+            }
+            Ok::<(), crate::Error>(())
+        });
+        for result in futures::future::join_all(flashes).await {
+            result?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,507 @@
+//! Loading feature files into a suite: parse every file, expand outlines, check
+//! every step against the vocabulary, then select scenarios by tags and shard.
+//!
+//! Everything is checked before anything runs, and every problem is reported with
+//! its file and line at once, the way a compiler does: a typo on line 40 must not
+//! surface after half an hour of scenarios.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cucumber::feature::Ext as _;
+use cucumber::gherkin::{self, tagexpr::TagOperation, GherkinEnv};
+use cucumber::tag::Ext as _;
+use regex::Regex;
+
+use super::steps::{self, Step};
+use crate::logprofile::LogProfile;
+
+/// One problem in one feature file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line (0 when the problem concerns the whole file).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+        }
+    }
+}
+
+/// Why a suite could not be loaded.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
+pub enum SuiteError {
+    /// A path given does not exist or holds no `.feature` file.
+    #[error("no feature files at {}", path.display())]
+    #[diagnostic(
+        code(hil::runner::no_features),
+        help("pass .feature files or directories holding them (the shipped ones are in features/)")
+    )]
+    NoFeatures {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// Feature files with problems (syntax, unknown steps, bad arguments).
+    #[error("{} problem(s) in the feature files:\n{}", problems.len(), list(problems))]
+    #[diagnostic(
+        code(hil::runner::bad_feature),
+        help("`hil steps` lists every step the harness understands")
+    )]
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+    /// A tag expression that does not parse.
+    #[error("bad tag expression `{given}`")]
+    #[diagnostic(
+        code(hil::runner::bad_tags),
+        help("tag expressions look like `@tls and not @slow` or `@mqtt or @clock`")
+    )]
+    BadTags {
+        /// What was given.
+        given: String,
+    },
+    /// A shard that is not `K/N` with 1 <= K <= N.
+    #[error("bad shard `{given}`: {problem}")]
+    #[diagnostic(
+        code(hil::runner::bad_shard),
+        help("a shard is K/N: this runner's 1-based index K out of N runners, e.g. 2/4")
+    )]
+    BadShard {
+        /// What was given.
+        given: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A tag expression (`@tls and not @slow`).
+#[derive(Debug, Clone)]
+pub struct TagFilter {
+    text: String,
+    op: TagOperation,
+}
+
+impl TagFilter {
+    /// Whether a scenario with these tags (feature, rule and scenario tags merged,
+    /// without `@`) is selected.
+    pub fn matches(&self, tags: &[String]) -> bool {
+        self.op.eval(tags.iter())
+    }
+}
+
+impl fmt::Display for TagFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl FromStr for TagFilter {
+    type Err = SuiteError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let op = s.parse::<TagOperation>().map_err(|_| SuiteError::BadTags {
+            given: s.to_owned(),
+        })?;
+        Ok(TagFilter {
+            text: s.to_owned(),
+            op,
+        })
+    }
+}
+
+/// This runner's part of a suite split over several runners: scenario `i` (in
+/// suite order, after the tag filter) belongs to shard `i % count + 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    /// Shard `index` (1-based) of `count`.
+    pub fn new(index: u32, count: u32) -> Option<Shard> {
+        (count >= 1 && (1..=count).contains(&index)).then_some(Shard { index, count })
+    }
+
+    /// Whether the scenario at `position` (0-based, in suite order) is this shard's.
+    pub fn owns(self, position: usize) -> bool {
+        position % self.count as usize == (self.index - 1) as usize
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = SuiteError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |problem: &str| SuiteError::BadShard {
+            given: s.to_owned(),
+            problem: problem.to_owned(),
+        };
+        let (k, n) = s.split_once('/').ok_or_else(|| bad("expected K/N"))?;
+        let k: u32 = k.trim().parse().map_err(|_| bad("K is not a number"))?;
+        let n: u32 = n.trim().parse().map_err(|_| bad("N is not a number"))?;
+        Shard::new(k, n).ok_or_else(|| bad("K must be between 1 and N, and N at least 1"))
+    }
+}
+
+/// Which scenarios of the loaded files run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only scenarios whose tags match.
+    pub tags: Option<TagFilter>,
+    /// Only this runner's shard.
+    pub shard: Option<Shard>,
+}
+
+/// One selected scenario, for progress and reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioInfo {
+    /// The feature's name.
+    pub feature: String,
+    /// The feature file.
+    pub path: PathBuf,
+    /// The scenario's name (outline placeholders filled in).
+    pub name: String,
+    /// Its line (for an outline's example, the example row's line).
+    pub line: usize,
+    /// Feature, rule and scenario tags, without `@`.
+    pub tags: Vec<String>,
+}
+
+impl ScenarioInfo {
+    /// `path:line`, the way editors and CI logs link to it.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.path.display(), self.line)
+    }
+}
+
+/// Feature files, parsed, checked and selected.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    features: Vec<gherkin::Feature>,
+    scenarios: Vec<ScenarioInfo>,
+    total: usize,
+}
+
+/// Where arguments of steps are looked up while checking a suite.
+#[derive(Debug, Clone)]
+pub struct CheckContext {
+    /// Directory of log profiles.
+    pub log_profiles: PathBuf,
+}
+
+impl Suite {
+    /// Loads `paths` (files, or directories searched for `*.feature`), checks every
+    /// step, and keeps the scenarios `selection` picks.
+    pub fn load(
+        paths: &[PathBuf],
+        selection: &Selection,
+        check: &CheckContext,
+    ) -> Result<Suite, SuiteError> {
+        let mut files = Vec::new();
+        for path in paths {
+            let found = feature_files(path);
+            if found.is_empty() {
+                return Err(SuiteError::NoFeatures { path: path.clone() });
+            }
+            files.extend(found);
+        }
+        files.dedup();
+
+        let mut problems = Vec::new();
+        let mut features = Vec::new();
+        for file in &files {
+            match parse_file(file) {
+                Ok(feature) => {
+                    problems.extend(check_feature(&feature, check));
+                    features.push(feature);
+                }
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(SuiteError::Invalid { problems });
+        }
+
+        let total = features.iter().map(|f| f.count_scenarios()).sum();
+        let mut position = 0usize;
+        let mut scenarios = Vec::new();
+        for feature in &mut features {
+            let path = feature.path.clone().unwrap_or_default();
+            let feature_tags = feature.tags.clone();
+            let name = feature.name.clone();
+            let mut keep = |scenario: &gherkin::Scenario, rule_tags: &[String]| {
+                let tags: Vec<String> = feature_tags
+                    .iter()
+                    .chain(rule_tags)
+                    .chain(&scenario.tags)
+                    .cloned()
+                    .collect();
+                if selection.tags.as_ref().is_some_and(|t| !t.matches(&tags)) {
+                    return false;
+                }
+                let mine = selection.shard.is_none_or(|s| s.owns(position));
+                position += 1;
+                if mine {
+                    scenarios.push(ScenarioInfo {
+                        feature: name.clone(),
+                        path: path.clone(),
+                        name: scenario.name.clone(),
+                        line: scenario.position.line,
+                        tags,
+                    });
+                }
+                mine
+            };
+            feature.scenarios.retain(|s| keep(s, &[]));
+            for rule in &mut feature.rules {
+                let rule_tags = rule.tags.clone();
+                rule.scenarios.retain(|s| keep(s, &rule_tags));
+            }
+            feature.rules.retain(|r| !r.scenarios.is_empty());
+        }
+        features.retain(|f| f.count_scenarios() > 0);
+        Ok(Suite {
+            features,
+            scenarios,
+            total,
+        })
+    }
+
+    /// The selected scenarios, in run order.
+    pub fn scenarios(&self) -> &[ScenarioInfo] {
+        &self.scenarios
+    }
+
+    /// How many scenarios the files hold before selection.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The features, expanded and reduced to the selection.
+    pub(crate) fn features(&self) -> &[gherkin::Feature] {
+        &self.features
+    }
+}
+
+/// `path` itself if it is a file, else every `*.feature` below it, sorted so every
+/// runner of a sharded suite sees the same order.
+fn feature_files(path: &Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let mut found = Vec::new();
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                pending.push(p);
+            } else if p.extension().is_some_and(|e| e == "feature") {
+                found.push(p);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn parse_file(path: &Path) -> Result<gherkin::Feature, Problem> {
+    let problem = |line, message| Problem {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let feature = gherkin::Feature::parse_path(path, GherkinEnv::default()).map_err(|e| match e {
+        gherkin::ParseFileError::Reading { source, .. } => {
+            problem(0, format!("cannot read the file: {source}"))
+        }
+        gherkin::ParseFileError::Parsing { source, .. } => {
+            // gherkin keeps the position private; its message starts with it.
+            let text = source.to_string();
+            let line = Regex::new(r"at (\d+):(\d+)")
+                .ok()
+                .and_then(|r| r.captures(&text))
+                .and_then(|c| c.get(1))
+                .and_then(|m| m.as_str().parse().ok())
+                .unwrap_or(0);
+            problem(
+                line,
+                "not valid Gherkin here (expected a keyword such as Feature:, Scenario:, \
+                 Given, When, Then, Examples: or a table row)"
+                    .into(),
+            )
+        }
+    })?;
+    feature
+        .expand_examples()
+        .map_err(|e| problem(e.pos.line, format!("the outline uses <{}>, which no Examples column defines", e.name)))
+}
+
+fn check_feature(feature: &gherkin::Feature, check: &CheckContext) -> Vec<Problem> {
+    let path = feature.path.clone().unwrap_or_default();
+    let background = feature.background.iter().flat_map(|b| &b.steps);
+    let scenario_steps = feature
+        .scenarios
+        .iter()
+        .chain(feature.rules.iter().flat_map(|r| &r.scenarios))
+        .flat_map(|s| &s.steps);
+    let mut problems: Vec<Problem> = Vec::new();
+    for step in background.chain(scenario_steps) {
+        let at = |message: String| Problem {
+            path: path.clone(),
+            line: step.position.line,
+            message,
+        };
+        let problem = match steps::parse(&step.value) {
+            Err(e) => Some(at(e.to_string())),
+            Ok(parsed) => check_argument(&parsed, check).err().map(at),
+        };
+        // An outline's steps repeat once per example row: report each line once.
+        if let Some(p) = problem {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+    }
+    problems
+}
+
+/// Arguments that name things outside the step text: they must exist now, not
+/// halfway through a run.
+fn check_argument(step: &Step, check: &CheckContext) -> Result<(), String> {
+    match step {
+        Step::VirtualBoardRunning(firmware) => super::firmware::FirmwareSource::parse(firmware)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Step::FlashedWith(image) => {
+            if Path::new(image).is_file() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "image `{image}` not found (paths are relative to the working directory)"
+                ))
+            }
+        }
+        Step::UsesLogProfile(name) => LogProfile::load(name, &check.log_profiles)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn context() -> CheckContext {
+        CheckContext {
+            log_profiles: Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/log-profiles"),
+        }
+    }
+
+    const GOOD: &str = "@tls\nFeature: f\n\n  Scenario: a\n    Given the board under test\n    When the board boots\n\n  @slow\n  Scenario Outline: b <p>\n    Given the broker presents the \"<p>\" certificate\n\n    Examples:\n      | p |\n      | valid |\n      | expired |\n";
+
+    #[test]
+    fn outlines_expand_and_tags_and_shards_select() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "a.feature", GOOD);
+        let all = Suite::load(&[path.clone()], &Selection::default(), &context()).unwrap();
+        let names: Vec<_> = all.scenarios().iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b valid", "b expired"]);
+        assert_eq!(all.total(), 3);
+
+        let fast = Selection {
+            tags: Some("@tls and not @slow".parse().unwrap()),
+            shard: None,
+        };
+        let suite = Suite::load(&[path.clone()], &fast, &context()).unwrap();
+        assert_eq!(suite.scenarios().len(), 1);
+
+        let shards: Vec<Vec<String>> = (1..=2)
+            .map(|k| {
+                let selection = Selection {
+                    tags: None,
+                    shard: Some(Shard::new(k, 2).unwrap()),
+                };
+                Suite::load(&[path.clone()], &selection, &context())
+                    .unwrap()
+                    .scenarios()
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(shards, [vec!["a", "b expired"], vec!["b valid"]]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "Feature: f\n  Scenario: a\n    Given the board under tset\n    Given the broker presents the \"bogus\" certificate\n    Then the device uses log profile \"nope\"\n";
+        let path = write(dir.path(), "bad.feature", text);
+        let err = Suite::load(&[path], &Selection::default(), &context()).unwrap_err();
+        let SuiteError::Invalid { problems } = err else {
+            panic!("expected problems, got {err}");
+        };
+        let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [3, 4, 5], "{problems:?}");
+        assert!(problems[0].message.contains("did you mean"), "{}", problems[0]);
+        assert!(problems[1].message.contains("bogus"), "{}", problems[1]);
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "syntax.feature", "Feature: f\n  Scenario: a\n    Given the board under test\n  this line is not gherkin |\n  Scenario\n");
+        let err = Suite::load(&[path], &Selection::default(), &context()).unwrap_err();
+        let SuiteError::Invalid { problems } = err else {
+            panic!("expected problems, got {err}");
+        };
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].line >= 4, "{}", problems[0]);
+    }
+
+    #[test]
+    fn shards_are_checked() {
+        assert!("0/2".parse::<Shard>().is_err());
+        assert!("3/2".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+        assert_eq!("2/3".parse::<Shard>().unwrap().to_string(), "2/3");
+    }
+}

@@ -1,0 +1,216 @@
+//! A board's console for the length of a scenario: reset the board, read the ROM
+//! at its own 74880 baud, switch to the firmware's 115200, answer every
+//! provisioning prompt, and record every line, until told to stop. Between
+//! scenarios the port stays open with the chip held in reset, so the firmware does
+//! nothing nobody is watching.
+
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serialport::SerialPort;
+
+use super::{hard_reset, LineSplitter, PortSpec, SerialError};
+use crate::provisioning::redacted;
+use crate::timeline::{EventKind, Source, Timeline};
+
+/// The rate the ESP8266 ROM prints at (115200 scaled by its 26/40 MHz crystal).
+pub const ROM_BAUD: u32 = 74_880;
+/// The rate the firmware uses.
+pub const APP_BAUD: u32 = 115_200;
+
+/// Decides whether a line is the firmware's provisioning prompt.
+pub type PromptTest = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// What a console session does.
+#[derive(Clone)]
+pub struct SessionOptions {
+    /// Where lines go, attributed to `device`.
+    pub timeline: Timeline,
+    /// The board's network address.
+    pub device: Option<IpAddr>,
+    /// The line written at every provisioning prompt (`None`: never provision).
+    pub provisioning: Option<String>,
+    /// Recognises the prompt.
+    pub is_prompt: PromptTest,
+}
+
+impl std::fmt::Debug for SessionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionOptions")
+            .field("device", &self.device)
+            .field("provisions", &self.provisioning.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running console session. [`ConsoleSession::stop`] hands the port back.
+#[derive(Debug)]
+pub struct ConsoleSession {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Result<Box<dyn SerialPort>, SerialError>>,
+}
+
+impl ConsoleSession {
+    /// Resets the board on `port` (opened from `spec`) into its firmware and
+    /// follows it on a blocking thread.
+    pub fn start(spec: PortSpec, port: Box<dyn SerialPort>, options: SessionOptions) -> ConsoleSession {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::task::spawn_blocking(move || run(&spec, port, &options, &flag));
+        ConsoleSession { stop, task }
+    }
+
+    /// Stops reading and returns the port (still open).
+    pub async fn stop(self) -> Result<Box<dyn SerialPort>, SerialError> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.task.await {
+            Ok(result) => result,
+            Err(join) => Err(SerialError::Io {
+                path: "console session".into(),
+                source: std::io::Error::other(join.to_string()),
+            }),
+        }
+    }
+}
+
+/// Opens `spec` at the ROM's rate with the chip held in reset, the state a board
+/// waits in between scenarios.
+pub fn open_held(spec: &PortSpec) -> Result<Box<dyn SerialPort>, SerialError> {
+    let mut port = spec.open(ROM_BAUD)?;
+    hold_in_reset(spec, port.as_mut())?;
+    Ok(port)
+}
+
+/// Holds the chip in reset: RTS pulls EN low, DTR released so GPIO0 stays high.
+pub fn hold_in_reset(spec: &PortSpec, port: &mut dyn SerialPort) -> Result<(), SerialError> {
+    let io = |source| SerialError::Open {
+        path: spec.to_string(),
+        source,
+    };
+    port.write_data_terminal_ready(false).map_err(io)?;
+    port.write_request_to_send(true).map_err(io)
+}
+
+/// Where the reader is in the boot: the ROM speaks at 74880 until it hands over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Rom,
+    /// The ROM stopped (`ets_main.c`, `csum err`): nothing else will come at 115200.
+    RomStopped,
+    App,
+}
+
+fn looks_garbled(line: &str) -> bool {
+    line.chars()
+        .any(|c| c == char::REPLACEMENT_CHARACTER || (c.is_control() && c != '\t'))
+}
+
+fn run(
+    spec: &PortSpec,
+    mut port: Box<dyn SerialPort>,
+    options: &SessionOptions,
+    stop: &AtomicBool,
+) -> Result<Box<dyn SerialPort>, SerialError> {
+    let io = |source: std::io::Error| SerialError::Io {
+        path: spec.to_string(),
+        source,
+    };
+    let open = |source| SerialError::Open {
+        path: spec.to_string(),
+        source,
+    };
+    port.set_baud_rate(ROM_BAUD).map_err(open)?;
+    port.set_timeout(Duration::from_millis(50)).map_err(open)?;
+    // Whatever arrived while the chip was held belongs to no one.
+    let _ = port.clear(serialport::ClearBuffer::Input);
+    hard_reset(port.as_mut()).map_err(open)?;
+    options.timeline.record(
+        Source::Board,
+        options.device,
+        EventKind::Board {
+            what: "reset (DTR/RTS), reading the ROM at 74880 baud".into(),
+        },
+    );
+    let released = Instant::now();
+    let mut phase = Phase::Rom;
+    let mut splitter = LineSplitter::new();
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        let n = match port.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => 0,
+            Err(e) => return Err(io(e)),
+        };
+        let mut switch = false;
+        for line in splitter.feed(&buf[..n]) {
+            options.timeline.record(
+                Source::Serial,
+                options.device,
+                EventKind::SerialLine { line: line.clone() },
+            );
+            if phase == Phase::Rom {
+                let trimmed = line.trim();
+                if trimmed == "csum err" || trimmed.starts_with("ets_main.c") {
+                    phase = Phase::RomStopped;
+                    switch = false;
+                } else if trimmed.starts_with("csum 0x") {
+                    // The image checked out: the firmware speaks next, at 115200,
+                    // unless the ROM's `csum err` follows in this same burst.
+                    switch = true;
+                } else if looks_garbled(&line) && !line.trim().is_empty() {
+                    switch = true;
+                }
+            }
+            if (options.is_prompt)(&line) {
+                if let Some(prov) = &options.provisioning {
+                    port.write_all(prov.as_bytes()).map_err(io)?;
+                    options.timeline.record(
+                        Source::Harness,
+                        options.device,
+                        EventKind::Note {
+                            text: format!("sent {}", redacted(prov)),
+                        },
+                    );
+                }
+            }
+        }
+        // A ROM that prints nothing we know (another bootloader) must not keep the
+        // console at the wrong rate for long.
+        let silent_rom = phase == Phase::Rom && released.elapsed() > Duration::from_secs(2);
+        if phase == Phase::Rom && (switch || silent_rom) {
+            port.set_baud_rate(APP_BAUD).map_err(open)?;
+            phase = Phase::App;
+        }
+    }
+    if let Some(rest) = splitter.finish() {
+        options.timeline.record(
+            Source::Serial,
+            options.device,
+            EventKind::SerialLine { line: rest },
+        );
+    }
+    hold_in_reset(spec, port.as_mut())?;
+    options.timeline.record(
+        Source::Board,
+        options.device,
+        EventKind::Board {
+            what: "held in reset".into(),
+        },
+    );
+    Ok(port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_told_from_text() {
+        assert!(looks_garbled("\u{fffd}\u{fffd}x"));
+        assert!(looks_garbled("a\u{1}b"));
+        assert!(!looks_garbled("load 0x40100000, len 84, room 16 "));
+    }
+}
