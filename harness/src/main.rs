@@ -67,6 +67,11 @@ fn default_sigpipe() {}
 
 fn main() -> ExitCode {
     default_sigpipe();
+    // Problems are listed one `file:line: message` per line; wrapping would break
+    // them where editors and CI logs look for them.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pki(command) => command.run(),

@@ -256,6 +256,9 @@ impl RunArgs {
             env_options.device_ip = self.device_ip;
             env_options.lab_bind = self.lab_bind;
             let env = Environment::start(env_options).await?;
+            for warning in &env.warnings {
+                println!("  warning: {warning}");
+            }
             let addrs = env.lab().addrs();
             println!(
                 "  lab: MQTT/TLS {}, NTP {}, DNS {}; run directory {}",

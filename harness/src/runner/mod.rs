@@ -155,6 +155,8 @@ pub struct Environment {
     run_dir: PathBuf,
     /// Lab context up and down, once per run.
     pub startup: Duration,
+    /// Things that work, but not as well as they could (printed by the CLI).
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Environment {
@@ -198,6 +200,7 @@ impl Environment {
         let mut config = LabConfig::new(valid, options.run_dir.join("lab"));
         config.timeline = Some(timeline.clone());
         config.at = at;
+        let mut warnings = Vec::new();
         let (lab, pool_is_virtual) = match &options.board {
             BoardChoice::Virtual { .. } => (start_virtual_lab(config).await?, true),
             BoardChoice::Port(_) => {
@@ -205,7 +208,23 @@ impl Environment {
                 config.mqtt_tls_port = MQTT_TLS_PORT;
                 config.ntp_port = 123;
                 config.dns_port = 53;
-                (Lab::start(config).await?, false)
+                match Lab::start(config.clone()).await {
+                    Ok(lab) => (lab, false),
+                    // A provisioned device is told the lab's DNS and NTP ports; only
+                    // a black-box run needs 53 and 123, so say so and go on.
+                    Err(crate::lab::LabError::PortInUse { service, addr }
+                    | crate::lab::LabError::PrivilegedPort { service, addr })
+                        if service != "MQTT/TLS" =>
+                    {
+                        warnings.push(format!(
+                            "{service} could not bind {addr}; DNS and NTP use free ports, so black-box                              scenarios (unprovisioned boards) will not reach the lab (see `hil doctor`)"
+                        ));
+                        config.ntp_port = 0;
+                        config.dns_port = 0;
+                        (Lab::start(config).await?, false)
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         let addrs = lab.addrs();
@@ -250,6 +269,7 @@ impl Environment {
             network,
             run_dir: options.run_dir,
             startup: begun.elapsed(),
+            warnings,
         })
     }
 
