@@ -561,6 +561,7 @@ impl ScenarioWorld {
             status,
             duration: self.started.map(|s| s.elapsed()).unwrap_or_default(),
             overhead: self.overhead,
+            provisioning: provisioning_time(&events, &self.log()),
             failure,
             artifacts,
             firmware: self.firmware.clone().unwrap_or_default(),
@@ -614,6 +615,19 @@ impl ScenarioWorld {
             serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
         )
     }
+}
+
+/// From the first harness reset to the device's `prov ok`.
+fn provisioning_time(events: &[Event], log: &LogProfile) -> Option<Duration> {
+    let reset = events
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::Board { what } if what.starts_with("reset")))?;
+    let ok = events.iter().find(|e| {
+        e.seq > reset.seq
+            && matches!(&e.kind, EventKind::SerialLine { line }
+                if log.recognise(line).is_some_and(|r| r.event == crate::logprofile::SemanticEvent::ProvOk))
+    })?;
+    Some(Duration::from_micros(ok.t_us.saturating_sub(reset.t_us)))
 }
 
 fn stem(path: &Path) -> String {

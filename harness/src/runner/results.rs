@@ -63,6 +63,9 @@ pub struct ScenarioResult {
     pub duration: Duration,
     /// The harness's own share: lab context, flashing, reset and provisioning.
     pub overhead: Duration,
+    /// From the harness's reset to the device accepting its provisioning (boot,
+    /// prompt, the PROV line), when it was provisioned.
+    pub provisioning: Option<Duration>,
     /// The first failure, when it failed.
     pub failure: Option<Failure>,
     /// Its artifacts (transcript, timeline, lab manifest).
