@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hil::runner::{
-    BoardChoice, CheckContext, Environment, EnvironmentOptions, RunOptions, Selection, Status, Suite,
+    BoardChoice, CheckContext, Environment, EnvironmentOptions, RunOptions, Selection, Status,
+    Suite,
 };
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -46,7 +47,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
         let durations = report.scenarios.iter().map(|s| s.duration).collect();
         let overheads = report.scenarios.iter().map(|s| s.overhead).collect();
-        let provisioning = report.scenarios.iter().filter_map(|s| s.provisioning).collect();
+        let provisioning = report
+            .scenarios
+            .iter()
+            .filter_map(|s| s.provisioning)
+            .collect();
         println!(
             "{jobs:<6} {:>10.2?} {:>10.2?} {:>14.2?} {:>14.2?} {:>16.2?} {:>5}/{}",
             startup,

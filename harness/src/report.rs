@@ -50,7 +50,11 @@ fn row_class(event: &Event, window: &[u64]) -> String {
 
 fn scenario_html(out: &mut String, result: &ScenarioResult) {
     let status = result.status.as_str();
-    let open = if result.status == Status::Passed { "" } else { " open" };
+    let open = if result.status == Status::Passed {
+        ""
+    } else {
+        " open"
+    };
     let _ = write!(
         out,
         "<details class=\"{status}\"{open}><summary><b>{status}</b> {} &mdash; {} <small>({}, {:.1} s, firmware {})</small></summary>",
@@ -107,9 +111,9 @@ pub fn html(title: &str, runs: &[(String, &RunReport)]) -> String {
         escape(title)
     );
     for (firmware, report) in runs {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<h2>firmware {}</h2><p>{} passed, {} failed, {} errors, {} skipped in {:.1} s</p>\n",
+            "<h2>firmware {}</h2><p>{} passed, {} failed, {} errors, {} skipped in {:.1} s</p>",
             escape(firmware),
             report.count(Status::Passed),
             report.count(Status::Failed),
@@ -183,7 +187,12 @@ impl KillMatrix {
                 .filter(|(k, _)| **k)
                 .map(|(_, s)| s.as_str())
                 .collect();
-            let _ = writeln!(out, "{name:<22} fails {:>3} of {}", failed.len(), self.scenarios.len());
+            let _ = writeln!(
+                out,
+                "{name:<22} fails {:>3} of {}",
+                failed.len(),
+                self.scenarios.len()
+            );
             for scenario in failed {
                 let _ = writeln!(out, "{:<22}   - {scenario}", "");
             }

@@ -138,7 +138,7 @@ mod tests {
         let noise: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
         tokens(&[&noise]);
         let mut long = vec![IAC, SB];
-        long.extend(std::iter::repeat(7).take(500));
+        long.extend(std::iter::repeat_n(7, 500));
         long.extend([IAC, SE]);
         let got = tokens(&[&long]);
         assert_eq!(got, vec![Token::Sub(vec![7; MAX_SB])]);

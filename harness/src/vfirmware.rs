@@ -56,7 +56,7 @@ pub enum VfirmwareError {
 
 fn padded(mut bytes: Vec<u8>) -> Vec<u8> {
     // The ROM copies segments in 32-bit words.
-    while bytes.len() % 4 != 0 {
+    while !bytes.len().is_multiple_of(4) {
         bytes.push(0);
     }
     bytes

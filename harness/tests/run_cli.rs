@@ -59,9 +59,18 @@ fn a_feature_with_problems_is_refused_with_every_file_and_line() {
         all.contains(&format!("{syntax}:4")) || all.contains(&format!("{syntax}:5")),
         "{all}"
     );
-    assert!(all.contains(&format!("{steps}:3")) && all.contains("did you mean"), "{all}");
-    assert!(all.contains(&format!("{steps}:4")) && all.contains("made-up"), "{all}");
-    assert!(all.contains(&format!("{steps}:5")) && all.contains("warp-drive"), "{all}");
+    assert!(
+        all.contains(&format!("{steps}:3")) && all.contains("did you mean"),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("{steps}:4")) && all.contains("made-up"),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("{steps}:5")) && all.contains("warp-drive"),
+        "{all}"
+    );
     assert!(!runs.exists(), "nothing should run: {all}");
 }
 
@@ -105,7 +114,12 @@ fn a_board_that_does_not_answer_is_an_error_with_the_scenario_location() {
     assert!(all.contains(&format!("{f}:4")), "{all}");
     assert!(all.contains("does not answer"), "{all}");
     // What was collected is written all the same.
-    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     assert!(run.join("junit.xml").is_file());
     assert!(run.join("report/index.html").is_file());
 }
@@ -146,25 +160,46 @@ fn junit_xml_has_one_testcase_per_scenario_and_failures_carry_the_window() {
     ]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(all.contains("code 56"), "the finding names what the device said: {all}");
+    assert!(
+        all.contains("code 56"),
+        "the finding names what the device said: {all}"
+    );
 
     let python = root().join(".venv/bin/python");
-    assert!(python.is_file(), "run ci/setup: the project venv (with junitparser) is missing");
+    assert!(
+        python.is_file(),
+        "run ci/setup: the project venv (with junitparser) is missing"
+    );
     let parsed = Command::new(python)
         .args(["-c", JUNIT_CHECK, junit.to_str().unwrap()])
         .output()
         .unwrap();
     let report = text(&parsed);
-    assert!(parsed.status.success(), "junitparser refused the XML: {report}");
+    assert!(
+        parsed.status.success(),
+        "junitparser refused the XML: {report}"
+    );
     assert!(report.contains("cases 2"), "{report}");
-    assert!(report.contains("failure Scenario: a wrong expectation fails loudly"), "{report}");
+    assert!(
+        report.contains("failure Scenario: a wrong expectation fails loudly"),
+        "{report}"
+    );
     assert!(
         report.contains("expected the device to report a TLS failure with code 99"),
         "{report}"
     );
-    assert!(report.contains("[tls] error code=56"), "the window shows the device's line: {report}");
+    assert!(
+        report.contains("[tls] error code=56"),
+        "the window shows the device's line: {report}"
+    );
 
     let page = std::fs::read_to_string(html.join("index.html")).unwrap();
-    assert!(page.contains("class=\"serial window\""), "the deciding window is highlighted");
-    assert!(!page.contains("PROV ey"), "provisioning payloads never reach reports");
+    assert!(
+        page.contains("class=\"serial window\""),
+        "the deciding window is highlighted"
+    );
+    assert!(
+        !page.contains("PROV ey"),
+        "provisioning payloads never reach reports"
+    );
 }

@@ -46,7 +46,10 @@ fn main() -> ExitCode {
                         result.duration.as_secs_f64()
                     );
                     if let Some(f) = &result.failure {
-                        println!("        {}\n        expected {}\n        but {}", f.step, f.expectation, f.found);
+                        println!(
+                            "        {}\n        expected {}\n        but {}",
+                            f.step, f.expectation, f.found
+                        );
                         for e in &f.window {
                             println!("          {}", hil::runner::describe(e));
                         }

@@ -42,7 +42,11 @@ pub struct DemoArgs {
 impl DemoArgs {
     /// Runs the main job.
     pub fn run(self) -> Result<ExitCode> {
-        let suite = load_suite(&self.features, &Selection::default(), &self.common.log_profiles)?;
+        let suite = load_suite(
+            &self.features,
+            &Selection::default(),
+            &self.common.log_profiles,
+        )?;
         let variant_suite = load_suite(
             &self.features,
             &Selection {
@@ -142,17 +146,27 @@ impl DemoArgs {
         let mut all: Vec<(String, &RunReport)> = vec![("reference".into(), &reference)];
         all.extend(runs.iter().map(|(n, r)| (n.clone(), r)));
         let report_dir = run_dir.join("report");
-        let page = hil::report::html("hil demo: the kill matrix", &all)
-            .replacen("<h2>", &format!("<h2>Kill matrix</h2>{}<h2>", matrix.html()), 1);
+        let page = hil::report::html("hil demo: the kill matrix", &all).replacen(
+            "<h2>",
+            &format!("<h2>Kill matrix</h2>{}<h2>", matrix.html()),
+            1,
+        );
         std::fs::create_dir_all(&report_dir).into_diagnostic()?;
         std::fs::write(report_dir.join("index.html"), page).into_diagnostic()?;
 
         let reference_failures = reference.count(Status::Failed) + reference.count(Status::Error);
-        let escapes: Vec<&str> = matrix.escapes().into_iter().filter(|n| *n != "reference").collect();
+        let escapes: Vec<&str> = matrix
+            .escapes()
+            .into_iter()
+            .filter(|n| *n != "reference")
+            .collect();
         println!();
         println!("report: {}", report_dir.join("index.html").display());
         if reference.count(Status::Error) > 0 {
-            println!("the harness could not run {} reference scenario(s)", reference.count(Status::Error));
+            println!(
+                "the harness could not run {} reference scenario(s)",
+                reference.count(Status::Error)
+            );
             return Ok(ExitCode::from(2));
         }
         let mut ok = disagreements.is_empty();

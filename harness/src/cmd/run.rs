@@ -28,17 +28,32 @@ pub struct RunArgs {
     common: CommonRunArgs,
     /// The board: `virtual`, `virtual:N`, a tty (/dev/ttyUSB0), serial:<USB serial
     /// number>, location:<USB path>, or rfc2217://host:port.
-    #[arg(long, env = "HIL_BOARD", default_value = "virtual", help_heading = "Board")]
+    #[arg(
+        long,
+        env = "HIL_BOARD",
+        default_value = "virtual",
+        help_heading = "Board"
+    )]
     board: BoardChoice,
     /// Flash this first: an image file, or a twin variant with optional knobs
     /// (`no-ntp`, `reference+trust=insecure`). Default on virtual boards: reference.
-    #[arg(long, env = "HIL_FIRMWARE", value_name = "IMAGE|VARIANT", help_heading = "Board")]
+    #[arg(
+        long,
+        env = "HIL_FIRMWARE",
+        value_name = "IMAGE|VARIANT",
+        help_heading = "Board"
+    )]
     firmware: Option<String>,
     /// Only scenarios whose tags match, e.g. `@tls and not @slow`.
     #[arg(long, value_name = "EXPR", help_heading = "Selection")]
     tags: Option<TagFilter>,
     /// Only this runner's share when N runners split the suite: K/N (1-based).
-    #[arg(long, value_name = "K/N", env = "HIL_SHARD", help_heading = "Selection")]
+    #[arg(
+        long,
+        value_name = "K/N",
+        env = "HIL_SHARD",
+        help_heading = "Selection"
+    )]
     shard: Option<Shard>,
     /// Also write JUnit XML here (always written into the run directory).
     #[arg(long, value_name = "FILE", help_heading = "Reports")]
@@ -69,17 +84,33 @@ pub struct CommonRunArgs {
     #[arg(long, short = 'j', value_name = "N", help_heading = "Selection")]
     pub jobs: Option<usize>,
     /// Where runs are written; each run gets its own timestamped directory.
-    #[arg(long, env = "HIL_RUNS_DIR", default_value = "hil-runs", value_name = "DIR", help_heading = "Reports")]
+    #[arg(
+        long,
+        env = "HIL_RUNS_DIR",
+        default_value = "hil-runs",
+        value_name = "DIR",
+        help_heading = "Reports"
+    )]
     pub runs_dir: PathBuf,
     /// How long a negative expectation waits for the outcome at most (default 10 s
     /// on virtual boards, 20 s on real ones).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, help_heading = "Device")]
     pub settle: Option<Duration>,
     /// Directory of log profiles.
-    #[arg(long, default_value = "fixtures/log-profiles", value_name = "DIR", help_heading = "Device")]
+    #[arg(
+        long,
+        default_value = "fixtures/log-profiles",
+        value_name = "DIR",
+        help_heading = "Device"
+    )]
     pub log_profiles: PathBuf,
     /// Directory of transcript snapshots.
-    #[arg(long, default_value = "features/snapshots", value_name = "DIR", help_heading = "Reports")]
+    #[arg(
+        long,
+        default_value = "features/snapshots",
+        value_name = "DIR",
+        help_heading = "Reports"
+    )]
     pub snapshots: PathBuf,
 }
 
@@ -95,10 +126,16 @@ fn parse_positive(text: &str) -> Result<Duration, String> {
 /// runs start in the same second).
 pub fn new_run_dir(runs_dir: &Path) -> Result<PathBuf> {
     let stamp = now()
-        .format(&time::macros::format_description!("[year][month][day]-[hour][minute][second]"))
+        .format(&time::macros::format_description!(
+            "[year][month][day]-[hour][minute][second]"
+        ))
         .into_diagnostic()?;
     for n in 0..100 {
-        let name = if n == 0 { stamp.clone() } else { format!("{stamp}-{n}") };
+        let name = if n == 0 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
         let dir = runs_dir.join(name);
         if !dir.exists() {
             std::fs::create_dir_all(&dir)
@@ -107,7 +144,10 @@ pub fn new_run_dir(runs_dir: &Path) -> Result<PathBuf> {
             return Ok(dir);
         }
     }
-    miette::bail!("cannot find a free run directory name under {}", runs_dir.display())
+    miette::bail!(
+        "cannot find a free run directory name under {}",
+        runs_dir.display()
+    )
 }
 
 /// Prints one line per finished scenario, with a running count.
@@ -175,14 +215,21 @@ pub fn print_summary(report: &RunReport) {
         }
     }
     println!();
-    println!("  {:<60} {:>6} {:>6} {:>6}", "FEATURE", "PASSED", "FAILED", "OTHER");
+    println!(
+        "  {:<60} {:>6} {:>6} {:>6}",
+        "FEATURE", "PASSED", "FAILED", "OTHER"
+    );
     for (name, passed, failed, other) in &features {
         let name: String = name.chars().take(60).collect();
         println!("  {name:<60} {passed:>6} {failed:>6} {other:>6}");
     }
     println!(
         "  {:<60} {:>6} {:>6} {:>6}",
-        format!("{} scenarios in {:.1} s", report.scenarios.len(), report.duration.as_secs_f64()),
+        format!(
+            "{} scenarios in {:.1} s",
+            report.scenarios.len(),
+            report.duration.as_secs_f64()
+        ),
         report.count(Status::Passed),
         report.count(Status::Failed),
         report.count(Status::Error) + report.count(Status::Skipped)
@@ -205,7 +252,11 @@ impl CommonRunArgs {
 }
 
 /// Loads the features, reporting every problem at once.
-pub fn load_suite(features: &[PathBuf], selection: &Selection, log_profiles: &Path) -> Result<Suite> {
+pub fn load_suite(
+    features: &[PathBuf],
+    selection: &Selection,
+    log_profiles: &Path,
+) -> Result<Suite> {
     let check = CheckContext {
         log_profiles: log_profiles.to_path_buf(),
     };
@@ -240,8 +291,13 @@ impl RunArgs {
             "hil run: {} of {} scenario(s){}{} on {board}, {jobs} at a time",
             suite.scenarios().len(),
             suite.total(),
-            self.tags.as_ref().map(|t| format!(", tags {t}")).unwrap_or_default(),
-            self.shard.map(|s| format!(", shard {s}")).unwrap_or_default(),
+            self.tags
+                .as_ref()
+                .map(|t| format!(", tags {t}"))
+                .unwrap_or_default(),
+            self.shard
+                .map(|s| format!(", shard {s}"))
+                .unwrap_or_default(),
         );
         if suite.scenarios().is_empty() {
             println!("nothing to run");

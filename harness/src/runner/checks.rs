@@ -113,7 +113,7 @@ fn field(log: &LogProfile, event: &Event, name: &str) -> Option<String> {
 }
 
 fn within_text(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{} s", d.as_secs())
     } else {
         format!("{} ms", d.as_millis())
@@ -139,7 +139,10 @@ fn is_connack_ok(e: &Event) -> bool {
 /// or a second boot. One boot can show as the ROM banner followed by the
 /// firmware's boot line (or either alone: on a real board the banner is garbage
 /// at 115200), so a boot line right after a banner is the same boot.
-fn reboot_in<'a>(log: &LogProfile, events: impl IntoIterator<Item = &'a Event>) -> Option<&'a Event> {
+fn reboot_in<'a>(
+    log: &LogProfile,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Option<&'a Event> {
     let mut boots = 0;
     let mut after_banner = false;
     for event in events {
@@ -180,8 +183,18 @@ impl ScenarioWorld {
         events.into_iter().skip(skip).collect()
     }
 
-    fn fail(&self, ctx: &RunContext, from: Cursor, expectation: String, found: String) -> StepResult {
-        Err(StepFailure::expectation(expectation, found, self.window(ctx, from)))
+    fn fail(
+        &self,
+        ctx: &RunContext,
+        from: Cursor,
+        expectation: String,
+        found: String,
+    ) -> StepResult {
+        Err(StepFailure::expectation(
+            expectation,
+            found,
+            self.window(ctx, from),
+        ))
     }
 
     /// Waits until `deadline` for an event of this device matching `pred`.
@@ -195,9 +208,11 @@ impl ScenarioWorld {
         let device = self.device()?;
         let mine = of(device);
         ctx.timeline
-            .wait_for(from, deadline.saturating_duration_since(Instant::now()), |e| {
-                mine(e) && pred(e)
-            })
+            .wait_for(
+                from,
+                deadline.saturating_duration_since(Instant::now()),
+                |e| mine(e) && pred(e),
+            )
             .await
     }
 
@@ -212,7 +227,9 @@ impl ScenarioWorld {
     ) -> Result<Option<Event>, i64> {
         let log = self.log();
         let found = self
-            .seen(ctx, from, deadline, |e| pred(e) || certificate_verdict(&log, e).is_some())
+            .seen(ctx, from, deadline, |e| {
+                pred(e) || certificate_verdict(&log, e).is_some()
+            })
             .await;
         match found {
             Some(e) if !pred(&e) => Err(certificate_verdict(&log, &e).unwrap_or_default()),
@@ -226,7 +243,11 @@ impl ScenarioWorld {
         let log = self.log();
         let deadline = since + ctx.settle;
         self.seen(ctx, from, deadline, |e| {
-            recognised(&log, e, &[SemanticEvent::TlsError, SemanticEvent::MqttFailed])
+            recognised(
+                &log,
+                e,
+                &[SemanticEvent::TlsError, SemanticEvent::MqttFailed],
+            )
         })
         .await;
     }
@@ -265,13 +286,25 @@ impl ScenarioWorld {
         // Wake on every line that could be a restart; decide over all since the reset.
         while let Some(e) = self
             .seen(ctx, next, deadline, |e| {
-                recognised(&log, e, &[SemanticEvent::Boot, SemanticEvent::Crash, SemanticEvent::RomBanner])
+                recognised(
+                    &log,
+                    e,
+                    &[
+                        SemanticEvent::Boot,
+                        SemanticEvent::Crash,
+                        SemanticEvent::RomBanner,
+                    ],
+                )
             })
             .await
         {
             next = e.cursor_after();
-            let events: Vec<Event> =
-                ctx.timeline.since(reset).into_iter().filter(|e| e.device == device).collect();
+            let events: Vec<Event> = ctx
+                .timeline
+                .since(reset)
+                .into_iter()
+                .filter(|e| e.device == device)
+                .collect();
             if reboot_in(&log, &events).is_some() {
                 return true;
             }
@@ -289,9 +322,11 @@ impl ScenarioWorld {
             let mine = of(device);
             match check {
                 Deferred::NeverContains { text, from } => {
-                    if let Some(e) = ctx.timeline.since(*from).into_iter().find(|e| {
-                        mine(e) && line_of(e).is_some_and(|l| l.contains(text.as_str()))
-                    }) {
+                    if let Some(e) =
+                        ctx.timeline.since(*from).into_iter().find(|e| {
+                            mine(e) && line_of(e).is_some_and(|l| l.contains(text.as_str()))
+                        })
+                    {
                         return self.fail(
                             ctx,
                             *from,
@@ -301,7 +336,12 @@ impl ScenarioWorld {
                     }
                 }
                 Deferred::NeverConnects { from } => {
-                    if ctx.timeline.since(*from).iter().any(|e| mine(e) && is_connack_ok(e)) {
+                    if ctx
+                        .timeline
+                        .since(*from)
+                        .iter()
+                        .any(|e| mine(e) && is_connack_ok(e))
+                    {
                         return self.fail(
                             ctx,
                             *from,
@@ -311,8 +351,12 @@ impl ScenarioWorld {
                     }
                 }
                 Deferred::DoesNotReboot { from, .. } => {
-                    let events: Vec<Event> =
-                        ctx.timeline.since(*from).into_iter().filter(|e| mine(e)).collect();
+                    let events: Vec<Event> = ctx
+                        .timeline
+                        .since(*from)
+                        .into_iter()
+                        .filter(|e| mine(e))
+                        .collect();
                     if let Some(e) = reboot_in(&log, &events) {
                         return self.fail(
                             ctx,
@@ -345,22 +389,29 @@ impl ScenarioWorld {
         match step {
             Step::SerialContains { text, within } => {
                 let t = text.clone();
-                self.positive(ctx, format!("the serial output to contain \"{text}\""), within, move |e| {
-                    line_of(e).is_some_and(|l| l.contains(t.as_str()))
-                })
+                self.positive(
+                    ctx,
+                    format!("the serial output to contain \"{text}\""),
+                    within,
+                    move |e| line_of(e).is_some_and(|l| l.contains(t.as_str())),
+                )
                 .await
             }
             Step::SerialMatches { pattern, within } => {
                 let re = Regex::new(&pattern)
                     .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
-                self.positive(ctx, format!("the serial output to match /{pattern}/"), within, move |e| {
-                    line_of(e).is_some_and(|l| re.is_match(l))
-                })
+                self.positive(
+                    ctx,
+                    format!("the serial output to match /{pattern}/"),
+                    within,
+                    move |e| line_of(e).is_some_and(|l| re.is_match(l)),
+                )
                 .await
             }
             Step::SerialNeverContains(text) => {
                 let start = self.start.unwrap_or(from);
-                self.deferred.push(Deferred::NeverContains { text, from: start });
+                self.deferred
+                    .push(Deferred::NeverContains { text, from: start });
                 self.check_deferred(ctx)
             }
             Step::TlsFailureCode(code) => self.tls_failure(ctx, &log, code).await,
@@ -390,7 +441,10 @@ impl ScenarioWorld {
                 self.positive(ctx, "the TLS handshake to succeed".into(), within, |e| {
                     matches!(
                         &e.kind,
-                        EventKind::TlsHandshake { outcome: HandshakeOutcome::Completed { .. }, .. }
+                        EventKind::TlsHandshake {
+                            outcome: HandshakeOutcome::Completed { .. },
+                            ..
+                        }
                     )
                 })
                 .await
@@ -399,12 +453,19 @@ impl ScenarioWorld {
                 let completed = |e: &Event| {
                     matches!(
                         &e.kind,
-                        EventKind::TlsHandshake { outcome: HandshakeOutcome::Completed { .. }, .. }
+                        EventKind::TlsHandshake {
+                            outcome: HandshakeOutcome::Completed { .. },
+                            ..
+                        }
                     )
                 };
                 let ended = |e: &Event| matches!(&e.kind, EventKind::TlsHandshake { .. });
                 let reported = |e: &Event| {
-                    recognised(&log, e, &[SemanticEvent::TlsError, SemanticEvent::MqttFailed])
+                    recognised(
+                        &log,
+                        e,
+                        &[SemanticEvent::TlsError, SemanticEvent::MqttFailed],
+                    )
                 };
                 let deadline = since + ctx.settle;
                 let decided = self
@@ -462,9 +523,12 @@ impl ScenarioWorld {
                 }
             }
             Step::ConnectsWithin(within) => {
-                self.positive(ctx, "the device to connect to the broker (MQTT CONNECT)".into(), within, |e| {
-                    matches!(e.kind, EventKind::MqttConnect { .. })
-                })
+                self.positive(
+                    ctx,
+                    "the device to connect to the broker (MQTT CONNECT)".into(),
+                    within,
+                    |e| matches!(e.kind, EventKind::MqttConnect { .. }),
+                )
                 .await
             }
             Step::NeverConnects => {
@@ -479,7 +543,11 @@ impl ScenarioWorld {
                 })
                 .await
             }
-            Step::PublishesMatching { pattern, topic, within } => {
+            Step::PublishesMatching {
+                pattern,
+                topic,
+                within,
+            } => {
                 let re = Regex::new(&pattern)
                     .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
                 let t = topic.clone();
@@ -495,7 +563,13 @@ impl ScenarioWorld {
             }
             Step::PublishesAtMost { count, per } => {
                 self.at_most(ctx, device, count, per, "messages", |e| {
-                    matches!(&e.kind, EventKind::MqttPublish { direction: Direction::FromDevice, .. })
+                    matches!(
+                        &e.kind,
+                        EventKind::MqttPublish {
+                            direction: Direction::FromDevice,
+                            ..
+                        }
+                    )
                 })
                 .await
             }
@@ -508,14 +582,17 @@ impl ScenarioWorld {
             Step::SubscribesTo { topic, within } => {
                 let t = topic.clone();
                 self.positive(ctx, format!("the device to subscribe to \"{topic}\""), within, move |e| {
-                    matches!(&e.kind, EventKind::MqttSubscribe { topics } if topics.iter().any(|x| *x == t))
+                    matches!(&e.kind, EventKind::MqttSubscribe { topics } if topics.contains(&t))
                 })
                 .await
             }
             Step::AskedForTime(within) => {
-                self.positive(ctx, "the device to ask for the time (SNTP)".into(), within, |e| {
-                    matches!(&e.kind, EventKind::NtpRequest { .. })
-                })
+                self.positive(
+                    ctx,
+                    "the device to ask for the time (SNTP)".into(),
+                    within,
+                    |e| matches!(&e.kind, EventKind::NtpRequest { .. }),
+                )
                 .await
             }
             Step::TranscriptMatchesSnapshot => super::snapshot::check(self, ctx).await,
@@ -564,7 +641,15 @@ impl ScenarioWorld {
         }
         let decided = self
             .seen(ctx, from, since + ctx.settle, |e| {
-                recognised(log, e, &[SemanticEvent::TlsError, SemanticEvent::MqttConnected, SemanticEvent::TlsOk])
+                recognised(
+                    log,
+                    e,
+                    &[
+                        SemanticEvent::TlsError,
+                        SemanticEvent::MqttConnected,
+                        SemanticEvent::TlsOk,
+                    ],
+                )
             })
             .await;
         let expectation = format!("the device to report a TLS failure with code {code}");
@@ -575,15 +660,28 @@ impl ScenarioWorld {
                     Ok(())
                 } else {
                     let text = field(log, &e, "text").unwrap_or_default();
-                    self.fail(ctx, from, expectation, format!("it reported code {reported} ({text})"))
+                    self.fail(
+                        ctx,
+                        from,
+                        expectation,
+                        format!("it reported code {reported} ({text})"),
+                    )
                 }
             }
-            Some(_) => self.fail(ctx, from, expectation, "its TLS connection succeeded".into()),
+            Some(_) => self.fail(
+                ctx,
+                from,
+                expectation,
+                "its TLS connection succeeded".into(),
+            ),
             None => self.fail(
                 ctx,
                 from,
                 expectation,
-                format!("it reported no TLS failure within the settle window ({})", within_text(ctx.settle)),
+                format!(
+                    "it reported no TLS failure within the settle window ({})",
+                    within_text(ctx.settle)
+                ),
             ),
         }
     }
@@ -607,13 +705,20 @@ impl ScenarioWorld {
                 ctx,
                 from,
                 expectation,
-                format!("its log profile `{}` has no pattern for `{wanted}`", log.name()),
+                format!(
+                    "its log profile `{}` has no pattern for `{wanted}`",
+                    log.name()
+                ),
             );
         }
         let deadline = since + within.unwrap_or(ctx.settle);
         let decided = self
             .seen(ctx, from, deadline, |e| {
-                recognised(log, e, &[SemanticEvent::MqttFailed, SemanticEvent::MqttConnected])
+                recognised(
+                    log,
+                    e,
+                    &[SemanticEvent::MqttFailed, SemanticEvent::MqttConnected],
+                )
             })
             .await;
         match decided {
@@ -656,19 +761,29 @@ impl ScenarioWorld {
         pred: impl Fn(&Event) -> bool,
     ) -> StepResult {
         let (from, since) = self.act_point(ctx);
-        let expectation = format!("the device to make at most {count} {what} per {}", within_text(per));
+        let expectation = format!(
+            "the device to make at most {count} {what} per {}",
+            within_text(per)
+        );
         let per_us = per.as_micros() as u64;
         let mine = of(device);
         let violation = |events: &[Event]| -> Option<String> {
-            let times: Vec<u64> = events.iter().filter(|e| mine(e) && pred(e)).map(|e| e.t_us).collect();
+            let times: Vec<u64> = events
+                .iter()
+                .filter(|e| mine(e) && pred(e))
+                .map(|e| e.t_us)
+                .collect();
             let n = count as usize;
-            times.windows(n + 1).find(|w| w[n] - w[0] < per_us).map(|w| {
-                format!(
-                    "it made {} {what} in {:.2} s",
-                    n + 1,
-                    (w[n] - w[0]) as f64 / 1e6
-                )
-            })
+            times
+                .windows(n + 1)
+                .find(|w| w[n] - w[0] < per_us)
+                .map(|w| {
+                    format!(
+                        "it made {} {what} in {:.2} s",
+                        n + 1,
+                        (w[n] - w[0]) as f64 / 1e6
+                    )
+                })
         };
         let deadline = since + per;
         let mut next = from;

@@ -63,9 +63,11 @@ impl RunContext {
     /// virtual board and the pool holds real ones, a virtual board of its own.
     pub(crate) async fn lease(&self, wants_virtual: bool) -> Result<Lease, crate::Error> {
         if !wants_virtual || self.pool_is_virtual {
-            return self.pool.lease().await.ok_or_else(|| {
-                crate::Error::Runner(super::RunnerError::NoBoard)
-            });
+            return self
+                .pool
+                .lease()
+                .await
+                .ok_or_else(|| crate::Error::Runner(super::RunnerError::NoBoard));
         }
         let permit = self
             .adhoc
@@ -88,5 +90,4 @@ impl RunContext {
     pub(crate) fn next_number(&self) -> usize {
         self.numbering.fetch_add(1, Ordering::Relaxed) + 1
     }
-
 }

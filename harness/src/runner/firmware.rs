@@ -87,12 +87,10 @@ impl FirmwareSource {
     pub fn flash_input(&self) -> Result<FlashInput, FlashError> {
         match self {
             FirmwareSource::Image(path) => FlashInput::from_file(path, None),
-            FirmwareSource::Twin { descriptor, .. } => {
-                Ok(FlashInput::Bin {
+            FirmwareSource::Twin { descriptor, .. } => Ok(FlashInput::Bin {
                 data: crate::vfirmware::build(descriptor).to_bytes(),
                 offset: 0,
-            })
-            }
+            }),
         }
     }
 }
@@ -123,7 +121,9 @@ mod tests {
         assert!(FirmwareSource::parse("no-such-variant").is_err());
         assert!(FirmwareSource::parse("reference+warp=9").is_err());
         assert_eq!(
-            FirmwareSource::parse("seed-style-logs").unwrap().log_profile(),
+            FirmwareSource::parse("seed-style-logs")
+                .unwrap()
+                .log_profile(),
             Some("seed-style")
         );
     }

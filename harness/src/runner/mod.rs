@@ -50,7 +50,9 @@ pub use context::{Progress, SnapshotMode};
 pub use firmware::{FirmwareSource, UnknownFirmware};
 pub use results::{Failure, RunEvent, RunReport, ScenarioResult, Status};
 pub use snapshot::{normalise, normalise_line};
-pub use suite::{CheckContext, Problem, ScenarioInfo, Selection, Shard, Suite, SuiteError, TagFilter};
+pub use suite::{
+    CheckContext, Problem, ScenarioInfo, Selection, Shard, Suite, SuiteError, TagFilter,
+};
 pub use world::ScenarioWorld;
 
 use board::{Board, BoardPool};
@@ -72,7 +74,10 @@ pub enum RunnerError {
     NoBoard,
     /// A run directory or report file could not be written.
     #[error("cannot write {}", path.display())]
-    #[diagnostic(code(hil::runner::write), help("check the directory exists and is writable"))]
+    #[diagnostic(
+        code(hil::runner::write),
+        help("check the directory exists and is writable")
+    )]
     Write {
         /// The path.
         path: PathBuf,
@@ -204,7 +209,9 @@ impl Environment {
         let (lab, pool_is_virtual) = match &options.board {
             BoardChoice::Virtual { .. } => (start_virtual_lab(config).await?, true),
             BoardChoice::Port(_) => {
-                config.bind = options.lab_bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                config.bind = options
+                    .lab_bind
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 config.mqtt_tls_port = MQTT_TLS_PORT;
                 config.ntp_port = 123;
                 config.dns_port = 53;
@@ -212,10 +219,10 @@ impl Environment {
                     Ok(lab) => (lab, false),
                     // A provisioned device is told the lab's DNS and NTP ports; only
                     // a black-box run needs 53 and 123, so say so and go on.
-                    Err(crate::lab::LabError::PortInUse { service, addr }
-                    | crate::lab::LabError::PrivilegedPort { service, addr })
-                        if service != "MQTT/TLS" =>
-                    {
+                    Err(
+                        crate::lab::LabError::PortInUse { service, addr }
+                        | crate::lab::LabError::PrivilegedPort { service, addr },
+                    ) if service != "MQTT/TLS" => {
                         warnings.push(format!(
                             "{service} could not bind {addr}; DNS and NTP use free ports, so black-box                              scenarios (unprovisioned boards) will not reach the lab (see `hil doctor`)"
                         ));
@@ -241,8 +248,13 @@ impl Environment {
                 let mut boards = Vec::new();
                 for k in 1..=u32::from(*count) {
                     boards.push(
-                        Board::start_virtual(k, &options.run_dir.join("boards"), network.clone(), &timeline)
-                            .await?,
+                        Board::start_virtual(
+                            k,
+                            &options.run_dir.join("boards"),
+                            network.clone(),
+                            &timeline,
+                        )
+                        .await?,
                     );
                 }
                 boards
@@ -258,8 +270,11 @@ impl Environment {
             "board": options.board.to_string(),
         });
         let manifest_path = options.run_dir.join("lab.json");
-        std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap_or_default())
-            .map_err(write_error(&manifest_path))?;
+        std::fs::write(
+            &manifest_path,
+            serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+        )
+        .map_err(write_error(&manifest_path))?;
         Ok(Environment {
             lab: Arc::new(lab),
             timeline,
@@ -298,7 +313,9 @@ impl Environment {
             .map_or_else(|| self.run_dir.clone(), |n| self.run_dir.join(n));
         std::fs::create_dir_all(&run_dir).map_err(write_error(&run_dir))?;
         let log_profile = match &options.log_profile {
-            Some(name) => LogProfile::load(name, &options.log_profiles_dir).map_err(RunnerError::from)?,
+            Some(name) => {
+                LogProfile::load(name, &options.log_profiles_dir).map_err(RunnerError::from)?
+            }
             None => LogProfile::reference(),
         };
         if let Some(firmware) = &options.firmware {
@@ -350,26 +367,30 @@ impl Environment {
         let before_ctx = ctx.clone();
         let after_ctx = ctx.clone();
         let jobs = options.jobs.max(1).min(self.pool.size().max(1));
-        cucumber::Cucumber::<ScenarioWorld, _, _, _, _, cucumber::cli::Empty>::custom(SuiteParser, cucumber::runner::Basic::default(), writer)
-            .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
-            .max_concurrent_scenarios(jobs)
-            .given(any_step.clone(), run_step)
-            .when(any_step.clone(), run_step)
-            .then(any_step, run_step)
-            .before(move |feature, _rule, scenario, world| {
-                let ctx = before_ctx.clone();
-                Box::pin(async move { world.begin(ctx, feature, scenario) })
+        cucumber::Cucumber::<ScenarioWorld, _, _, _, _, cucumber::cli::Empty>::custom(
+            SuiteParser,
+            cucumber::runner::Basic::default(),
+            writer,
+        )
+        .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
+        .max_concurrent_scenarios(jobs)
+        .given(any_step.clone(), run_step)
+        .when(any_step.clone(), run_step)
+        .then(any_step, run_step)
+        .before(move |feature, _rule, scenario, world| {
+            let ctx = before_ctx.clone();
+            Box::pin(async move { world.begin(ctx, feature, scenario) })
+        })
+        .after(move |_feature, _rule, _scenario, finished, world| {
+            let ctx = after_ctx.clone();
+            Box::pin(async move {
+                if let Some(world) = world {
+                    world.end(&ctx, finished).await;
+                }
             })
-            .after(move |_feature, _rule, _scenario, finished, world| {
-                let ctx = after_ctx.clone();
-                Box::pin(async move {
-                    if let Some(world) = world {
-                        world.end(&ctx, finished).await;
-                    }
-                })
-            })
-            .run(suite.features().to_vec())
-            .await;
+        })
+        .run(suite.features().to_vec())
+        .await;
 
         let scenarios = ctx.results.lock().map(|r| r.clone()).unwrap_or_default();
         Ok(RunReport {
@@ -429,7 +450,8 @@ struct SuiteParser;
 
 impl cucumber::Parser<Vec<gherkin::Feature>> for SuiteParser {
     type Cli = cucumber::cli::Empty;
-    type Output = futures::stream::Iter<std::vec::IntoIter<cucumber::parser::Result<gherkin::Feature>>>;
+    type Output =
+        futures::stream::Iter<std::vec::IntoIter<cucumber::parser::Result<gherkin::Feature>>>;
 
     fn parse(self, input: Vec<gherkin::Feature>, _cli: Self::Cli) -> Self::Output {
         futures::stream::iter(input.into_iter().map(Ok).collect::<Vec<_>>())
@@ -451,14 +473,25 @@ fn run_step(world: &mut ScenarioWorld, step: cucumber::step::Context) -> LocalBo
 fn slug(text: &str) -> String {
     let s: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let parts: Vec<&str> = s.split('-').filter(|p| !p.is_empty()).collect();
     parts.join("-").chars().take(60).collect()
 }
 
 impl ScenarioWorld {
-    fn begin(&mut self, ctx: Arc<RunContext>, feature: &gherkin::Feature, scenario: &gherkin::Scenario) {
+    fn begin(
+        &mut self,
+        ctx: Arc<RunContext>,
+        feature: &gherkin::Feature,
+        scenario: &gherkin::Scenario,
+    ) {
         let info = ScenarioInfo {
             feature: feature.name.clone(),
             path: feature.path.clone().unwrap_or_default(),
@@ -482,7 +515,10 @@ impl ScenarioWorld {
         self.infrastructure |= failure.infrastructure;
         if self.failure.is_none() {
             self.failure = Some(failure);
-            self.failed_step = Some((format!("{}{}", step.keyword, step.value), step.position.line));
+            self.failed_step = Some((
+                format!("{}{}", step.keyword, step.value),
+                step.position.line,
+            ));
         }
     }
 
@@ -520,7 +556,10 @@ impl ScenarioWorld {
                 .collect(),
             _ => Vec::new(),
         };
-        let artifacts = self.artifacts.clone().unwrap_or_else(|| ctx.run_dir.join("scenarios"));
+        let artifacts = self
+            .artifacts
+            .clone()
+            .unwrap_or_else(|| ctx.run_dir.join("scenarios"));
         if let Err(e) = self.write_artifacts(&artifacts, &events) {
             ctx.timeline.record(
                 crate::timeline::Source::Harness,
@@ -589,7 +628,8 @@ impl ScenarioWorld {
                 transcript.push_str(&format!("[{:>10.3}] {line}\n", event.t_us as f64 / 1e6));
             } else if let EventKind::Note { text } = &event.kind {
                 if text.starts_with("sent PROV") || text.starts_with("step") {
-                    transcript.push_str(&format!("[{:>10.3}] >> {text}\n", event.t_us as f64 / 1e6));
+                    transcript
+                        .push_str(&format!("[{:>10.3}] >> {text}\n", event.t_us as f64 / 1e6));
                 }
             }
             jsonl.push_str(&serde_json::to_string(event).unwrap_or_default());

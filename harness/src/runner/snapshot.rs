@@ -26,14 +26,26 @@ fn rules() -> &'static [(Regex, &'static str)] {
     RULES.get_or_init(|| {
         [
             // Keys and certificates, should a firmware ever print one.
-            (r"-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----", "<pem>"),
-            (r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?", "<time>"),
+            (
+                r"-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----",
+                "<pem>",
+            ),
+            (
+                r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?",
+                "<time>",
+            ),
             (r"\b(\d{1,3}\.){3}\d{1,3}(:\d+)?\b", "<address>"),
             (r"\b([0-9a-fA-F]{2}:){5,}[0-9a-fA-F]{2}\b", "<hex>"),
             (r"\b[0-9a-fA-F]{16,}\b", "<hex>"),
             (r"(client_id=|clientId=|client id )\S+", "${1}<client-id>"),
-            (r"\b(epoch|uptime|uptime_ms|free|heap|port|in_ms|millis)=\d+", "${1}=<n>"),
-            (r#""(seq|uptime|uptime_ms|heap|ts|time)":\s*\d+"#, "\"${1}\":<n>"),
+            (
+                r"\b(epoch|uptime|uptime_ms|free|heap|port|in_ms|millis)=\d+",
+                "${1}=<n>",
+            ),
+            (
+                r#""(seq|uptime|uptime_ms|heap|ts|time)":\s*\d+"#,
+                "\"${1}\":<n>",
+            ),
             (r"\bbytes=\d+", "bytes=<n>"),
         ]
         .into_iter()
@@ -82,7 +94,13 @@ pub fn normalise(events: &[Event]) -> String {
 fn snapshot_name(feature: &Path, scenario: &str) -> String {
     let slug = |s: &str| {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .collect::<String>()
             .split('_')
             .filter(|p| !p.is_empty())
@@ -145,10 +163,7 @@ pub(crate) async fn check(world: &ScenarioWorld, ctx: &RunContext) -> StepResult
         infrastructure: false,
     };
     match ctx.snapshots {
-        SnapshotMode::CompareOnly => Err(mismatch(format!(
-            "it differs:\n{}",
-            transcript
-        ))),
+        SnapshotMode::CompareOnly => Err(mismatch(format!("it differs:\n{}", transcript))),
         SnapshotMode::Review => {
             let dir = ctx.snapshots_dir.clone();
             let content = transcript.clone();
@@ -179,7 +194,10 @@ mod tests {
             normalise_line("[dns] resolved host=broker.hil.test ip=127.0.0.1"),
             "[dns] resolved host=broker.hil.test ip=<address>"
         );
-        assert_eq!(normalise_line("[ntp] synced epoch=1790000000"), "[ntp] synced epoch=<n>");
+        assert_eq!(
+            normalise_line("[ntp] synced epoch=1790000000"),
+            "[ntp] synced epoch=<n>"
+        );
         assert_eq!(
             normalise_line("[mqtt] connected client_id=esp8266-a1b2c3"),
             "[mqtt] connected client_id=<client-id>"
@@ -188,13 +206,19 @@ mod tests {
             normalise_line("pin 0123456789abcdef0123456789abcdef01234567"),
             "pin <hex>"
         );
-        assert_eq!(normalise_line("\u{fffd}\u{1}x"), "<unreadable at this baud rate>");
+        assert_eq!(
+            normalise_line("\u{fffd}\u{1}x"),
+            "<unreadable at this baud rate>"
+        );
     }
 
     #[test]
     fn names_are_file_safe() {
         assert_eq!(
-            snapshot_name(Path::new("features/transcript.feature"), "the boot, and first connection"),
+            snapshot_name(
+                Path::new("features/transcript.feature"),
+                "the boot, and first connection"
+            ),
             "transcript__the_boot_and_first_connection"
         );
     }

@@ -46,7 +46,9 @@ pub enum SuiteError {
     #[error("no feature files at {}", path.display())]
     #[diagnostic(
         code(hil::runner::no_features),
-        help("pass .feature files or directories holding them (the shipped ones are in features/)")
+        help(
+            "pass .feature files or directories holding them (the shipped ones are in features/)"
+        )
     )]
     NoFeatures {
         /// The path given.
@@ -341,30 +343,37 @@ fn parse_file(path: &Path) -> Result<gherkin::Feature, Problem> {
         line,
         message,
     };
-    let feature = gherkin::Feature::parse_path(path, GherkinEnv::default()).map_err(|e| match e {
-        gherkin::ParseFileError::Reading { source, .. } => {
-            problem(0, format!("cannot read the file: {source}"))
-        }
-        gherkin::ParseFileError::Parsing { source, .. } => {
-            // gherkin keeps the position private; its message starts with it.
-            let text = source.to_string();
-            let line = Regex::new(r"at (\d+):(\d+)")
-                .ok()
-                .and_then(|r| r.captures(&text))
-                .and_then(|c| c.get(1))
-                .and_then(|m| m.as_str().parse().ok())
-                .unwrap_or(0);
-            problem(
-                line,
-                "not valid Gherkin here (expected a keyword such as Feature:, Scenario:, \
+    let feature =
+        gherkin::Feature::parse_path(path, GherkinEnv::default()).map_err(|e| match e {
+            gherkin::ParseFileError::Reading { source, .. } => {
+                problem(0, format!("cannot read the file: {source}"))
+            }
+            gherkin::ParseFileError::Parsing { source, .. } => {
+                // gherkin keeps the position private; its message starts with it.
+                let text = source.to_string();
+                let line = Regex::new(r"at (\d+):(\d+)")
+                    .ok()
+                    .and_then(|r| r.captures(&text))
+                    .and_then(|c| c.get(1))
+                    .and_then(|m| m.as_str().parse().ok())
+                    .unwrap_or(0);
+                problem(
+                    line,
+                    "not valid Gherkin here (expected a keyword such as Feature:, Scenario:, \
                  Given, When, Then, Examples: or a table row)"
-                    .into(),
-            )
-        }
-    })?;
-    feature
-        .expand_examples()
-        .map_err(|e| problem(e.pos.line, format!("the outline uses <{}>, which no Examples column defines", e.name)))
+                        .into(),
+                )
+            }
+        })?;
+    feature.expand_examples().map_err(|e| {
+        problem(
+            e.pos.line,
+            format!(
+                "the outline uses <{}>, which no Examples column defines",
+                e.name
+            ),
+        )
+    })
 }
 
 fn check_feature(feature: &gherkin::Feature, check: &CheckContext) -> Vec<Problem> {
@@ -441,7 +450,7 @@ mod tests {
     fn outlines_expand_and_tags_and_shards_select() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "a.feature", GOOD);
-        let all = Suite::load(&[path.clone()], &Selection::default(), &context()).unwrap();
+        let all = Suite::load(std::slice::from_ref(&path), &Selection::default(), &context()).unwrap();
         let names: Vec<_> = all.scenarios().iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["a", "b valid", "b expired"]);
         assert_eq!(all.total(), 3);
@@ -450,7 +459,7 @@ mod tests {
             tags: Some("@tls and not @slow".parse().unwrap()),
             shard: None,
         };
-        let suite = Suite::load(&[path.clone()], &fast, &context()).unwrap();
+        let suite = Suite::load(std::slice::from_ref(&path), &fast, &context()).unwrap();
         assert_eq!(suite.scenarios().len(), 1);
 
         let shards: Vec<Vec<String>> = (1..=2)
@@ -459,7 +468,7 @@ mod tests {
                     tags: None,
                     shard: Some(Shard::new(k, 2).unwrap()),
                 };
-                Suite::load(&[path.clone()], &selection, &context())
+                Suite::load(std::slice::from_ref(&path), &selection, &context())
                     .unwrap()
                     .scenarios()
                     .iter()
@@ -481,7 +490,11 @@ mod tests {
         };
         let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, [3, 4, 5], "{problems:?}");
-        assert!(problems[0].message.contains("did you mean"), "{}", problems[0]);
+        assert!(
+            problems[0].message.contains("did you mean"),
+            "{}",
+            problems[0]
+        );
         assert!(problems[1].message.contains("bogus"), "{}", problems[1]);
     }
 

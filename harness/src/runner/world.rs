@@ -14,7 +14,9 @@ use super::context::RunContext;
 use super::firmware::FirmwareSource;
 use super::steps::{OnlyTls, Step};
 use super::suite::ScenarioInfo;
-use crate::lab::{BrokerPolicy, Credentials, DevicePolicy, LabMqttClient, NtpPolicy, TlsVersion, TlsVersions};
+use crate::lab::{
+    BrokerPolicy, Credentials, DevicePolicy, LabMqttClient, NtpPolicy, TlsVersion, TlsVersions,
+};
 use crate::logprofile::{LogProfile, SemanticEvent};
 use crate::pki::ProfileId;
 use crate::provisioning::{self, ProvisionOptions};
@@ -118,8 +120,8 @@ impl ScenarioWorld {
     /// Runs one step (Given, When or Then alike: the text says which).
     pub(crate) async fn execute(&mut self, text: &str) -> StepResult {
         let ctx = self.ctx()?;
-        let step = super::steps::parse(text)
-            .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
+        let step =
+            super::steps::parse(text).map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
         self.note(&ctx, format!("step: {text}"));
         self.check_deferred(&ctx)?;
         let result = match step {
@@ -245,7 +247,9 @@ impl ScenarioWorld {
 
     pub(crate) fn require_device(&self) -> Result<IpAddr, StepFailure> {
         self.device().ok_or_else(|| {
-            StepFailure::infrastructure("no board yet: start the scenario with `Given the board under test`")
+            StepFailure::infrastructure(
+                "no board yet: start the scenario with `Given the board under test`",
+            )
         })
     }
 
@@ -300,7 +304,10 @@ impl ScenarioWorld {
                     self.log = Some(Arc::new(profile));
                 }
             }
-            let installed = self.lease.as_mut().and_then(|l| l.board().installed.clone());
+            let installed = self
+                .lease
+                .as_mut()
+                .and_then(|l| l.board().installed.clone());
             if installed.as_deref() != Some(&wanted.to_string()) {
                 self.flash(ctx, wanted).await?;
             }
@@ -371,8 +378,9 @@ impl ScenarioWorld {
                 client_id: None,
                 publish_interval_ms: None,
             };
-            let settings = provisioning::settings(&ctx.lab.addrs(), &ctx.catalogue, presented, &options)
-                .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
+            let settings =
+                provisioning::settings(&ctx.lab.addrs(), &ctx.catalogue, presented, &options)
+                    .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
             Some(provisioning::line(&settings))
         } else {
             None
@@ -391,7 +399,10 @@ impl ScenarioWorld {
             .ok_or_else(|| StepFailure::infrastructure("no board"))?;
         let board = lease.board();
         let port = board.take_port().await.map_err(|e| {
-            StepFailure::infrastructure(&format!("the board at {} does not answer: {e}", board.spec))
+            StepFailure::infrastructure(&format!(
+                "the board at {} does not answer: {e}",
+                board.spec
+            ))
         })?;
         let options = SessionOptions {
             timeline: ctx.timeline.clone(),

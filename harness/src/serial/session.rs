@@ -56,7 +56,11 @@ pub struct ConsoleSession {
 impl ConsoleSession {
     /// Resets the board on `port` (opened from `spec`) into its firmware and
     /// follows it on a blocking thread.
-    pub fn start(spec: PortSpec, port: Box<dyn SerialPort>, options: SessionOptions) -> ConsoleSession {
+    pub fn start(
+        spec: PortSpec,
+        port: Box<dyn SerialPort>,
+        options: SessionOptions,
+    ) -> ConsoleSession {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let task = tokio::task::spawn_blocking(move || run(&spec, port, &options, &flag));

@@ -351,7 +351,7 @@ impl Loader {
                 _ => self.malformed(op),
             },
             WRITE_REG => {
-                if data.is_empty() || data.len() % 16 != 0 {
+                if data.is_empty() || !data.len().is_multiple_of(16) {
                     return self.malformed(op);
                 }
                 for entry in data.chunks(16) {

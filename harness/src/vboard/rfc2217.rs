@@ -269,7 +269,7 @@ mod tests {
                 seed ^= seed << 13;
                 seed ^= seed >> 17;
                 seed ^= seed << 5;
-                if seed % 3 == 0 {
+                if seed.is_multiple_of(3) {
                     255
                 } else {
                     (seed % 7) as u8 * 40
