@@ -130,6 +130,26 @@ pub enum DnsAnswer {
     Silent,
 }
 
+/// What the lab did to one device's broker service (the `When the broker drops the
+/// device's connection` and `When the broker restarts` steps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum BrokerAction {
+    /// The device's live connections were closed, as a broker dropping the client.
+    ConnectionsDropped {
+        /// How many were open.
+        count: usize,
+    },
+    /// The broker went away for the device: its new connections are reset before
+    /// any TLS byte is answered until the broker is up again.
+    Down {
+        /// How long it stays down, in milliseconds.
+        downtime_ms: u64,
+    },
+    /// The broker serves the device again.
+    Up,
+}
+
 /// One thing that happened. New kinds are added as parts land; consumers match on
 /// what they need and ignore the rest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,6 +249,12 @@ pub enum EventKind {
     Board {
         /// What happened.
         what: String,
+    },
+    /// Something the lab did to the device's broker service on request.
+    Broker {
+        /// What it did.
+        #[serde(flatten)]
+        action: BrokerAction,
     },
     /// A free-form note from the harness (step boundaries and the like).
     Note {
@@ -515,6 +541,20 @@ mod tests {
             .none_within(from, Duration::from_secs(1), |_| true)
             .await;
         assert_eq!(offender.map_err(|e| e.kind), Err(note("after")));
+    }
+
+    #[test]
+    fn broker_actions_are_tagged_like_every_other_event() {
+        let kind = EventKind::Broker {
+            action: BrokerAction::Down { downtime_ms: 2000 },
+        };
+        let json = serde_json::to_value(&kind).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"event": "broker", "action": "down", "downtime_ms": 2000})
+        );
+        let back: EventKind = serde_json::from_value(json).unwrap();
+        assert_eq!(back, kind);
     }
 
     #[test]

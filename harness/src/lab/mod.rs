@@ -42,6 +42,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::net::{TcpListener, UdpSocket};
@@ -56,7 +57,7 @@ pub use self::policy::{
     TlsVersions, UnknownPolicy, BAD_CREDENTIALS_USER,
 };
 use crate::pki::{file, PkiError};
-use crate::timeline::Timeline;
+use crate::timeline::{BrokerAction, EventKind, Source, Timeline};
 
 /// What can go wrong while starting or running the lab.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -176,6 +177,8 @@ pub struct Lab {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     mosquitto: Option<mqtt::mosquitto::Mosquitto>,
+    /// The TLS front's shared state; None with the mosquitto backend.
+    front: Option<Arc<tls::front::FrontShared>>,
 }
 
 fn bind_error(service: &'static str, addr: SocketAddr, source: io::Error) -> LabError {
@@ -233,7 +236,7 @@ impl Lab {
         let dns = local(&dns_socket, dns_addr, "DNS")?;
 
         let tls_addr = SocketAddr::new(config.bind, config.mqtt_tls_port);
-        let (mqtt_tls, broker, mosquitto) = match config.backend {
+        let (mqtt_tls, broker, mosquitto, front) = match config.backend {
             BrokerBackend::Embedded => {
                 let listener = TcpListener::bind(tls_addr)
                     .await
@@ -249,13 +252,14 @@ impl Lab {
                     broker,
                     handshake_timeout: config.handshake_timeout,
                     contexts: tls::front::ContextCache::default(),
+                    live: tls::live::LiveConnections::default(),
                 });
                 tasks.push(tokio::spawn(tls::front::serve(
                     listener,
-                    shared,
+                    shared.clone(),
                     shutdown.subscribe(),
                 )));
-                (mqtt_tls, broker, None)
+                (mqtt_tls, broker, None, Some(shared))
             }
             BrokerBackend::Mosquitto => {
                 let m = mqtt::mosquitto::Mosquitto::start(
@@ -265,7 +269,7 @@ impl Lab {
                     timeline.clone(),
                 )
                 .await?;
-                (m.tls_addr(), m.plain_addr(), Some(m))
+                (m.tls_addr(), m.plain_addr(), Some(m), None)
             }
         };
 
@@ -305,6 +309,7 @@ impl Lab {
             shutdown,
             tasks,
             mosquitto,
+            front,
         })
     }
 
@@ -361,6 +366,67 @@ impl Lab {
         LabMqttClient::connect(self.broker, client_id).await
     }
 
+    fn front(&self, what: &'static str) -> Result<&Arc<tls::front::FrontShared>, LabError> {
+        self.front
+            .as_ref()
+            .ok_or(LabError::MosquittoUnsupported { what })
+    }
+
+    /// Closes every live connection from `device` through the TLS front, both the
+    /// TLS side towards the device and the relay to the broker, as a broker
+    /// dropping the client does: the device reads end-of-stream. Other devices'
+    /// connections stay open. Returns once both sockets of each are closed, with
+    /// how many there were; records [`BrokerAction::ConnectionsDropped`].
+    ///
+    /// [`BrokerAction::ConnectionsDropped`]: crate::timeline::BrokerAction::ConnectionsDropped
+    pub async fn drop_connections(&self, device: IpAddr) -> Result<usize, LabError> {
+        let front = self.front("drop one device's connections")?;
+        Ok(drop_and_record(front, device).await)
+    }
+
+    /// Restarts the broker as `device` sees it: its live connections are dropped,
+    /// then for `downtime` each new connection from it is accepted and reset before
+    /// any TLS byte is answered (recorded as accepted with outcome `closed`, so
+    /// reconnect attempts can be counted), then service resumes by itself. Records
+    /// [`BrokerAction::Down`] now and [`BrokerAction::Up`] when the downtime ends.
+    /// Other devices are served throughout.
+    ///
+    /// [`BrokerAction::Down`]: crate::timeline::BrokerAction::Down
+    /// [`BrokerAction::Up`]: crate::timeline::BrokerAction::Up
+    pub async fn restart_broker(&self, device: IpAddr, downtime: Duration) -> Result<(), LabError> {
+        let front = self.front("restart the broker for one device")?.clone();
+        let until = tokio::time::Instant::now() + downtime;
+        // Down before dropping: a connection arriving meanwhile is either registered
+        // in time to be dropped or sees the mark.
+        front.live.set_down(device, until);
+        self.timeline.record(
+            Source::Mqtt,
+            Some(device),
+            EventKind::Broker {
+                action: BrokerAction::Down {
+                    downtime_ms: u64::try_from(downtime.as_millis()).unwrap_or(u64::MAX),
+                },
+            },
+        );
+        drop_and_record(&front, device).await;
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {
+                    if front.live.come_up(device, until) {
+                        front.timeline.record(
+                            Source::Mqtt,
+                            Some(device),
+                            EventKind::Broker { action: BrokerAction::Up },
+                        );
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+        });
+        Ok(())
+    }
+
     /// Stops every service and waits until they have let go of their sockets.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
@@ -371,6 +437,18 @@ impl Lab {
             m.stop().await;
         }
     }
+}
+
+async fn drop_and_record(front: &tls::front::FrontShared, device: IpAddr) -> usize {
+    let count = front.live.drop_device(device).await;
+    front.timeline.record(
+        Source::Mqtt,
+        Some(device),
+        EventKind::Broker {
+            action: BrokerAction::ConnectionsDropped { count },
+        },
+    );
+    count
 }
 
 impl Drop for Lab {

@@ -218,14 +218,19 @@ impl ScenarioWorld {
             Step::BrokerDrops => {
                 self.mark_act(&ctx);
                 let device = self.require_device()?;
-                let _ = (device, &ctx.lab);
-                Err(StepFailure::infrastructure("pending lab action"))
+                ctx.lab
+                    .drop_connections(device)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| StepFailure::infrastructure(&e.to_string()))
             }
             Step::BrokerRestarts => {
                 self.mark_act(&ctx);
                 let device = self.require_device()?;
-                let _ = (device, &ctx.lab);
-                Err(StepFailure::infrastructure("pending lab action"))
+                ctx.lab
+                    .restart_broker(device, ctx.restart_downtime)
+                    .await
+                    .map_err(|e| StepFailure::infrastructure(&e.to_string()))
             }
             Step::Pass(duration) => {
                 self.mark_act(&ctx);

@@ -14,7 +14,7 @@ use hil::lab::{DevicePolicy, Lab, LabConfig};
 use hil::pki::{Catalogue, Profile, ProfileId};
 use hil::timeline::{Event, EventKind, HandshakeOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::process::Command;
 
 /// The catalogue for this test binary, generated for the current time so that
@@ -133,6 +133,12 @@ pub async fn outcome(lab: &Lab, nth: usize) -> HandshakeOutcome {
 /// connection to `target`, whatever name the client asked for: the client still
 /// verifies the certificate against the name it was given.
 pub async fn socks_to(target: SocketAddr) -> SocketAddr {
+    socks_to_from(target, std::net::Ipv4Addr::LOCALHOST.into()).await
+}
+
+/// The same hop, connecting to `target` from `source` (a loopback address), so
+/// the lab sees the client as the device at `source`.
+pub async fn socks_to_from(target: SocketAddr, source: std::net::IpAddr) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -161,7 +167,9 @@ pub async fn socks_to(target: SocketAddr) -> SocketAddr {
                         client.read_exact(&mut skip).await?;
                     }
                 }
-                let mut upstream = TcpStream::connect(target).await?;
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(source, 0))?;
+                let mut upstream = socket.connect(target).await?;
                 client.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0]).await?;
                 tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
                 Ok::<(), std::io::Error>(())

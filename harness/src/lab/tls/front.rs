@@ -22,6 +22,7 @@ use tokio_openssl::SslStream;
 use super::hello::{
     alert_name, content, first_handshake_message, parse_client_hello, Record, RecordScanner,
 };
+use super::live::LiveConnections;
 use super::{negotiated_version, server_context};
 use crate::lab::mqtt::{self, MqttLink};
 use crate::lab::policy::{HandshakeFault, MflnPolicy, PolicyTable, TlsPolicy};
@@ -36,6 +37,15 @@ pub(crate) struct FrontShared {
     pub broker: SocketAddr,
     pub handshake_timeout: Duration,
     pub contexts: ContextCache,
+    pub live: LiveConnections,
+}
+
+impl std::fmt::Debug for FrontShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrontShared")
+            .field("broker", &self.broker)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Server contexts by certificate chain and policy: parsing keys and chains for
@@ -81,13 +91,30 @@ pub(crate) async fn serve(
                     // Small records go out at once: handshake timing is part of what
                     // the device sees.
                     let _ = tcp.set_nodelay(true);
-                    connections.spawn(handle(shared.clone(), tcp, peer));
+                    connections.spawn(connection(shared.clone(), tcp, peer));
                 }
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     connections.shutdown().await;
+}
+
+/// One connection, registered by device for as long as it lives so the lab can
+/// end it: dropping `handle` closes the socket to the device and the relay to the
+/// broker at once, as a broker dropping the client would.
+async fn connection(shared: Arc<FrontShared>, tcp: TcpStream, peer: SocketAddr) {
+    let ip = peer.ip();
+    let (registration, cancelled) = shared.live.register(ip);
+    tokio::select! {
+        () = handle(shared.clone(), tcp, peer) => {}
+        Ok(()) = cancelled => {
+            shared
+                .timeline
+                .record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });
+        }
+    }
+    drop(registration);
 }
 
 async fn handle(shared: Arc<FrontShared>, mut tcp: TcpStream, peer: SocketAddr) {
@@ -106,6 +133,13 @@ async fn handle(shared: Arc<FrontShared>, mut tcp: TcpStream, peer: SocketAddr) 
         );
         timeline.record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });
     };
+    if shared.live.is_down(ip) {
+        // The broker is restarting for this device. The listener is shared, so the
+        // nearest thing to a refused connection is a reset before any TLS byte is
+        // answered; the attempt still lands on the timeline.
+        let _ = tcp.set_zero_linger();
+        return finish(HandshakeOutcome::Closed);
+    }
 
     let read = tokio::time::timeout(shared.handshake_timeout, read_client_hello(&mut tcp)).await;
     let (prefix, hello_records, hello) = match read {

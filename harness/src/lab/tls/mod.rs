@@ -5,6 +5,7 @@
 pub(crate) mod front;
 pub(crate) mod hello;
 pub(crate) mod ignoring;
+pub(crate) mod live;
 
 use openssl::error::ErrorStack;
 use openssl::pkey::PKey;
