@@ -450,7 +450,12 @@ mod tests {
     fn outlines_expand_and_tags_and_shards_select() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "a.feature", GOOD);
-        let all = Suite::load(std::slice::from_ref(&path), &Selection::default(), &context()).unwrap();
+        let all = Suite::load(
+            std::slice::from_ref(&path),
+            &Selection::default(),
+            &context(),
+        )
+        .unwrap();
         let names: Vec<_> = all.scenarios().iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["a", "b valid", "b expired"]);
         assert_eq!(all.total(), 3);
