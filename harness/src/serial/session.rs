@@ -84,7 +84,9 @@ impl ConsoleSession {
 /// waits in between scenarios.
 pub fn open_held(spec: &PortSpec) -> Result<Box<dyn SerialPort>, SerialError> {
     let mut port = spec.open(ROM_BAUD)?;
-    hold_in_reset(spec, port.as_mut())?;
+    // Without modem control lines the board cannot be held; it runs unwatched
+    // until the next session, which is all such a link allows.
+    let _ = hold_in_reset(spec, port.as_mut());
     Ok(port)
 }
 
@@ -130,14 +132,15 @@ fn run(
     port.set_timeout(Duration::from_millis(50)).map_err(open)?;
     // Whatever arrived while the chip was held belongs to no one.
     let _ = port.clear(serialport::ClearBuffer::Input);
-    hard_reset(port.as_mut()).map_err(open)?;
-    options.timeline.record(
-        Source::Board,
-        options.device,
-        EventKind::Board {
-            what: "reset (DTR/RTS), reading the ROM at 74880 baud".into(),
-        },
-    );
+    let what = match hard_reset(port.as_mut()) {
+        Ok(()) => "reset (DTR/RTS), reading the ROM at 74880 baud".to_owned(),
+        // A link without modem control lines (a pty, an adapter without DTR/RTS
+        // wired to EN and GPIO0) cannot reset the board: say so and read on.
+        Err(e) => format!("reset impossible on this link ({e}): reset the board by hand"),
+    };
+    options
+        .timeline
+        .record(Source::Board, options.device, EventKind::Board { what });
     let released = Instant::now();
     let mut phase = Phase::Rom;
     let mut splitter = LineSplitter::new();
@@ -146,7 +149,17 @@ fn run(
         let n = match port.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => 0,
-            Err(e) => return Err(io(e)),
+            Err(e) => match reopen(spec, options, stop, &e) {
+                Some(again) => {
+                    port = again;
+                    if phase == Phase::Rom {
+                        phase = Phase::App;
+                    }
+                    continue;
+                }
+                // Stopped while the port was away.
+                None => return Err(io(e)),
+            },
         };
         let mut switch = false;
         for line in splitter.feed(&buf[..n]) {
@@ -196,15 +209,53 @@ fn run(
             EventKind::SerialLine { line: rest },
         );
     }
-    hold_in_reset(spec, port.as_mut())?;
+    let what = match hold_in_reset(spec, port.as_mut()) {
+        Ok(()) => "held in reset".to_owned(),
+        Err(e) => format!("cannot hold the board in reset on this link ({e})"),
+    };
+    options
+        .timeline
+        .record(Source::Board, options.device, EventKind::Board { what });
+    Ok(port)
+}
+
+/// The port went away (USB re-enumeration, an RFC 2217 server restarting):
+/// records the gap, then opens the same spec again until it is back or the
+/// session is stopped. The firmware is past its ROM by then: 115200.
+fn reopen(
+    spec: &PortSpec,
+    options: &SessionOptions,
+    stop: &AtomicBool,
+    error: &std::io::Error,
+) -> Option<Box<dyn SerialPort>> {
     options.timeline.record(
         Source::Board,
         options.device,
         EventKind::Board {
-            what: "held in reset".into(),
+            what: format!("serial gap: {error}"),
         },
     );
-    Ok(port)
+    let lost = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(mut port) = spec.open(APP_BAUD) {
+            if port.set_timeout(Duration::from_millis(50)).is_ok() {
+                options.timeline.record(
+                    Source::Board,
+                    options.device,
+                    EventKind::Board {
+                        what: format!(
+                            "serial reopened after {:.1} s",
+                            lost.elapsed().as_secs_f64()
+                        ),
+                    },
+                );
+                return Some(port);
+            }
+        }
+        // Nothing announces the device node's return that this thread could wait on.
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    None
 }
 
 #[cfg(test)]
