@@ -1,0 +1,174 @@
+//! Network checks: the lab's ports can be bound on the lab address, and that
+//! address belongs to this host and is reachable by a board.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+
+use super::procfs::{
+    has_net_bind_service, socket_holders, sockets_on_port, unprivileged_port_start, Proto,
+};
+use super::Check;
+
+/// The lab's listeners (see `runner::Environment::start`): DNS, NTP, MQTT over TLS.
+const LAB_PORTS: [(Proto, u16, &str); 3] = [
+    (Proto::Udp, 53, "DNS"),
+    (Proto::Udp, 123, "NTP"),
+    (Proto::Tcp, 8883, "MQTT/TLS"),
+];
+
+fn proto_name(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Udp => "udp",
+        Proto::Tcp => "tcp",
+    }
+}
+
+fn try_bind(proto: Proto, addr: SocketAddr) -> io::Result<()> {
+    match proto {
+        Proto::Udp => UdpSocket::bind(addr).map(drop),
+        Proto::Tcp => TcpListener::bind(addr).map(drop),
+    }
+}
+
+/// Whether a socket bound at `bound` collides with binding `wanted`.
+fn collides(bound: IpAddr, wanted: IpAddr) -> bool {
+    bound == wanted || bound.is_unspecified() || wanted.is_unspecified()
+}
+
+/// Who holds `port`: `127.0.0.53:53 by pid 512 (systemd-resolve)` per socket.
+fn describe_holders(proto: Proto, port: u16, lab: IpAddr) -> (Vec<String>, bool) {
+    let mut resolved = false;
+    let mut found = Vec::new();
+    for row in sockets_on_port(proto, port) {
+        if !collides(row.local.ip(), lab) {
+            continue;
+        }
+        let holders = socket_holders(row.inode);
+        resolved |= holders
+            .iter()
+            .any(|h| h.command.starts_with("systemd-resolve"))
+            || row.local.ip() == IpAddr::from([127, 0, 0, 53]);
+        if holders.is_empty() {
+            found.push(format!(
+                "{} (uid {}, process not visible)",
+                row.local, row.uid
+            ));
+        } else {
+            let names: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
+            found.push(format!("{} by {}", row.local, names.join(", ")));
+        }
+    }
+    (found, resolved)
+}
+
+/// Binds each of the lab's ports on `lab` and says why one cannot be bound.
+pub fn check_lab_ports(lab: IpAddr) -> Vec<Check> {
+    LAB_PORTS
+        .iter()
+        .map(|&(proto, port, what)| {
+            let name = format!("lab: {}/{port}", proto_name(proto));
+            let at = SocketAddr::new(lab, port);
+            match try_bind(proto, at) {
+                Ok(()) => Check::ok(name, format!("{what} can bind {at}")),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Check::fail(
+                    name,
+                    format!("{what}: binding {at} is not permitted (port below net.ipv4.ip_unprivileged_port_start)"),
+                    "run hil as root, or grant the binary the capability: `sudo setcap \
+                     cap_net_bind_service=+ep $(command -v hil)`, or lower the limit: `sudo \
+                     sysctl net.ipv4.ip_unprivileged_port_start=53` (persist it in \
+                     /etc/sysctl.d/)",
+                ),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    let (holders, resolved) = describe_holders(proto, port, lab);
+                    let detail = if holders.is_empty() {
+                        format!("{what}: {at} is already in use")
+                    } else {
+                        format!("{what}: {at} is already in use: {}", holders.join("; "))
+                    };
+                    let fix = if resolved {
+                        "systemd-resolved's stub listener holds 127.0.0.53:53: bind the lab to \
+                         the runner's LAN address with --lab-bind <LAN IP> instead of 0.0.0.0, \
+                         or set DNSStubListener=no in /etc/systemd/resolved.conf and `sudo \
+                         systemctl restart systemd-resolved`"
+                            .to_string()
+                    } else if holders.is_empty() {
+                        format!(
+                            "find the holder with `sudo ss -l{}np 'sport = :{port}'` and stop \
+                             it, or bind the lab to another address with --lab-bind",
+                            if proto == Proto::Udp { "u" } else { "t" }
+                        )
+                    } else {
+                        "stop the process named above (another lab or hil run?), or bind the \
+                         lab to another address with --lab-bind"
+                            .to_string()
+                    };
+                    Check::fail(name, detail, fix)
+                }
+                Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => Check::fail(
+                    name,
+                    format!("{what}: {lab} is not an address of this host"),
+                    "pass one of this host's addresses (`ip -brief address`) to --lab-bind",
+                ),
+                Err(e) => Check::fail(
+                    name,
+                    format!("{what}: binding {at} failed: {e}"),
+                    "check --lab-bind and the host's network configuration",
+                ),
+            }
+        })
+        .collect()
+}
+
+/// How this process stands with privileged ports: the sysctl and the capability.
+pub fn check_privileges() -> Check {
+    const NAME: &str = "lab: privileges";
+    let start = unprivileged_port_start();
+    let cap = has_net_bind_service();
+    let start_text = start.map_or("unknown".to_string(), |s| s.to_string());
+    let cap_text = match cap {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    };
+    let detail = format!(
+        "net.ipv4.ip_unprivileged_port_start={start_text}, CAP_NET_BIND_SERVICE: {cap_text}"
+    );
+    let may_bind_53 = cap == Some(true) || start.is_some_and(|s| s <= 53);
+    if may_bind_53 {
+        Check::ok(NAME, detail)
+    } else {
+        Check::warn(
+            NAME,
+            format!("{detail}: ports 53 and 123 need one of them"),
+            "run hil as root, or `sudo setcap cap_net_bind_service=+ep $(command -v hil)`, or \
+             `sudo sysctl net.ipv4.ip_unprivileged_port_start=53`",
+        )
+    }
+}
+
+/// `--lab-bind`: an address of this host that a board can reach.
+pub fn check_lab_bind(lab: IpAddr) -> Check {
+    const NAME: &str = "lab: address";
+    if lab.is_unspecified() {
+        return Check::ok(NAME, format!("{lab}: every address of this host"));
+    }
+    match UdpSocket::bind(SocketAddr::new(lab, 0)) {
+        Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => Check::fail(
+            NAME,
+            format!("{lab} is not an address of this host"),
+            "pass one of this host's addresses (`ip -brief address`) to --lab-bind",
+        ),
+        Err(e) => Check::fail(
+            NAME,
+            format!("cannot bind {lab}: {e}"),
+            "pass one of this host's addresses (`ip -brief address`) to --lab-bind",
+        ),
+        Ok(_) if lab.is_loopback() => Check::warn(
+            NAME,
+            format!("{lab} is a loopback address: a real board cannot reach it"),
+            "for real boards pass the runner's LAN address (`ip -brief address`) to \
+             --lab-bind; loopback only suits virtual boards",
+        ),
+        Ok(_) => Check::ok(NAME, format!("{lab} is an address of this host")),
+    }
+}
