@@ -84,11 +84,16 @@ impl DoctorArgs {
         };
         let checks = run_checks(&options);
         if self.json {
-            let text = serde_json::to_string_pretty(&serde_json::json!({
-                "ok": !any_failed(&checks),
-                "checks": checks,
-            }))
-            .into_diagnostic()?;
+            #[derive(serde::Serialize)]
+            struct Report<'a> {
+                ok: bool,
+                checks: &'a [Check],
+            }
+            let report = Report {
+                ok: !any_failed(&checks),
+                checks: &checks,
+            };
+            let text = serde_json::to_string_pretty(&report).into_diagnostic()?;
             println!("{text}");
         } else {
             print!("{}", render(&checks, std::io::stdout().is_terminal()));

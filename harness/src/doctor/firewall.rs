@@ -137,8 +137,8 @@ pub fn check_firewall(lab: IpAddr) -> Check {
     if nft.is_none() && ipt.is_none() {
         return Check::ok(
             NAME,
-            "could not inspect (neither `nft list ruleset` nor `iptables -S` ran; they need \
-             root): make sure the board may reach UDP 53, UDP 123 and TCP 8883 on the lab address",
+            "could not inspect (`nft list ruleset` and `iptables -S` did not run: not \
+             installed, or not root): make sure the board may reach UDP 53, UDP 123 and TCP 8883 on the lab address",
         );
     }
     let mut blocking = Vec::new();

@@ -111,11 +111,14 @@ pub fn run_checks(options: &Options) -> Vec<Check> {
     let lab = options
         .lab_bind
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    if let Some(lab) = options.lab_bind {
-        checks.push(check_lab_bind(lab));
-    }
+    let foreign = options.lab_bind.map(check_lab_bind);
+    // Binding ports on an address this host lacks would only repeat that failure.
+    let skip_ports = foreign.as_ref().is_some_and(|c| c.status == Status::Fail);
+    checks.extend(foreign);
     checks.push(check_privileges());
-    checks.extend(check_lab_ports(lab));
+    if !skip_ports {
+        checks.extend(check_lab_ports(lab));
+    }
     checks.push(check_firewall(lab));
     checks.extend(check_tools(options.venv.as_deref()));
     checks

@@ -65,58 +65,61 @@ fn describe_holders(proto: Proto, port: u16, lab: IpAddr) -> (Vec<String>, bool)
 pub fn check_lab_ports(lab: IpAddr) -> Vec<Check> {
     LAB_PORTS
         .iter()
-        .map(|&(proto, port, what)| {
-            let name = format!("lab: {}/{port}", proto_name(proto));
-            let at = SocketAddr::new(lab, port);
-            match try_bind(proto, at) {
-                Ok(()) => Check::ok(name, format!("{what} can bind {at}")),
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Check::fail(
-                    name,
-                    format!("{what}: binding {at} is not permitted (port below net.ipv4.ip_unprivileged_port_start)"),
-                    "run hil as root, or grant the binary the capability: `sudo setcap \
-                     cap_net_bind_service=+ep $(command -v hil)`, or lower the limit: `sudo \
-                     sysctl net.ipv4.ip_unprivileged_port_start=53` (persist it in \
-                     /etc/sysctl.d/)",
-                ),
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                    let (holders, resolved) = describe_holders(proto, port, lab);
-                    let detail = if holders.is_empty() {
-                        format!("{what}: {at} is already in use")
-                    } else {
-                        format!("{what}: {at} is already in use: {}", holders.join("; "))
-                    };
-                    let fix = if resolved {
-                        "systemd-resolved's stub listener holds 127.0.0.53:53: bind the lab to \
-                         the runner's LAN address with --lab-bind <LAN IP> instead of 0.0.0.0, \
-                         or set DNSStubListener=no in /etc/systemd/resolved.conf and `sudo \
-                         systemctl restart systemd-resolved`"
-                            .to_string()
-                    } else if holders.is_empty() {
-                        format!(
-                            "find the holder with `sudo ss -l{}np 'sport = :{port}'` and stop \
-                             it, or bind the lab to another address with --lab-bind",
-                            if proto == Proto::Udp { "u" } else { "t" }
-                        )
-                    } else {
-                        "stop the process named above (another lab or hil run?), or bind the \
-                         lab to another address with --lab-bind"
-                            .to_string()
-                    };
-                    Check::fail(name, detail, fix)
-                }
-                Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => Check::fail(
-                    name,
-                    format!("{what}: {lab} is not an address of this host"),
-                    "pass one of this host's addresses (`ip -brief address`) to --lab-bind",
-                ),
-                Err(e) => Check::fail(
-                    name,
-                    format!("{what}: binding {at} failed: {e}"),
-                    "check --lab-bind and the host's network configuration",
-                ),
-            }
-        })
+        .map(|&(proto, port, what)| check_port(proto, port, what, lab))
         .collect()
+}
+
+/// Binds `port` on `lab`; on failure tells permission from a holder, and names it.
+fn check_port(proto: Proto, port: u16, what: &str, lab: IpAddr) -> Check {
+    let name = format!("lab: {}/{port}", proto_name(proto));
+    let at = SocketAddr::new(lab, port);
+    match try_bind(proto, at) {
+        Ok(()) => Check::ok(name, format!("{what} can bind {at}")),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Check::fail(
+            name,
+            format!("{what}: binding {at} is not permitted (port below net.ipv4.ip_unprivileged_port_start)"),
+            "run hil as root, or grant the binary the capability: `sudo setcap \
+             cap_net_bind_service=+ep $(command -v hil)`, or lower the limit: `sudo \
+             sysctl net.ipv4.ip_unprivileged_port_start=53` (persist it in \
+             /etc/sysctl.d/)",
+        ),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            let (holders, resolved) = describe_holders(proto, port, lab);
+            let detail = if holders.is_empty() {
+                format!("{what}: {at} is already in use")
+            } else {
+                format!("{what}: {at} is already in use: {}", holders.join("; "))
+            };
+            let fix = if resolved {
+                "systemd-resolved's stub listener holds 127.0.0.53:53: bind the lab to \
+                 the runner's LAN address with --lab-bind <LAN IP> instead of 0.0.0.0, \
+                 or set DNSStubListener=no in /etc/systemd/resolved.conf and `sudo \
+                 systemctl restart systemd-resolved`"
+                    .to_string()
+            } else if holders.is_empty() {
+                format!(
+                    "find the holder with `sudo ss -l{}np 'sport = :{port}'` and stop \
+                     it, or bind the lab to another address with --lab-bind",
+                    if proto == Proto::Udp { "u" } else { "t" }
+                )
+            } else {
+                "stop the process named above (another lab or hil run?), or bind the \
+                 lab to another address with --lab-bind"
+                    .to_string()
+            };
+            Check::fail(name, detail, fix)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => Check::fail(
+            name,
+            format!("{what}: {lab} is not an address of this host"),
+            "pass one of this host's addresses (`ip -brief address`) to --lab-bind",
+        ),
+        Err(e) => Check::fail(
+            name,
+            format!("{what}: binding {at} failed: {e}"),
+            "check --lab-bind and the host's network configuration",
+        ),
+    }
 }
 
 /// How this process stands with privileged ports: the sysctl and the capability.
@@ -170,5 +173,61 @@ pub fn check_lab_bind(lab: IpAddr) -> Check {
              --lab-bind; loopback only suits virtual boards",
         ),
         Ok(_) => Check::ok(NAME, format!("{lab} is an address of this host")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn a_port_in_use_names_its_holder() {
+        // The holder must be another process: this one is left out of the scan.
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import socket, time\ns = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\nprint(s.getsockname()[1], flush=True)\ntime.sleep(30)",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is missing: run ci/setup");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().unwrap();
+        let lab = IpAddr::from([127, 0, 0, 1]);
+        let held = check_port(Proto::Tcp, port, "MQTT/TLS", lab);
+        let free_udp = check_port(Proto::Udp, port, "DNS", lab);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(held.status, super::super::Status::Fail, "{held:?}");
+        assert!(
+            held.detail
+                .contains(&format!("127.0.0.1:{port} by pid {} (python3)", child.id())),
+            "{held:?}"
+        );
+        assert!(held.fix.unwrap().contains("stop the process named above"));
+        // Another protocol on the same number is no conflict.
+        assert_eq!(free_udp.status, super::super::Status::Ok, "{free_udp:?}");
+    }
+
+    #[test]
+    fn lab_bind_addresses() {
+        use super::super::Status;
+        assert_eq!(
+            check_lab_bind(IpAddr::from([127, 0, 0, 1])).status,
+            Status::Warn
+        );
+        assert_eq!(
+            check_lab_bind(IpAddr::from([0, 0, 0, 0])).status,
+            Status::Ok
+        );
+        // TEST-NET-3 (RFC 5737) is never configured on a host.
+        let foreign = check_lab_bind(IpAddr::from([203, 0, 113, 77]));
+        assert_eq!(foreign.status, Status::Fail, "{foreign:?}");
+        assert!(foreign.detail.contains("not an address of this host"));
     }
 }
