@@ -92,14 +92,19 @@ fn python() -> &'static Path {
 }
 
 /// The pty's master stays open so the slave stays usable; the slave is closed
-/// unless `hold` says how to keep it.
+/// (`close`), closed and made inaccessible (`forbidden`), held (`hold`) or held
+/// and locked with TIOCEXCL (`exclusive`).
 const PTY: &str = "import pty, os, sys, time, fcntl, termios
 m, s = pty.openpty()
-print(os.ttyname(s), flush=True)
+name = os.ttyname(s)
 if sys.argv[1] == 'close':
     os.close(s)
+elif sys.argv[1] == 'forbidden':
+    os.close(s)
+    os.chmod(name, 0)
 elif sys.argv[1] == 'exclusive':
     fcntl.ioctl(s, termios.TIOCEXCL)
+print(name, flush=True)
 time.sleep(60)
 ";
 
@@ -209,6 +214,73 @@ fn pty_locked_with_tiocexcl_names_the_holder() {
     // (root bypasses TIOCEXCL, so there only the /proc scan can tell).
     if !is_root() {
         assert!(all.contains("exclusively, TIOCEXCL"), "{all}");
+    }
+}
+
+/// A user who may not open the pty nor bind ports below 1024: this user unless
+/// root, else `nobody` through util-linux's setpriv.
+#[test]
+fn unprivileged_user_gets_permission_fixes() {
+    let pty = Peer::start(python(), PTY, &["forbidden"]);
+    let hil_bin = env!("CARGO_BIN_EXE_hil");
+    let args = ["doctor", "--json", "--board", pty.line.as_str()];
+    let mut command = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", hil_bin]);
+        c
+    } else {
+        Command::new(hil_bin)
+    };
+    let out = command
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("setpriv (util-linux) is missing: run ci/setup");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let checks = json(&out);
+    let access = check(&checks, "serial: access");
+    assert_eq!(access["status"], "fail", "{access}");
+    assert!(access["detail"]
+        .as_str()
+        .unwrap()
+        .contains("permission denied"));
+    let fix = access["fix"].as_str().unwrap();
+    assert!(fix.contains("sudo usermod -aG dialout $USER"), "{fix}");
+    assert!(fix.contains("uucp"), "{fix}");
+    assert!(fix.contains("ci/udev/99-hil-esp8266.rules"), "{fix}");
+
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let dns = check(&checks, "lab: udp/53");
+    if start > 53 {
+        assert_eq!(dns["status"], "fail", "{dns}");
+        assert!(
+            dns["detail"].as_str().unwrap().contains("not permitted"),
+            "{dns}"
+        );
+        let fix = dns["fix"].as_str().unwrap();
+        assert!(
+            fix.contains("sudo setcap cap_net_bind_service=+ep $(command -v hil)"),
+            "{fix}"
+        );
+        assert!(
+            fix.contains("net.ipv4.ip_unprivileged_port_start=53"),
+            "{fix}"
+        );
+        let privileges = check(&checks, "lab: privileges");
+        assert_eq!(privileges["status"], "warn", "{privileges}");
+        assert!(privileges["detail"].as_str().unwrap().contains(&format!(
+            "ip_unprivileged_port_start={start}, CAP_NET_BIND_SERVICE: no"
+        )));
+    } else {
+        assert_ne!(dns["detail"].as_str().unwrap(), "", "{dns}");
+        assert!(
+            !dns["detail"].as_str().unwrap().contains("not permitted"),
+            "{dns}"
+        );
     }
 }
 

@@ -107,8 +107,12 @@ fn check_local(spec: &PortSpec) -> Vec<Check> {
     }
     let mut checks = vec![Check::ok("serial: exists", format!("{spec} is {shown}"))];
     let (access, busy) = check_access(&path);
+    // A port this user cannot open cannot be tried for exclusivity either.
+    let denied = access.status == super::Status::Fail;
     checks.push(access);
-    checks.push(check_free(&path, busy));
+    if !denied {
+        checks.push(check_free(&path, busy));
+    }
     checks
 }
 
