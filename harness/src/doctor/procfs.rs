@@ -2,7 +2,7 @@
 //! descriptors and capability sets. Parsers take text so tests feed them samples.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// CAP_NET_BIND_SERVICE's bit in the capability sets (linux/capability.h).
@@ -158,7 +158,7 @@ pub(crate) fn device_holders(path: &Path) -> Vec<Holder> {
     scan_fds(|target| {
         target.starts_with("/dev")
             && std::fs::metadata(target)
-                .map(|m| m.rdev() == wanted)
+                .map(|m| m.file_type().is_char_device() && m.rdev() == wanted)
                 .unwrap_or(false)
     })
 }
