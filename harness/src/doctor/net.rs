@@ -5,7 +5,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 
 use super::procfs::{
-    has_net_bind_service, socket_holders, sockets_on_port, unprivileged_port_start, Proto,
+    has_net_bind_service, socket_holders, sockets_on_port, unprivileged_port_start, Holder, Proto,
+    SocketRow,
 };
 use super::Check;
 
@@ -35,30 +36,71 @@ fn collides(bound: IpAddr, wanted: IpAddr) -> bool {
     bound == wanted || bound.is_unspecified() || wanted.is_unspecified()
 }
 
-/// Who holds `port`: `127.0.0.53:53 by pid 512 (systemd-resolve)` per socket.
-fn describe_holders(proto: Proto, port: u16, lab: IpAddr) -> (Vec<String>, bool) {
-    let mut resolved = false;
-    let mut found = Vec::new();
-    for row in sockets_on_port(proto, port) {
-        if !collides(row.local.ip(), lab) {
-            continue;
-        }
-        let holders = socket_holders(row.inode);
-        resolved |= holders
-            .iter()
-            .any(|h| h.command.starts_with("systemd-resolve"))
-            || row.local.ip() == IpAddr::from([127, 0, 0, 53]);
-        if holders.is_empty() {
-            found.push(format!(
-                "{} (uid {}, process not visible)",
-                row.local, row.uid
-            ));
-        } else {
-            let names: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
-            found.push(format!("{} by {}", row.local, names.join(", ")));
-        }
-    }
-    (found, resolved)
+/// The sockets on `port` that collide with binding it on `lab`, with the processes
+/// holding each (empty when this user cannot see them).
+fn holders_of(proto: Proto, port: u16, lab: IpAddr) -> Vec<(SocketRow, Vec<Holder>)> {
+    sockets_on_port(proto, port)
+        .into_iter()
+        .filter(|row| collides(row.local.ip(), lab))
+        .map(|row| {
+            let holders = socket_holders(row.inode);
+            (row, holders)
+        })
+        .collect()
+}
+
+/// The check for a port found in use, naming its holders and the fix that suits
+/// them: systemd-resolved's stub listener gets advice of its own.
+fn in_use(
+    proto: Proto,
+    name: String,
+    what: &str,
+    at: SocketAddr,
+    found: &[(SocketRow, Vec<Holder>)],
+) -> Check {
+    let port = at.port();
+    let stub = IpAddr::from([127, 0, 0, 53]);
+    let resolved = found.iter().any(|(row, holders)| {
+        row.local.ip() == stub
+            || holders
+                .iter()
+                .any(|h| h.command.starts_with("systemd-resolve"))
+    });
+    let described: Vec<String> = found
+        .iter()
+        .map(|(row, holders)| {
+            if holders.is_empty() {
+                format!("{} (uid {}, process not visible)", row.local, row.uid)
+            } else {
+                let names: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
+                format!("{} by {}", row.local, names.join(", "))
+            }
+        })
+        .collect();
+    let detail = if described.is_empty() {
+        format!("{what}: {at} is already in use")
+    } else {
+        format!("{what}: {at} is already in use: {}", described.join("; "))
+    };
+    let visible = found.iter().any(|(_, holders)| !holders.is_empty());
+    let fix = if resolved {
+        "systemd-resolved's stub listener holds 127.0.0.53:53: bind the lab to the \
+         runner's LAN address with --lab-bind <LAN IP> instead of 0.0.0.0, or set \
+         DNSStubListener=no in /etc/systemd/resolved.conf and `sudo systemctl restart \
+         systemd-resolved`"
+            .to_string()
+    } else if visible {
+        "stop the process named above (another lab or hil run?), or bind the lab to \
+         another address with --lab-bind"
+            .to_string()
+    } else {
+        let flag = if proto == Proto::Udp { "u" } else { "t" };
+        format!(
+            "find the holder with `sudo ss -l{flag}np 'sport = :{port}'` and stop it, or \
+             bind the lab to another address with --lab-bind"
+        )
+    };
+    Check::fail(name, detail, fix)
 }
 
 /// Binds each of the lab's ports on `lab` and says why one cannot be bound.
@@ -84,30 +126,7 @@ fn check_port(proto: Proto, port: u16, what: &str, lab: IpAddr) -> Check {
              /etc/sysctl.d/)",
         ),
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            let (holders, resolved) = describe_holders(proto, port, lab);
-            let detail = if holders.is_empty() {
-                format!("{what}: {at} is already in use")
-            } else {
-                format!("{what}: {at} is already in use: {}", holders.join("; "))
-            };
-            let fix = if resolved {
-                "systemd-resolved's stub listener holds 127.0.0.53:53: bind the lab to \
-                 the runner's LAN address with --lab-bind <LAN IP> instead of 0.0.0.0, \
-                 or set DNSStubListener=no in /etc/systemd/resolved.conf and `sudo \
-                 systemctl restart systemd-resolved`"
-                    .to_string()
-            } else if holders.is_empty() {
-                format!(
-                    "find the holder with `sudo ss -l{}np 'sport = :{port}'` and stop \
-                     it, or bind the lab to another address with --lab-bind",
-                    if proto == Proto::Udp { "u" } else { "t" }
-                )
-            } else {
-                "stop the process named above (another lab or hil run?), or bind the \
-                 lab to another address with --lab-bind"
-                    .to_string()
-            };
-            Check::fail(name, detail, fix)
+            in_use(proto, name, what, at, &holders_of(proto, port, lab))
         }
         Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => Check::fail(
             name,
@@ -178,6 +197,7 @@ pub fn check_lab_bind(lab: IpAddr) -> Check {
 
 #[cfg(test)]
 mod tests {
+    use super::super::procfs::parse_socket_line;
     use super::*;
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
@@ -212,6 +232,57 @@ mod tests {
         assert!(held.fix.unwrap().contains("stop the process named above"));
         // Another protocol on the same number is no conflict.
         assert_eq!(free_udp.status, super::super::Status::Ok, "{free_udp:?}");
+    }
+
+    #[test]
+    fn systemd_resolved_gets_its_own_advice() {
+        // Ubuntu's stub listener as /proc/net/udp shows it on x86_64.
+        let line = "  2: 3500007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000   991        0 23791 2 0000000000000000 0";
+        let row = parse_socket_line(line).unwrap();
+        let holder = Holder {
+            pid: 512,
+            command: "systemd-resolve".into(),
+        };
+        let at = SocketAddr::from(([0, 0, 0, 0], 53));
+        let check = in_use(
+            Proto::Udp,
+            "lab: udp/53".into(),
+            "DNS",
+            at,
+            &[(row.clone(), vec![holder])],
+        );
+        assert_eq!(check.status, super::super::Status::Fail);
+        if cfg!(target_endian = "little") {
+            assert!(
+                check
+                    .detail
+                    .contains("127.0.0.53:53 by pid 512 (systemd-resolve)"),
+                "{check:?}"
+            );
+        }
+        let fix = check.fix.unwrap();
+        assert!(
+            fix.contains("--lab-bind <LAN IP> instead of 0.0.0.0"),
+            "{fix}"
+        );
+        assert!(fix.contains("DNSStubListener=no"), "{fix}");
+
+        // A holder this user cannot see: the fix says how to find it.
+        let mut other = row;
+        other.local = SocketAddr::from(([0, 0, 0, 0], 123));
+        let at = SocketAddr::from(([0, 0, 0, 0], 123));
+        let check = in_use(
+            Proto::Udp,
+            "lab: udp/123".into(),
+            "NTP",
+            at,
+            &[(other, vec![])],
+        );
+        assert!(
+            check.detail.contains("uid 991, process not visible"),
+            "{check:?}"
+        );
+        assert!(check.fix.unwrap().contains("sudo ss -lunp 'sport = :123'"));
     }
 
     #[test]
