@@ -105,7 +105,11 @@ fn check_local(spec: &PortSpec) -> Vec<Check> {
             ),
         )];
     }
-    let mut checks = vec![Check::ok("serial: exists", format!("{spec} is {shown}"))];
+    let found = match spec {
+        PortSpec::Path(_) => format!("{shown} exists"),
+        usb => format!("{usb} is {shown}"),
+    };
+    let mut checks = vec![Check::ok("serial: exists", found)];
     let (access, busy) = check_access(&path);
     // A port this user cannot open cannot be tried for exclusivity either.
     let denied = access.status == super::Status::Fail;
@@ -115,9 +119,6 @@ fn check_local(spec: &PortSpec) -> Vec<Check> {
     }
     checks
 }
-
-/// EBUSY from open(2) on a tty: another process set TIOCEXCL.
-const EBUSY: i32 = 16;
 
 fn check_access(path: &Path) -> (Check, bool) {
     const NAME: &str = "serial: access";
@@ -130,7 +131,8 @@ fn check_access(path: &Path) -> (Check, bool) {
         .open(path);
     match opened {
         Ok(_) => (Check::ok(NAME, format!("{shown} opens read/write")), false),
-        Err(e) if e.raw_os_error() == Some(EBUSY) => (
+        // EBUSY from open(2) on a tty: another process set TIOCEXCL.
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => (
             Check::ok(
                 NAME,
                 format!(
