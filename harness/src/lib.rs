@@ -17,6 +17,7 @@
 //! - [`flash`]: flashing through espflash 2.1, with skip-if-same and MD5 verification.
 //! - [`image`]: the ESP8266 ROM's v1 application image, parsed and checked.
 //! - [`serial`]: serial links to boards: local ports and RFC 2217.
+//! - [`doctor`]: what a CI runner needs (ports, privileges, tools), each problem with its fix.
 //! - [`vboard`]: the virtual ESP8266 board, reached over RFC 2217 on loopback.
 //!
 //! ```
@@ -32,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub use hil_twin::bearssl;
+pub mod doctor;
 pub mod duration;
 pub mod flash;
 pub mod image;

@@ -48,6 +48,9 @@ enum Command {
     Monitor(cmd::monitor::MonitorArgs),
     /// Reset a board into its firmware through DTR/RTS.
     Reset(cmd::reset::ResetArgs),
+    /// Check what a CI runner needs (board port, privileged ports, firewall, tools)
+    /// and print the fix for every problem. Exit 0 fine, 1 a check failed, 2 bad input.
+    Doctor(cmd::doctor::DoctorArgs),
 }
 
 /// Restores the default SIGPIPE action, as command-line tools expect: `hil pki
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Command::Flash(args) => args.run(),
         Command::Monitor(args) => args.run(),
         Command::Reset(args) => args.run(),
+        Command::Doctor(args) => args.run(),
     };
     match result {
         Ok(code) => code,

@@ -113,7 +113,7 @@ fn hil_run_line(template: &str) -> String {
 }
 
 #[test]
-fn both_templates_flash_then_run_a_shard_and_keep_the_reports() {
+fn both_templates_check_flash_then_run_a_shard_and_keep_the_reports() {
     for rel in [GITHUB, GITLAB] {
         let template = read(rel);
         assert!(
@@ -125,6 +125,10 @@ fn both_templates_flash_then_run_a_shard_and_keep_the_reports() {
             "{rel}: the firmware is built with PlatformIO"
         );
         let flash = template.find("hil flash --port").expect("a flash step");
+        let doctor = template
+            .find(r#"hil doctor --board "$board""#)
+            .expect("a doctor step");
+        assert!(doctor < flash, "{rel}: check the runner before flashing");
         let run = template.find("hil run").unwrap();
         assert!(flash < run, "{rel}: flash before running the catalogue");
         let line = hil_run_line(&template);

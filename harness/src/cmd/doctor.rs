@@ -1,0 +1,107 @@
+//! `hil doctor`: checks what a CI runner needs and prints, for every problem, the fix.
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use hil::doctor::{any_failed, run_checks, Check, Options, Status};
+use hil::serial::PortSpec;
+use miette::{IntoDiagnostic, Result};
+
+use super::{EXIT_FAILED, EXIT_OK};
+
+/// Arguments of `hil doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The board to check: a device path, serial:<USB serial>, location:<bus-port>
+    /// or rfc2217://host:port. Without it, the serial ports found are listed.
+    #[arg(long, value_name = "SPEC")]
+    board: Option<PortSpec>,
+    /// The address the lab will bind (as `hil run --lab-bind`); default 0.0.0.0.
+    #[arg(long, value_name = "IP")]
+    lab_bind: Option<IpAddr>,
+    /// Print the checks as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The project's venv: $HIL_VENV, else `.venv` next to `ci/setup` in the current
+/// directory or one of its parents.
+fn find_venv() -> Option<PathBuf> {
+    if let Some(venv) = std::env::var_os("HIL_VENV") {
+        return Some(PathBuf::from(venv));
+    }
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .find(|dir| dir.join("ci/setup").is_file())
+        .map(|root| root.join(".venv"))
+}
+
+fn render(checks: &[Check], colour: bool) -> String {
+    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for check in checks {
+        let (label, code) = match check.status {
+            Status::Ok => ("ok  ", "32"),
+            Status::Warn => ("WARN", "33"),
+            Status::Fail => ("FAIL", "31"),
+        };
+        let label = if colour {
+            format!("\x1b[{code}m{label}\x1b[0m")
+        } else {
+            label.to_string()
+        };
+        out.push_str(&format!(
+            "{label}  {:width$}  {}\n",
+            check.name, check.detail
+        ));
+        if let Some(fix) = &check.fix {
+            for (i, line) in fix.lines().enumerate() {
+                let lead = if i == 0 { "fix:" } else { "    " };
+                out.push_str(&format!("      {:width$}  {lead} {line}\n", ""));
+            }
+        }
+    }
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    out.push_str(&format!(
+        "\n{} ok, {} warning(s), {} failed\n",
+        count(Status::Ok),
+        count(Status::Warn),
+        count(Status::Fail)
+    ));
+    out
+}
+
+impl DoctorArgs {
+    /// Runs the checks; exit 1 when one fails.
+    pub fn run(self) -> Result<ExitCode> {
+        let options = Options {
+            board: self.board,
+            lab_bind: self.lab_bind,
+            venv: find_venv(),
+        };
+        let checks = run_checks(&options);
+        if self.json {
+            #[derive(serde::Serialize)]
+            struct Report<'a> {
+                ok: bool,
+                checks: &'a [Check],
+            }
+            let report = Report {
+                ok: !any_failed(&checks),
+                checks: &checks,
+            };
+            let text = serde_json::to_string_pretty(&report).into_diagnostic()?;
+            println!("{text}");
+        } else {
+            print!("{}", render(&checks, std::io::stdout().is_terminal()));
+        }
+        Ok(ExitCode::from(if any_failed(&checks) {
+            EXIT_FAILED
+        } else {
+            EXIT_OK
+        }))
+    }
+}
