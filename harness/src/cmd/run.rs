@@ -72,7 +72,8 @@ pub struct RunArgs {
     /// A real board's IP address as the lab sees it (give it a fixed DHCP lease).
     #[arg(long, env = "HIL_DEVICE_IP", help_heading = "Board")]
     device_ip: Option<IpAddr>,
-    /// For a real board: the runner's address the lab binds to (default: all).
+    /// For a real board: the runner's address the lab binds to (default: the
+    /// address of the interface that routes to --device-ip).
     #[arg(long, env = "HIL_LAB_BIND", help_heading = "Board")]
     lab_bind: Option<IpAddr>,
 }

@@ -102,6 +102,16 @@ pub enum RunnerError {
         help("give the board a fixed DHCP lease and pass it with --device-ip")
     )]
     DeviceIpNeeded,
+    /// No interface of this host routes to the board.
+    #[error("no route from this host to the board at {device}")]
+    #[diagnostic(
+        code(hil::runner::no_route),
+        help("check the runner and the board share a network, or pass --lab-bind with the runner's LAN address")
+    )]
+    NoRouteToDevice {
+        /// The board's address.
+        device: IpAddr,
+    },
     /// A log profile could not be loaded.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -119,6 +129,19 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> crate::Error + '_ 
             source,
         })
     }
+}
+
+/// This host's address on the interface that routes to `device` (connecting a
+/// UDP socket sends nothing; it only picks the route).
+fn address_towards(device: IpAddr) -> Option<IpAddr> {
+    let any = if device.is_ipv4() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+    } else {
+        SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0)
+    };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect(SocketAddr::new(device, 9)).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
 }
 
 /// The port a device's compiled-in settings use for MQTT over TLS.
@@ -209,9 +232,14 @@ impl Environment {
         let (lab, pool_is_virtual) = match &options.board {
             BoardChoice::Virtual { .. } => (start_virtual_lab(config).await?, true),
             BoardChoice::Port(_) => {
-                config.bind = options
-                    .lab_bind
-                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                let device = options.device_ip.ok_or(RunnerError::DeviceIpNeeded)?;
+                // The board is provisioned with the lab's addresses, so the lab
+                // binds one it can reach: by default the interface that routes
+                // to the board.
+                config.bind = match options.lab_bind {
+                    Some(ip) => ip,
+                    None => address_towards(device).ok_or(RunnerError::NoRouteToDevice { device })?,
+                };
                 config.mqtt_tls_port = MQTT_TLS_PORT;
                 config.ntp_port = 123;
                 config.dns_port = 53;
