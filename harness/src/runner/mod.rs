@@ -238,7 +238,9 @@ impl Environment {
                 // to the board.
                 config.bind = match options.lab_bind {
                     Some(ip) => ip,
-                    None => address_towards(device).ok_or(RunnerError::NoRouteToDevice { device })?,
+                    None => {
+                        address_towards(device).ok_or(RunnerError::NoRouteToDevice { device })?
+                    }
                 };
                 config.mqtt_tls_port = MQTT_TLS_PORT;
                 config.ntp_port = 123;
@@ -266,10 +268,9 @@ impl Environment {
         let network = TwinNetwork {
             dns: Some(addrs.dns),
             ntp: Some(SocketAddr::new(addrs.ntp.ip(), addrs.ntp.port())),
-            access_point: Some(hil_twin::AccessPoint {
-                ssid: crate::provisioning::LAB_SSID.into(),
-                password: crate::provisioning::LAB_WIFI_PASSWORD.into(),
-            }),
+            // The lab's access point takes whatever network the firmware was built
+            // for: an unprovisioned release binary joins its factory Wi-Fi here.
+            access_point: None,
         };
         let boards = match &options.board {
             BoardChoice::Virtual { count } => {
