@@ -69,12 +69,7 @@ impl Check {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Warn,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
+        Check::problem(Status::Warn, name.into(), detail.into(), fix.into())
     }
 
     pub(crate) fn fail(
@@ -82,11 +77,15 @@ impl Check {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Check {
+        Check::problem(Status::Fail, name.into(), detail.into(), fix.into())
+    }
+
+    fn problem(status: Status, name: String, detail: String, fix: String) -> Check {
         Check {
-            name: name.into(),
-            status: Status::Fail,
-            detail: detail.into(),
-            fix: Some(fix.into()),
+            name,
+            status,
+            detail,
+            fix: Some(fix),
         }
     }
 }
