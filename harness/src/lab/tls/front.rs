@@ -125,14 +125,7 @@ async fn handle(shared: Arc<FrontShared>, mut tcp: TcpStream, peer: SocketAddr) 
     };
     record(EventKind::TlsAccepted { peer });
     let policy = shared.policies.get(ip);
-    let finish = |outcome| {
-        timeline.record(
-            Source::Tls,
-            Some(ip),
-            EventKind::TlsHandshake { peer, outcome },
-        );
-        timeline.record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });
-    };
+    let finish = |outcome| record_unfinished(timeline, peer, outcome);
     if shared.live.is_down(ip) {
         // The broker is restarting for this device. The listener is shared, so the
         // nearest thing to a refused connection is a reset before any TLS byte is
@@ -516,14 +509,7 @@ async fn accept_ignoring_mfln(
 ) {
     let ip = peer.ip();
     let timeline = &shared.timeline;
-    let finish = |outcome| {
-        timeline.record(
-            Source::Tls,
-            Some(ip),
-            EventKind::TlsHandshake { peer, outcome },
-        );
-        timeline.record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });
-    };
+    let finish = |outcome| record_unfinished(timeline, peer, outcome);
     let config = match super::ignoring::server_config(profile, &policy.tls) {
         Ok(config) => config,
         Err(e) => {
@@ -584,5 +570,17 @@ async fn accept_ignoring_mfln(
         policy: policy.mqtt,
     };
     mqtt::relay(stream, link).await;
+    timeline.record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });
+}
+
+/// A connection that ended before it carried MQTT: how the handshake ended, then
+/// the close.
+fn record_unfinished(timeline: &Timeline, peer: SocketAddr, outcome: HandshakeOutcome) {
+    let ip = peer.ip();
+    timeline.record(
+        Source::Tls,
+        Some(ip),
+        EventKind::TlsHandshake { peer, outcome },
+    );
     timeline.record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });
 }
