@@ -171,14 +171,20 @@ fn reboot_in<'a>(
 }
 
 impl ScenarioWorld {
-    fn window(&self, ctx: &RunContext, from: Cursor) -> Vec<Event> {
-        let device = self.device();
-        let events: Vec<Event> = ctx
-            .timeline
+    /// This scenario's device's events from `from` on (none before a board is leased).
+    pub(crate) fn device_events(&self, ctx: &RunContext, from: Cursor) -> Vec<Event> {
+        let Some(device) = self.device() else {
+            return Vec::new();
+        };
+        ctx.timeline
             .since(from)
             .into_iter()
-            .filter(|e| e.device == device && device.is_some())
-            .collect();
+            .filter(|e| e.device == Some(device))
+            .collect()
+    }
+
+    fn window(&self, ctx: &RunContext, from: Cursor) -> Vec<Event> {
+        let events = self.device_events(ctx, from);
         let skip = events.len().saturating_sub(WINDOW_EVENTS);
         events.into_iter().skip(skip).collect()
     }
@@ -281,7 +287,6 @@ impl ScenarioWorld {
     /// Waits until `deadline` for the board to restart after the reset at `reset`.
     async fn wait_for_reboot(&self, ctx: &RunContext, reset: Cursor, deadline: Instant) -> bool {
         let log = self.log();
-        let device = self.device();
         let mut next = reset;
         // Wake on every line that could be a restart; decide over all since the reset.
         while let Some(e) = self
@@ -299,13 +304,7 @@ impl ScenarioWorld {
             .await
         {
             next = e.cursor_after();
-            let events: Vec<Event> = ctx
-                .timeline
-                .since(reset)
-                .into_iter()
-                .filter(|e| e.device == device)
-                .collect();
-            if reboot_in(&log, &events).is_some() {
+            if reboot_in(&log, &self.device_events(ctx, reset)).is_some() {
                 return true;
             }
         }
@@ -314,18 +313,17 @@ impl ScenarioWorld {
 
     /// Checks the deferred expectations against everything seen so far.
     pub(crate) fn check_deferred(&self, ctx: &RunContext) -> StepResult {
-        let Some(device) = self.device() else {
+        if self.device().is_none() {
             return Ok(());
-        };
+        }
         let log = self.log();
         for check in &self.deferred {
-            let mine = of(device);
             match check {
                 Deferred::NeverContains { text, from } => {
-                    if let Some(e) =
-                        ctx.timeline.since(*from).into_iter().find(|e| {
-                            mine(e) && line_of(e).is_some_and(|l| l.contains(text.as_str()))
-                        })
+                    if let Some(e) = self
+                        .device_events(ctx, *from)
+                        .into_iter()
+                        .find(|e| line_of(e).is_some_and(|l| l.contains(text.as_str())))
                     {
                         return self.fail(
                             ctx,
@@ -336,12 +334,7 @@ impl ScenarioWorld {
                     }
                 }
                 Deferred::NeverConnects { from } => {
-                    if ctx
-                        .timeline
-                        .since(*from)
-                        .iter()
-                        .any(|e| mine(e) && is_connack_ok(e))
-                    {
+                    if self.device_events(ctx, *from).iter().any(is_connack_ok) {
                         return self.fail(
                             ctx,
                             *from,
@@ -351,12 +344,7 @@ impl ScenarioWorld {
                     }
                 }
                 Deferred::DoesNotReboot { from, .. } => {
-                    let events: Vec<Event> = ctx
-                        .timeline
-                        .since(*from)
-                        .into_iter()
-                        .filter(|e| mine(e))
-                        .collect();
+                    let events = self.device_events(ctx, *from);
                     if let Some(e) = reboot_in(&log, &events) {
                         return self.fail(
                             ctx,

@@ -576,14 +576,9 @@ impl ScenarioWorld {
             ctx.lab.policies().clear(device);
         }
         self.mqtt = None;
-        let events: Vec<Event> = match (self.start, self.device()) {
-            (Some(start), Some(device)) => ctx
-                .timeline
-                .since(start)
-                .into_iter()
-                .filter(|e| e.device == Some(device))
-                .collect(),
-            _ => Vec::new(),
+        let events = match self.start {
+            Some(start) => self.device_events(ctx, start),
+            None => Vec::new(),
         };
         let artifacts = self
             .artifacts

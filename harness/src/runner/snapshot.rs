@@ -140,13 +140,7 @@ pub(crate) async fn check(world: &ScenarioWorld, ctx: &RunContext) -> StepResult
             None => break,
         }
     }
-    let events: Vec<Event> = ctx
-        .timeline
-        .since(start)
-        .into_iter()
-        .filter(|e| e.device == Some(device))
-        .collect();
-    let transcript = normalise(&events);
+    let transcript = normalise(&world.device_events(ctx, start));
     let info = world
         .info
         .as_ref()

@@ -40,6 +40,24 @@ pub struct FollowOptions {
     pub device: Option<IpAddr>,
 }
 
+/// Opens a lost port again as soon as it is back, unless `stop()` says to give
+/// up first; returns it with how long it was gone.
+pub(crate) fn open_when_back(
+    open: &dyn Fn() -> Result<Box<dyn serialport::SerialPort>, SerialError>,
+    stop: &dyn Fn() -> bool,
+) -> Option<(Box<dyn serialport::SerialPort>, Duration)> {
+    let lost = Instant::now();
+    while !stop() {
+        match open() {
+            Ok(port) => return Some((port, lost.elapsed())),
+            // The device node is not back yet; USB enumeration takes a moment and
+            // announces nothing this thread could wait on.
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+    None
+}
+
 /// Follows `spec` until `stop()` says so, handing every item to `on_item`.
 pub fn follow(
     spec: &PortSpec,
@@ -102,21 +120,11 @@ pub fn follow(
                 emit(SerialItem::Gap {
                     reason: e.to_string(),
                 });
-                let lost = Instant::now();
-                port = loop {
-                    if stop() {
-                        return Ok(());
-                    }
-                    match open() {
-                        Ok(port) => break port,
-                        // The device node is not back yet; USB enumeration takes
-                        // a moment and announces nothing we could wait on here.
-                        Err(_) => std::thread::sleep(Duration::from_millis(250)),
-                    }
+                let Some((again, after)) = open_when_back(&open, stop) else {
+                    return Ok(());
                 };
-                emit(SerialItem::Reopened {
-                    after: lost.elapsed(),
-                });
+                port = again;
+                emit(SerialItem::Reopened { after });
             }
         }
     }

@@ -235,27 +235,24 @@ fn reopen(
             what: format!("serial gap: {error}"),
         },
     );
-    let lost = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        if let Ok(mut port) = spec.open(APP_BAUD) {
-            if port.set_timeout(Duration::from_millis(50)).is_ok() {
-                options.timeline.record(
-                    Source::Board,
-                    options.device,
-                    EventKind::Board {
-                        what: format!(
-                            "serial reopened after {:.1} s",
-                            lost.elapsed().as_secs_f64()
-                        ),
-                    },
-                );
-                return Some(port);
-            }
-        }
-        // Nothing announces the device node's return that this thread could wait on.
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    None
+    let open = || -> Result<Box<dyn SerialPort>, SerialError> {
+        let mut port = spec.open(APP_BAUD)?;
+        port.set_timeout(Duration::from_millis(50))
+            .map_err(|source| SerialError::Open {
+                path: spec.to_string(),
+                source,
+            })?;
+        Ok(port)
+    };
+    let (port, after) = super::follow::open_when_back(&open, &|| stop.load(Ordering::Relaxed))?;
+    options.timeline.record(
+        Source::Board,
+        options.device,
+        EventKind::Board {
+            what: format!("serial reopened after {:.1} s", after.as_secs_f64()),
+        },
+    );
+    Some(port)
 }
 
 #[cfg(test)]
