@@ -2,7 +2,7 @@
 //! lines (any bytes: the ROM's banner is garbage at 115200), answer the
 //! provisioning prompt, and stop as soon as the outcome is known.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -64,22 +64,11 @@ pub fn boot_and_watch(
             let prompt =
                 line.starts_with("[prov] ready") || line.starts_with("Waiting for provisioning");
             if let (true, Some(prov)) = (prompt, &plan.provisioning) {
-                port.write_all(prov.as_bytes())
+                super::send_provisioning(port.as_mut(), prov, plan.timeline.as_ref(), plan.device)
                     .map_err(|e| SerialError::Io {
                         path: spec.to_string(),
                         source: e,
                     })?;
-                if let Some(timeline) = &plan.timeline {
-                    // Never the payload: it holds passwords and keys.
-                    let shown = crate::provisioning::redacted(prov);
-                    timeline.record(
-                        Source::Harness,
-                        plan.device,
-                        EventKind::Note {
-                            text: format!("sent {shown}"),
-                        },
-                    );
-                }
             }
             let finished = done(&line);
             lines.push(line);

@@ -185,6 +185,27 @@ impl PortSpec {
     }
 }
 
+/// Writes the provisioning line at the firmware's prompt and notes on the
+/// timeline that it was sent, never what: it holds passwords and keys.
+pub(crate) fn send_provisioning(
+    port: &mut dyn serialport::SerialPort,
+    line: &str,
+    timeline: Option<&crate::timeline::Timeline>,
+    device: Option<std::net::IpAddr>,
+) -> std::io::Result<()> {
+    port.write_all(line.as_bytes())?;
+    if let Some(timeline) = timeline {
+        timeline.record(
+            crate::timeline::Source::Harness,
+            device,
+            crate::timeline::EventKind::Note {
+                text: format!("sent {}", crate::provisioning::redacted(line)),
+            },
+        );
+    }
+    Ok(())
+}
+
 /// Resets the board into its firmware the way esptool's hard reset does: EN held
 /// low for 100 ms through RTS, with DTR released so GPIO0 stays high.
 pub fn hard_reset(port: &mut dyn serialport::SerialPort) -> Result<(), serialport::Error> {

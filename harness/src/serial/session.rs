@@ -4,7 +4,7 @@
 //! scenarios the port stays open with the chip held in reset, so the firmware does
 //! nothing nobody is watching.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use serialport::SerialPort;
 
 use super::{hard_reset, LineSplitter, PortSpec, SerialError};
-use crate::provisioning::redacted;
 use crate::timeline::{EventKind, Source, Timeline};
 
 /// The rate the ESP8266 ROM prints at (115200 scaled by its 26/40 MHz crystal).
@@ -183,14 +182,13 @@ fn run(
             }
             if (options.is_prompt)(&line) {
                 if let Some(prov) = &options.provisioning {
-                    port.write_all(prov.as_bytes()).map_err(io)?;
-                    options.timeline.record(
-                        Source::Harness,
+                    super::send_provisioning(
+                        port.as_mut(),
+                        prov,
+                        Some(&options.timeline),
                         options.device,
-                        EventKind::Note {
-                            text: format!("sent {}", redacted(prov)),
-                        },
-                    );
+                    )
+                    .map_err(io)?;
                 }
             }
         }
