@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::runner::{describe, RunReport, ScenarioResult, Status};
-use crate::timeline::{Event, EventKind, Source};
+use crate::timeline::{Event, EventKind, HarnessEvent, Source};
 
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -42,7 +42,12 @@ fn row_class(event: &Event, window: &[u64]) -> String {
     if window.contains(&event.seq) {
         class.push_str(" window");
     }
-    if matches!(&event.kind, EventKind::Note { text } if text.starts_with("step failed")) {
+    if matches!(
+        &event.kind,
+        EventKind::Harness {
+            what: HarnessEvent::StepFailed { .. }
+        }
+    ) {
         class.push_str(" failnote");
     }
     class
@@ -85,8 +90,7 @@ fn scenario_html(out: &mut String, result: &ScenarioResult) {
     for event in &result.events {
         let what = match &event.kind {
             EventKind::SerialLine { line } => line.clone(),
-            EventKind::Note { text } => text.clone(),
-            EventKind::Board { what } => what.clone(),
+            EventKind::Diagnostic { text } => text.clone(),
             other => serde_json::to_string(other).unwrap_or_default(),
         };
         let _ = write!(

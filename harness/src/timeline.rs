@@ -14,11 +14,11 @@
 //! let timeline = Timeline::new();
 //! let waiter = timeline.clone();
 //! tokio::spawn(async move {
-//!     waiter.record(Source::Harness, None, EventKind::Note { text: "hello".into() });
+//!     waiter.record(Source::Harness, None, EventKind::Diagnostic { text: "hello".into() });
 //! });
 //! let seen = timeline
 //!     .wait_for(timeline.start(), Duration::from_secs(5), |e| {
-//!         matches!(&e.kind, EventKind::Note { text } if text == "hello")
+//!         matches!(&e.kind, EventKind::Diagnostic { text } if text == "hello")
 //!     })
 //!     .await;
 //! assert!(seen.is_some());
@@ -150,6 +150,167 @@ pub enum BrokerAction {
     Up,
 }
 
+/// How the ROM started: waiting for a flasher, or booting the image in flash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RomMode {
+    /// UART download mode (GPIO0 low at reset): the ROM waits for SYNC.
+    Download,
+    /// Flash boot.
+    Flash,
+}
+
+/// What happened to a board: what the harness did to it through its link, and,
+/// for a virtual board, what its model of the chip did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BoardEvent {
+    /// The harness reset the board into its firmware through DTR/RTS. Exactly
+    /// one boot follows; any other is a reboot the harness did not cause.
+    Reset,
+    /// The link cannot reset the board (no modem control lines).
+    ResetImpossible {
+        /// Why.
+        reason: String,
+    },
+    /// The harness holds the chip in reset (between scenarios).
+    HeldInReset,
+    /// The link cannot hold the chip in reset.
+    HoldImpossible {
+        /// Why.
+        reason: String,
+    },
+    /// The serial port went away.
+    SerialGap {
+        /// Why.
+        reason: String,
+    },
+    /// The serial port is back.
+    SerialReopened {
+        /// How long it was away, in milliseconds.
+        after_ms: u64,
+    },
+    /// The harness flashed the board.
+    Flashed {
+        /// The firmware written.
+        firmware: String,
+        /// Whether it was written, or flash already held it.
+        written: bool,
+        /// Whether flash was read back and matched.
+        verified: bool,
+    },
+    /// Virtual board: EN is held low.
+    ChipHeld,
+    /// Virtual board: the ROM started.
+    RomStarted {
+        /// Download or flash boot.
+        mode: RomMode,
+        /// The reset cause the ROM prints (`rst cause:N`).
+        cause: u8,
+    },
+    /// Virtual board: the ROM accepted the image and started the firmware.
+    ImageAccepted {
+        /// Segments in the image.
+        segments: usize,
+        /// Entry point.
+        entry: u32,
+    },
+    /// Virtual board: the image's checksum does not match (`csum err`).
+    ImageChecksumError {
+        /// The checksum byte stored in the image.
+        stored: u8,
+        /// The checksum of its segments.
+        computed: u8,
+    },
+    /// Virtual board: nothing bootable at offset 0.
+    NoBootableImage {
+        /// What the ROM found instead.
+        reason: String,
+    },
+    /// Virtual board: the ROM loader skipped bytes outside SLIP frames.
+    LoaderNoise {
+        /// How many.
+        bytes: u64,
+    },
+    /// Virtual board: the loader jumped to the flash boot path without a reset.
+    LoaderLeftForFlashBoot,
+    /// Virtual board: a write session began.
+    FlashBegin {
+        /// Flash offset.
+        offset: u32,
+        /// Bytes announced.
+        size: u32,
+        /// FLASH_DEFL_BEGIN (zlib) rather than FLASH_BEGIN.
+        compressed: bool,
+    },
+    /// Virtual board: a write session ended with this much written.
+    FlashWritten {
+        /// Flash offset.
+        offset: u32,
+        /// Bytes written.
+        bytes: u64,
+    },
+    /// Virtual board: flash erased (all of it when `offset` is `None`).
+    FlashErased {
+        /// Start of the erased region.
+        offset: Option<u32>,
+        /// Length of the erased region.
+        bytes: Option<u32>,
+    },
+    /// Virtual board: a flasher stub was uploaded and started.
+    StubStarted {
+        /// Its entry point.
+        entry: u32,
+        /// Bytes uploaded.
+        bytes: usize,
+    },
+    /// Virtual board: code uploaded to RAM that is not a flasher stub; the chip
+    /// halts until the next reset.
+    RamCodeHalted {
+        /// The entry point asked for.
+        entry: u32,
+    },
+    /// Virtual board: a client connected to its RFC 2217 port.
+    ClientConnected {
+        /// The client.
+        peer: SocketAddr,
+    },
+    /// Virtual board: the client went away.
+    ClientDisconnected {
+        /// Bytes received on the connection, Telnet framing included.
+        rx: u64,
+        /// Bytes sent.
+        tx: u64,
+    },
+}
+
+/// What the harness did in a scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HarnessEvent {
+    /// A step began (secrets in its text redacted).
+    StepStarted {
+        /// Keyword and text, e.g. `Then the TLS handshake does not complete`.
+        step: String,
+        /// Its line in the feature file.
+        line: usize,
+    },
+    /// A step did not hold.
+    StepFailed {
+        /// What it expected.
+        expectation: String,
+        /// Whether the evidence was missing (inconclusive) rather than contrary.
+        inconclusive: bool,
+    },
+    /// The harness wrote the provisioning line (its secrets redacted).
+    ProvisioningSent {
+        /// The line as written, redacted.
+        line: String,
+    },
+}
+
 /// One thing that happened. New kinds are added as parts land; consumers match on
 /// what they need and ignore the rest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,10 +406,12 @@ pub enum EventKind {
         /// The line without its line ending.
         line: String,
     },
-    /// Something the board or its link did (reset, flash, reopen).
+    /// Something the board or its link did (reset, flash, reopen), or what the
+    /// virtual board's model of the chip did.
     Board {
         /// What happened.
-        what: String,
+        #[serde(flatten)]
+        what: BoardEvent,
     },
     /// Something the lab did to the device's broker service on request.
     Broker {
@@ -256,9 +419,16 @@ pub enum EventKind {
         #[serde(flatten)]
         action: BrokerAction,
     },
-    /// A free-form note from the harness (step boundaries and the like).
-    Note {
-        /// The note.
+    /// What the harness did in a scenario (steps, provisioning).
+    Harness {
+        /// What it did.
+        #[serde(flatten)]
+        what: HarnessEvent,
+    },
+    /// Free text for people reading the timeline (a lab service's trouble, an
+    /// artifact that could not be written). No check reads it.
+    Diagnostic {
+        /// The text.
         text: String,
     },
 }
@@ -490,7 +660,7 @@ mod tests {
     use super::*;
 
     fn note(text: &str) -> EventKind {
-        EventKind::Note { text: text.into() }
+        EventKind::Diagnostic { text: text.into() }
     }
 
     #[tokio::test]

@@ -283,7 +283,7 @@ async fn hil_monitor_and_reset_over_rfc2217() {
 #[tokio::test(flavor = "multi_thread")]
 async fn follow_marks_a_gap_and_reopens_when_the_port_comes_back() {
     use hil::serial::{follow, FollowOptions, SerialItem};
-    use hil::timeline::{EventKind, Timeline};
+    use hil::timeline::{BoardEvent, EventKind, Timeline};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
@@ -314,7 +314,12 @@ async fn follow_marks_a_gap_and_reopens_when_the_port_comes_back() {
     let seen = |text: &'static str| {
         move |e: &hil::timeline::Event| match &e.kind {
             EventKind::SerialLine { line } => line.contains(text),
-            EventKind::Board { what } => what.contains(text),
+            EventKind::Board {
+                what: BoardEvent::SerialGap { .. },
+            } => text == "serial gap",
+            EventKind::Board {
+                what: BoardEvent::SerialReopened { .. },
+            } => text == "serial reopened",
             _ => false,
         }
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hil::serial::session::{ConsoleSession, SessionOptions};
 use hil::serial::PortSpec;
-use hil::timeline::{EventKind, Timeline};
+use hil::timeline::{BoardEvent, EventKind, HarnessEvent, Timeline};
 use hil::vboard::{BoardIndex, BoardOptions, VirtualBoard};
 use hil::vfirmware::{TwinNetwork, TwinRunner};
 use hil_twin::descriptor::Variant;
@@ -125,23 +125,22 @@ async fn provisioning_crosses_a_pty_pair() {
     );
     assert!(line_seen(&timeline, start, "[prov] ok", Duration::from_secs(1)).await);
     let events = timeline.snapshot();
-    let notes: Vec<String> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Note { text } => Some(text.clone()),
-            EventKind::Board { what } => Some(what.clone()),
-            _ => None,
-        })
-        .collect();
     assert!(
-        notes.iter().any(|n| n.starts_with("sent PROV <redacted")),
-        "{notes:?}"
+        events.iter().any(|e| matches!(
+            &e.kind,
+            EventKind::Harness { what: HarnessEvent::ProvisioningSent { line } }
+                if line.starts_with("PROV <redacted")
+        )),
+        "{events:?}"
     );
     assert!(
-        notes
-            .iter()
-            .any(|n| n.starts_with("reset impossible on this link")),
-        "a pty has no modem lines and the transcript says so: {notes:?}"
+        events.iter().any(|e| matches!(
+            &e.kind,
+            EventKind::Board {
+                what: BoardEvent::ResetImpossible { .. }
+            }
+        )),
+        "a pty has no modem lines and the transcript says so: {events:?}"
     );
     let json = serde_json::to_string(&events).unwrap();
     assert!(
@@ -217,17 +216,24 @@ async fn a_session_reopens_its_link_when_the_transport_returns() {
     let before_cut = timeline.cursor();
     cut.send_replace(1);
     let reopened = timeline
-        .wait_for(
-            before_cut,
-            Duration::from_secs(10),
-            |e| matches!(&e.kind, EventKind::Board { what } if what.starts_with("serial reopened")),
-        )
+        .wait_for(before_cut, Duration::from_secs(10), |e| {
+            matches!(
+                &e.kind,
+                EventKind::Board {
+                    what: BoardEvent::SerialReopened { .. }
+                }
+            )
+        })
         .await
         .expect("the session reopens the link");
-    let gap = timeline
-        .since(before_cut)
-        .into_iter()
-        .any(|e| matches!(&e.kind, EventKind::Board { what } if what.starts_with("serial gap")));
+    let gap = timeline.since(before_cut).into_iter().any(|e| {
+        matches!(
+            &e.kind,
+            EventKind::Board {
+                what: BoardEvent::SerialGap { .. }
+            }
+        )
+    });
     assert!(gap, "the gap is on the timeline");
     // The firmware kept running while the link was down; its lines keep coming
     // through the reopened link.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{assert_ok, esptool, noise, python_script, text};
 use hil::image::{ImageV1, Segment};
-use hil::timeline::{EventKind, Timeline};
+use hil::timeline::{BoardEvent, EventKind, RomMode, Timeline};
 use hil::vboard::{
     BoardIndex, BoardOptions, BoxFuture, FirmwareBoot, FirmwareRunner, VirtualBoard,
 };
@@ -210,7 +210,7 @@ async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
         .iter()
         .all(|b| *b == 0xFF));
 
-    let board_events: Vec<String> = timeline
+    let board_events: Vec<BoardEvent> = timeline
         .snapshot()
         .into_iter()
         .filter_map(|e| match e.kind {
@@ -218,22 +218,26 @@ async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
             _ => None,
         })
         .collect();
-    assert!(board_events.iter().any(|w| w == "boot mode=download"));
+    assert!(board_events.contains(&BoardEvent::RomStarted {
+        mode: RomMode::Download,
+        cause: 2
+    }));
     assert!(
         board_events
             .iter()
-            .any(|w| w.starts_with("flasher stub started")),
+            .any(|w| matches!(w, BoardEvent::StubStarted { .. })),
         "{board_events:?}"
     );
     assert!(
-        board_events
-            .iter()
-            .any(|w| w == &format!("flash written offset=0x0 bytes={}", big.len())),
+        board_events.contains(&BoardEvent::FlashWritten {
+            offset: 0,
+            bytes: big.len() as u64
+        }),
         "{board_events:?}"
     );
     assert!(board_events
         .iter()
-        .any(|w| w.starts_with("image ok segments=2")));
+        .any(|w| matches!(w, BoardEvent::ImageAccepted { segments: 2, .. })));
 }
 
 /// Raw loader traffic through pyserial: noise around frames, a bad checksum, an

@@ -15,7 +15,7 @@ use clap::Args;
 use hil::flash::{flash, FlashInput};
 use hil::image::{ImageV1, Segment};
 use hil::serial::PortSpec;
-use hil::timeline::{EventKind, Timeline};
+use hil::timeline::{BoardEvent, EventKind, Timeline};
 use hil::vboard::{BoardIndex, BoardOptions, SilentFirmware, VirtualBoard};
 use miette::{miette, IntoDiagnostic, Result, WrapErr};
 
@@ -106,26 +106,25 @@ async fn esptool(python: &Path, url: &str, args: &[&str]) -> Result<()> {
 /// Sums what the board counted on the connections closed since `from`.
 async fn wire_since(timeline: &Timeline, from: hil::timeline::Cursor) -> (u64, u64) {
     // The board notes the numbers when it sees the close; wait for that note.
-    let is_close = |e: &hil::timeline::Event| matches!(&e.kind, EventKind::Board { what } if what.starts_with("client disconnected"));
+    let is_close = |e: &hil::timeline::Event| {
+        matches!(
+            &e.kind,
+            EventKind::Board {
+                what: BoardEvent::ClientDisconnected { .. }
+            }
+        )
+    };
     let _ = timeline
         .wait_for(from, Duration::from_secs(5), is_close)
         .await;
     let mut totals = (0, 0);
     for event in timeline.since(from) {
-        if let EventKind::Board { what } = event.kind {
-            if let Some(rest) = what.strip_prefix("client disconnected rx=") {
-                let mut parts = rest.split(" tx=");
-                let rx = parts
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                let tx = parts
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                totals.0 += rx;
-                totals.1 += tx;
-            }
+        if let EventKind::Board {
+            what: BoardEvent::ClientDisconnected { rx, tx },
+        } = event.kind
+        {
+            totals.0 += rx;
+            totals.1 += tx;
         }
     }
     totals

@@ -13,7 +13,7 @@ use super::firmware::FirmwareSource;
 use crate::flash::{self, FlashReport};
 use crate::serial::session::open_held;
 use crate::serial::{PortSpec, SerialError};
-use crate::timeline::{EventKind, Source, Timeline};
+use crate::timeline::{BoardEvent, EventKind, Source, Timeline};
 use crate::vboard::{BoardIndex, BoardOptions, VirtualBoard};
 use crate::vfirmware::{TwinNetwork, TwinRunner};
 
@@ -179,7 +179,14 @@ impl Board {
             Source::Board,
             Some(self.device),
             EventKind::Board {
-                what: format!("flashed {firmware} ({:?})", report.outcome),
+                what: BoardEvent::Flashed {
+                    firmware: firmware.to_string(),
+                    written: matches!(report.outcome, flash::FlashOutcome::Written { .. }),
+                    verified: matches!(
+                        report.outcome,
+                        flash::FlashOutcome::Written { verified: true }
+                    ),
+                },
             },
         );
         self.parked = Some(self.take_port().await?);

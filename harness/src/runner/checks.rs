@@ -71,8 +71,7 @@ pub fn describe(event: &Event) -> String {
     let t = event.t_us as f64 / 1e6;
     let what = match &event.kind {
         EventKind::SerialLine { line } => format!("serial  {line}"),
-        EventKind::Note { text } => format!("harness {text}"),
-        EventKind::Board { what } => format!("board   {what}"),
+        EventKind::Diagnostic { text } => format!("note    {text}"),
         other => {
             let json = serde_json::to_string(other).unwrap_or_default();
             format!("{:<7} {json}", format!("{:?}", event.source).to_lowercase())

@@ -61,7 +61,7 @@ use context::RunContext;
 use crate::lab::{Lab, LabConfig};
 use crate::logprofile::LogProfile;
 use crate::pki::{Catalogue, ProfileId};
-use crate::timeline::{Event, EventKind, Timeline};
+use crate::timeline::{BoardEvent, Event, EventKind, HarnessEvent, Timeline};
 use crate::vfirmware::TwinNetwork;
 
 /// Why a run could not go on.
@@ -588,7 +588,7 @@ impl ScenarioWorld {
             ctx.timeline.record(
                 crate::timeline::Source::Harness,
                 None,
-                EventKind::Note {
+                EventKind::Diagnostic {
                     text: format!("could not write artifacts to {}: {e}", artifacts.display()),
                 },
             );
@@ -650,11 +650,13 @@ impl ScenarioWorld {
         for event in events {
             if let EventKind::SerialLine { line } = &event.kind {
                 transcript.push_str(&format!("[{:>10.3}] {line}\n", event.t_us as f64 / 1e6));
-            } else if let EventKind::Note { text } = &event.kind {
-                if text.starts_with("sent PROV") || text.starts_with("step") {
-                    transcript
-                        .push_str(&format!("[{:>10.3}] >> {text}\n", event.t_us as f64 / 1e6));
-                }
+            } else if let EventKind::Harness { what } = &event.kind {
+                let text = match what {
+                    HarnessEvent::ProvisioningSent { line } => format!("sent {line}"),
+                    HarnessEvent::StepStarted { step, .. } => format!("step: {step}"),
+                    _ => continue,
+                };
+                transcript.push_str(&format!("[{:>10.3}] >> {text}\n", event.t_us as f64 / 1e6));
             }
             jsonl.push_str(&serde_json::to_string(event).unwrap_or_default());
             jsonl.push('\n');
@@ -683,9 +685,14 @@ impl ScenarioWorld {
 
 /// From the first harness reset to the device's `prov ok`.
 fn provisioning_time(events: &[Event], log: &LogProfile) -> Option<Duration> {
-    let reset = events
-        .iter()
-        .find(|e| matches!(&e.kind, EventKind::Board { what } if what.starts_with("reset")))?;
+    let reset = events.iter().find(|e| {
+        matches!(
+            &e.kind,
+            EventKind::Board {
+                what: BoardEvent::Reset
+            }
+        )
+    })?;
     let ok = events.iter().find(|e| {
         e.seq > reset.seq
             && matches!(&e.kind, EventKind::SerialLine { line }

@@ -14,7 +14,7 @@ use regex::Regex;
 use super::checks::StepFailure;
 use super::context::{RunContext, SnapshotMode};
 use super::world::{ScenarioWorld, StepResult};
-use crate::timeline::{Event, EventKind};
+use crate::timeline::{Event, EventKind, HarnessEvent};
 
 /// How long the console must stay quiet before the transcript is taken, so a
 /// line the device is printing right now is not cut in half of the runs.
@@ -76,7 +76,9 @@ pub fn normalise(events: &[Event]) -> String {
     for event in events {
         let line = match &event.kind {
             EventKind::SerialLine { line } => normalise_line(line),
-            EventKind::Note { text } if text.starts_with("sent PROV") => "> PROV <redacted>".into(),
+            EventKind::Harness {
+                what: HarnessEvent::ProvisioningSent { .. },
+            } => "> PROV <redacted>".into(),
             _ => continue,
         };
         // Runs of blank or unreadable lines vary with timing at the rate switch.

@@ -21,7 +21,7 @@ use crate::logprofile::{LogProfile, SemanticEvent};
 use crate::pki::ProfileId;
 use crate::provisioning::{self, ProvisionOptions};
 use crate::serial::session::{ConsoleSession, SessionOptions};
-use crate::timeline::{Cursor, EventKind, Source};
+use crate::timeline::{Cursor, EventKind, HarnessEvent, Source};
 
 /// Everything one scenario holds. Created empty by cucumber; the run's `before`
 /// hook gives it the run context.
@@ -112,9 +112,12 @@ impl ScenarioWorld {
             .unwrap_or_else(|| (ctx.timeline.cursor(), Instant::now()))
     }
 
-    fn note(&self, ctx: &RunContext, text: String) {
-        ctx.timeline
-            .record(Source::Harness, self.device(), EventKind::Note { text });
+    fn note(&self, ctx: &RunContext, event: HarnessEvent) {
+        ctx.timeline.record(
+            Source::Harness,
+            self.device(),
+            EventKind::Harness { what: event },
+        );
     }
 
     /// Runs one step (Given, When or Then alike: the text says which).
@@ -122,7 +125,13 @@ impl ScenarioWorld {
         let ctx = self.ctx()?;
         let step =
             super::steps::parse(text).map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
-        self.note(&ctx, format!("step: {text}"));
+        self.note(
+            &ctx,
+            HarnessEvent::StepStarted {
+                step: text.to_owned(),
+                line: 0,
+            },
+        );
         self.check_deferred(&ctx)?;
         let result = match step {
             Step::BoardUnderTest => self.ensure_board(&ctx, Wanted::RunFirmware).await,
@@ -241,7 +250,13 @@ impl ScenarioWorld {
             other => self.then(&ctx, other).await,
         };
         if let Err(failure) = &result {
-            self.note(&ctx, format!("step failed: {}", failure.expectation));
+            self.note(
+                &ctx,
+                HarnessEvent::StepFailed {
+                    expectation: failure.expectation.clone(),
+                    inconclusive: false,
+                },
+            );
         }
         result
     }

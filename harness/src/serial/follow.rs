@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::{hard_reset, LineSplitter, PortSpec, SerialError};
-use crate::timeline::{EventKind, Source, Timeline};
+use crate::timeline::{BoardEvent, EventKind, Source, Timeline};
 
 /// One thing seen while following a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,13 +83,17 @@ pub fn follow(
                 SerialItem::Gap { reason } => (
                     Source::Board,
                     EventKind::Board {
-                        what: format!("serial gap: {reason}"),
+                        what: BoardEvent::SerialGap {
+                            reason: reason.clone(),
+                        },
                     },
                 ),
                 SerialItem::Reopened { after } => (
                     Source::Board,
                     EventKind::Board {
-                        what: format!("serial reopened after {:.1} s", after.as_secs_f64()),
+                        what: BoardEvent::SerialReopened {
+                            after_ms: after.as_millis() as u64,
+                        },
                     },
                 ),
             };

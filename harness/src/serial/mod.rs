@@ -198,8 +198,10 @@ pub(crate) fn send_provisioning(
         timeline.record(
             crate::timeline::Source::Harness,
             device,
-            crate::timeline::EventKind::Note {
-                text: format!("sent {}", crate::provisioning::redacted(line)),
+            crate::timeline::EventKind::Harness {
+                what: crate::timeline::HarnessEvent::ProvisioningSent {
+                    line: crate::provisioning::redacted(line),
+                },
             },
         );
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serialport::SerialPort;
 
 use super::{hard_reset, LineSplitter, PortSpec, SerialError};
-use crate::timeline::{EventKind, Source, Timeline};
+use crate::timeline::{BoardEvent, EventKind, Source, Timeline};
 
 /// The rate the ESP8266 ROM prints at (115200 scaled by its 26/40 MHz crystal).
 pub const ROM_BAUD: u32 = 74_880;
@@ -131,15 +131,19 @@ fn run(
     port.set_timeout(Duration::from_millis(50)).map_err(open)?;
     // Whatever arrived while the chip was held belongs to no one.
     let _ = port.clear(serialport::ClearBuffer::Input);
-    let what = match hard_reset(port.as_mut()) {
-        Ok(()) => "reset (DTR/RTS), reading the ROM at 74880 baud".to_owned(),
+    let event = match hard_reset(port.as_mut()) {
+        Ok(()) => BoardEvent::Reset,
         // A link without modem control lines (a pty, an adapter without DTR/RTS
         // wired to EN and GPIO0) cannot reset the board: say so and read on.
-        Err(e) => format!("reset impossible on this link ({e}): reset the board by hand"),
+        Err(e) => BoardEvent::ResetImpossible {
+            reason: format!("{e}: reset the board by hand"),
+        },
     };
-    options
-        .timeline
-        .record(Source::Board, options.device, EventKind::Board { what });
+    options.timeline.record(
+        Source::Board,
+        options.device,
+        EventKind::Board { what: event },
+    );
     let released = Instant::now();
     let mut phase = Phase::Rom;
     let mut splitter = LineSplitter::new();
@@ -207,13 +211,17 @@ fn run(
             EventKind::SerialLine { line: rest },
         );
     }
-    let what = match hold_in_reset(spec, port.as_mut()) {
-        Ok(()) => "held in reset".to_owned(),
-        Err(e) => format!("cannot hold the board in reset on this link ({e})"),
+    let event = match hold_in_reset(spec, port.as_mut()) {
+        Ok(()) => BoardEvent::HeldInReset,
+        Err(e) => BoardEvent::HoldImpossible {
+            reason: e.to_string(),
+        },
     };
-    options
-        .timeline
-        .record(Source::Board, options.device, EventKind::Board { what });
+    options.timeline.record(
+        Source::Board,
+        options.device,
+        EventKind::Board { what: event },
+    );
     Ok(port)
 }
 
@@ -230,7 +238,9 @@ fn reopen(
         Source::Board,
         options.device,
         EventKind::Board {
-            what: format!("serial gap: {error}"),
+            what: BoardEvent::SerialGap {
+                reason: error.to_string(),
+            },
         },
     );
     let open = || -> Result<Box<dyn SerialPort>, SerialError> {
@@ -247,7 +257,9 @@ fn reopen(
         Source::Board,
         options.device,
         EventKind::Board {
-            what: format!("serial reopened after {:.1} s", after.as_secs_f64()),
+            what: BoardEvent::SerialReopened {
+                after_ms: after.as_millis() as u64,
+            },
         },
     );
     Some(port)

@@ -18,7 +18,7 @@ use super::reset::{BootMode, Circuit, Edge};
 use super::rfc2217::{self, Incoming, PortRequest};
 use super::{BoardIndex, Console, FirmwareBoot, FirmwareRunner, Output, VboardError};
 use crate::slip;
-use crate::timeline::{EventKind, Source, Timeline};
+use crate::timeline::{BoardEvent, EventKind, RomMode, Source, Timeline};
 
 /// Bytes queued from the client to a running firmware before the UART "overflows".
 const CONSOLE_QUEUE: usize = 256;
@@ -71,12 +71,12 @@ impl Chip {
         }
     }
 
-    fn note(&self, what: String) {
+    fn note(&self, event: BoardEvent) {
         if let Some(timeline) = &self.timeline {
             timeline.record(
                 Source::Board,
                 Some(IpAddr::V4(self.index.device_ip())),
-                EventKind::Board { what },
+                EventKind::Board { what: event },
             );
         }
     }
@@ -93,8 +93,8 @@ impl Chip {
         match &mut self.run {
             Run::Firmware { task, .. } => task.abort(),
             Run::Loader { loader, .. } => {
-                if let Some(Effect::Note(text)) = loader.close() {
-                    self.note(text);
+                if let Some(Effect::Event(event)) = loader.close() {
+                    self.note(event);
                 }
             }
             Run::Held | Run::Stopped => {}
@@ -104,7 +104,7 @@ impl Chip {
     fn hold(&mut self) {
         self.stop_firmware();
         self.run = Run::Held;
-        self.note("reset held (EN low)".into());
+        self.note(BoardEvent::ChipHeld);
     }
 
     /// The firmware restarted the chip: GPIO0 is high (it is running), so the ROM
@@ -121,14 +121,20 @@ impl Chip {
         match mode {
             BootMode::Download => {
                 // The ROM waits silently for SYNC in UART download mode.
-                self.note("boot mode=download".into());
+                self.note(BoardEvent::RomStarted {
+                    mode: RomMode::Download,
+                    cause: cause.code(),
+                });
                 self.run = Run::Loader {
                     slip: slip::Decoder::new(),
                     loader: Box::new(Loader::new(Efuse::for_mac(self.index.mac()))),
                 };
             }
             BootMode::Flash => {
-                self.note(format!("boot mode=flash cause={cause:?}"));
+                self.note(BoardEvent::RomStarted {
+                    mode: RomMode::Flash,
+                    cause: cause.code(),
+                });
                 self.uart(&boot::banner(cause, 3));
                 self.boot_image(cause);
             }
@@ -142,11 +148,10 @@ impl Chip {
         self.uart(&text);
         match check {
             ImageCheck::Valid(image) => {
-                self.note(format!(
-                    "image ok segments={} entry={:#x}",
-                    image.segments().len(),
-                    image.entry()
-                ));
+                self.note(BoardEvent::ImageAccepted {
+                    segments: image.segments().len(),
+                    entry: image.entry(),
+                });
                 let (input, input_rx) = mpsc::channel(CONSOLE_QUEUE);
                 let console = Console {
                     out: self.out.clone(),
@@ -164,15 +169,16 @@ impl Chip {
                 self.run = Run::Firmware { task, input };
             }
             ImageCheck::ChecksumError(image) => {
-                self.note(format!(
-                    "image checksum error stored={:#04x} computed={:#04x}",
-                    image.stored_checksum(),
-                    image.computed_checksum()
-                ));
+                self.note(BoardEvent::ImageChecksumError {
+                    stored: image.stored_checksum(),
+                    computed: image.computed_checksum(),
+                });
                 self.run = Run::Stopped;
             }
             ImageCheck::Unbootable(error) => {
-                self.note(format!("no bootable image ({error})"));
+                self.note(BoardEvent::NoBootableImage {
+                    reason: error.to_string(),
+                });
                 self.run = Run::Stopped;
             }
         }
@@ -219,10 +225,9 @@ impl Chip {
                 let noise_before = slip.noise();
                 let frames = slip.feed(bytes);
                 if slip.noise() > noise_before {
-                    notes.push(format!(
-                        "loader skipped {} bytes outside frames",
-                        slip.noise() - noise_before
-                    ));
+                    notes.push(BoardEvent::LoaderNoise {
+                        bytes: slip.noise() - noise_before,
+                    });
                 }
                 for frame in frames {
                     for effect in loader.handle(&frame, &mut self.flash, client_baud)? {
@@ -231,7 +236,7 @@ impl Chip {
                                 let _ = self.out.send(Output::Loader(bytes));
                             }
                             Effect::BootFlash => boot_flash = true,
-                            Effect::Note(text) => notes.push(text),
+                            Effect::Event(event) => notes.push(event),
                         }
                     }
                 }
@@ -247,7 +252,7 @@ impl Chip {
         }
         if boot_flash {
             // The loader jumps to the flash boot path without a reset: no banner.
-            self.note("loader left for flash boot".into());
+            self.note(BoardEvent::LoaderLeftForFlashBoot);
             self.boot_image(ResetCause::External);
         }
         Ok(())
@@ -271,10 +276,10 @@ struct Client {
 
 fn gone(chip: &mut Chip, client: &mut Option<Client>, reader: &mut Option<OwnedReadHalf>) {
     if let Some(c) = client.take() {
-        chip.note(format!(
-            "client disconnected rx={} tx={}",
-            c.from_client, c.to_client
-        ));
+        chip.note(BoardEvent::ClientDisconnected {
+            rx: c.from_client,
+            tx: c.to_client,
+        });
     }
     *reader = None;
     chip.disconnected();
@@ -307,7 +312,7 @@ pub(crate) async fn serve(
                         from_client: 0,
                         to_client: 0,
                     });
-                    chip.note(format!("client connected from {peer}"));
+                    chip.note(BoardEvent::ClientConnected { peer });
                 }
             }
             read = read_some(&mut reader, &mut buf) => {

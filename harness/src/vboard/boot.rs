@@ -29,7 +29,7 @@ pub enum ResetCause {
 }
 
 impl ResetCause {
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             ResetCause::PowerOn => 1,
             ResetCause::External | ResetCause::Exception => 2,

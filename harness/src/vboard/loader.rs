@@ -9,6 +9,7 @@ use super::flash::{Flash, FLASH_SIZE, JEDEC_ID};
 use super::stub::{self, code as stub_code, Inflate, ReadJob, SectorWriter};
 use super::VboardError;
 use crate::slip;
+use crate::timeline::BoardEvent;
 
 const FLASH_BEGIN: u8 = 0x02;
 const FLASH_DATA: u8 = 0x03;
@@ -70,7 +71,7 @@ pub(crate) enum Effect {
     /// Leave the loader and boot the image in flash (FLASH_END/MEM_END "run", RUN_USER_CODE).
     BootFlash,
     /// Something worth a timeline entry.
-    Note(String),
+    Event(BoardEvent),
 }
 
 #[derive(Debug)]
@@ -444,7 +445,13 @@ impl Loader {
             }
             ERASE_FLASH => {
                 flash.erase(0, FLASH_SIZE)?;
-                Ok(vec![self.ok(op), Effect::Note("flash erased".into())])
+                Ok(vec![
+                    self.ok(op),
+                    Effect::Event(BoardEvent::FlashErased {
+                        offset: None,
+                        bytes: None,
+                    }),
+                ])
             }
             ERASE_REGION => {
                 let (Some(offset), Some(size)) = (word(data, 0), word(data, 1)) else {
@@ -458,7 +465,10 @@ impl Loader {
                 }
                 Ok(vec![
                     self.ok(op),
-                    Effect::Note(format!("flash erased offset={offset:#x} bytes={size}")),
+                    Effect::Event(BoardEvent::FlashErased {
+                        offset: Some(offset),
+                        bytes: Some(size),
+                    }),
                 ])
             }
             READ_FLASH => {
@@ -503,8 +513,10 @@ impl Loader {
             FlashSession::Plain { offset, writer, .. } => (offset, writer.written()),
             FlashSession::Deflate { offset, job } => (offset, job.written()),
         };
-        (written > 0)
-            .then(|| Effect::Note(format!("flash written offset={offset:#x} bytes={written}")))
+        (written > 0).then_some(Effect::Event(BoardEvent::FlashWritten {
+            offset: offset as u32,
+            bytes: written as u64,
+        }))
     }
 
     fn flash_begin(
@@ -563,10 +575,11 @@ impl Loader {
         }
         effects.insert(0, self.ok(op));
         if size > 0 {
-            effects.push(Effect::Note(format!(
-                "flash begin offset={offset:#x} size={size} compressed={}",
-                op == FLASH_DEFL_BEGIN
-            )));
+            effects.push(Effect::Event(BoardEvent::FlashBegin {
+                offset: offset as u32,
+                size: size as u32,
+                compressed: op == FLASH_DEFL_BEGIN,
+            }));
         }
         Ok(effects)
     }
@@ -636,14 +649,14 @@ impl Loader {
             self.protocol = Protocol::Stub;
             self.session = None;
             effects.push(Effect::Send(slip::encode(b"OHAI")));
-            effects.push(Effect::Note(format!(
-                "flasher stub started entry={entry:#x} bytes={text_bytes}"
-            )));
+            effects.push(Effect::Event(BoardEvent::StubStarted {
+                entry,
+                bytes: text_bytes,
+            }));
         } else {
             self.halted = true;
-            effects.push(Effect::Note(format!(
-                "RAM code at {entry:#x} cannot run on the virtual board; halted until reset"
-            )));
+            // Code at that entry cannot run on the virtual board.
+            effects.push(Effect::Event(BoardEvent::RamCodeHalted { entry }));
         }
         Ok(effects)
     }

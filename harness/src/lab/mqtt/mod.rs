@@ -35,7 +35,7 @@ impl MqttLink {
     }
 
     fn note(&self, text: String) {
-        self.record(EventKind::Note { text });
+        self.record(EventKind::Diagnostic { text });
     }
 }
 

@@ -424,7 +424,7 @@ impl LogParser {
                     None => {
                         out.push((
                             None,
-                            EventKind::Note {
+                            EventKind::Diagnostic {
                                 text: format!("mosquitto: {line}"),
                             },
                         ));

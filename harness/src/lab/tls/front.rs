@@ -160,7 +160,7 @@ async fn handle(shared: Arc<FrontShared>, mut tcp: TcpStream, peer: SocketAddr) 
     {
         Ok(ssl) => ssl,
         Err(e) => {
-            record(EventKind::Note {
+            record(EventKind::Diagnostic {
                 text: format!("TLS front could not set up OpenSSL: {e}"),
             });
             return finish(HandshakeOutcome::Closed);
@@ -516,7 +516,7 @@ async fn accept_ignoring_mfln(
             timeline.record(
                 Source::Tls,
                 Some(ip),
-                EventKind::Note {
+                EventKind::Diagnostic {
                     text: format!("TLS front: {e}"),
                 },
             );
