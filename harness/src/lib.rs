@@ -13,6 +13,7 @@
 //!   under per-device policies.
 //! - [`duration`]: durations as features write them (`-2 days`, `500 ms`).
 //! - [`timeline`]: every event from the lab and the boards on one clock.
+//! - [`crash`]: crash dumps read from the serial output, decoded through the ELF.
 //! - [`bearssl`]: BearSSL's error numbers, the language the device reports in.
 //! - [`flash`]: flashing through espflash 2.1, with skip-if-same and MD5 verification.
 //! - [`image`]: the ESP8266 ROM's v1 application image, parsed and checked.
@@ -33,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub use hil_twin::bearssl;
+pub mod crash;
 pub mod doctor;
 pub mod duration;
 pub mod flash;

@@ -378,6 +378,12 @@ pub enum EventKind {
         /// Retain flag.
         retain: bool,
     },
+    /// MQTT SUBACK to the device: the broker has registered its subscription, so a
+    /// message published from now on reaches it.
+    MqttSuback {
+        /// One per filter of the SUBSCRIBE: the granted QoS, or 128 (refused).
+        codes: Vec<u8>,
+    },
     /// MQTT PINGREQ.
     MqttPingreq,
     /// MQTT DISCONNECT.

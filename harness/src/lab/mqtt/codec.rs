@@ -24,6 +24,10 @@ pub(crate) enum Packet {
     Subscribe {
         topics: Vec<String>,
     },
+    Suback {
+        /// One return code per requested filter: the granted QoS, or 0x80.
+        codes: Vec<u8>,
+    },
     Pingreq,
     Disconnect,
     Other,
@@ -167,6 +171,12 @@ fn parse(first: u8, body: &[u8]) -> Result<Packet, Malformed> {
             }
             Packet::Subscribe { topics }
         }
+        9 => {
+            b.u16()?; // packet id
+            Packet::Suback {
+                codes: b.data.to_vec(),
+            }
+        }
         12 => Packet::Pingreq,
         14 => Packet::Disconnect,
         0 | 15 => return Err(Malformed),
@@ -237,6 +247,8 @@ mod tests {
         d.push(&[0x33, 9, 0, 3, b'a', b'/', b'b', 0, 7, b'h', b'i']);
         d.push(&[0x82, 8, 0, 1, 0, 3, b'c', b'm', b'd', 0]);
         d.push(&[0xC0, 0, 0xE0, 0, 0x20, 2, 0, 5]);
+        // SUBACK id 1: first filter granted QoS 0, second refused
+        d.push(&[0x90, 4, 0, 1, 0x00, 0x80]);
         let packets: Vec<Packet> = std::iter::from_fn(|| d.next_packet().unwrap())
             .map(|(p, _)| p)
             .collect();
@@ -255,6 +267,9 @@ mod tests {
                 Packet::Pingreq,
                 Packet::Disconnect,
                 Packet::Connack { code: 5 },
+                Packet::Suback {
+                    codes: vec![0, 0x80]
+                },
             ]
         );
     }

@@ -71,6 +71,9 @@ pub(crate) fn event_for(packet: &Packet, direction: Direction) -> Option<EventKi
         Packet::Subscribe { topics } => EventKind::MqttSubscribe {
             topics: topics.clone(),
         },
+        Packet::Suback { codes } => EventKind::MqttSuback {
+            codes: codes.clone(),
+        },
         Packet::Pingreq => EventKind::MqttPingreq,
         Packet::Disconnect => EventKind::MqttDisconnect,
         Packet::Other => return None,
