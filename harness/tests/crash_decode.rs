@@ -14,7 +14,7 @@ fn fixture_elf(dir: &Path) -> PathBuf {
     let mut elf = Vec::new();
     lzma_rs::xz_decompress(&mut BufReader::new(file), &mut elf).expect("valid xz");
     let path = dir.join("reference-nodemcuv2.elf");
-    std::fs::write(&path, elf).unwrap();
+    std::fs::write(&path, elf).expect("a writable temporary directory");
     path
 }
 
