@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub use hil_twin::bearssl;
+pub mod artifact;
 pub mod crash;
 pub mod doctor;
 pub mod duration;

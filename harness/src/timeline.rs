@@ -462,6 +462,13 @@ pub struct Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor(u64);
 
+impl Cursor {
+    /// The position as a number: events with `seq` at or above it are after it.
+    pub fn seq(self) -> u64 {
+        self.0
+    }
+}
+
 impl Event {
     /// The position just after this event: a follower that has seen it continues
     /// from here without missing or repeating anything.
@@ -548,6 +555,11 @@ impl Timeline {
     /// Time since the timeline started, on the monotonic clock.
     pub fn elapsed(&self) -> Duration {
         self.inner.origin.elapsed()
+    }
+
+    /// Now, in the microseconds events carry as `t_us`.
+    pub fn now_us(&self) -> u64 {
+        self.elapsed().as_micros() as u64
     }
 
     /// Records an event now and returns it.

@@ -1,7 +1,9 @@
 //! `hil demo`: the main job. The shipped scenarios run against virtual boards
-//! with the reference firmware (which must pass every one), then against every
-//! firmware variant (each must fail at least one); the kill matrix says which
-//! scenario catches which mistake, and the HTML report shows every timeline.
+//! with the reference firmware (which must pass every one) and against every
+//! firmware variant (each must be killed by at least one genuine failure), all
+//! side by side on one pool of boards; the kill matrix says which scenario
+//! catches which mistake and what changed since the stored one, and the HTML
+//! report shows every timeline.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,17 +11,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
+use hil::artifact::Secrets;
 use hil::pki::Catalogue;
 use hil::report::KillMatrix;
 use hil::runner::{
     BoardChoice, Environment, EnvironmentOptions, FirmwareSource, RunEvent, RunReport, Selection,
-    SnapshotMode, Status, TagFilter,
+    Snapshot, SnapshotMode, Status, TagFilter,
 };
 use hil_twin::descriptor::Variant;
 use miette::{IntoDiagnostic, Result};
 
 use super::run::{console_progress, load_suite, new_run_dir, print_summary, CommonRunArgs};
-use super::{now, EXIT_FAILED};
+use super::{now, EXIT_FAILED, EXIT_USAGE};
+
+/// The stored kill matrix, beside the transcript snapshots.
+const MATRIX_SNAPSHOT: &str = "demo__kill_matrix";
+
+/// Virtual boards at most (board k's address is 127.0.1.k).
+const MAX_BOARDS: usize = 200;
 
 /// Arguments of `hil demo`.
 #[derive(Debug, Args)]
@@ -29,7 +38,7 @@ pub struct DemoArgs {
     features: Vec<PathBuf>,
     #[command(flatten)]
     common: CommonRunArgs,
-    /// Run only these variants after the reference (default: every variant).
+    /// Run only these variants besides the reference (default: every variant).
     #[arg(long = "variant", value_name = "NAME")]
     variants: Vec<String>,
     /// Scenarios the variants are not run against: a transcript snapshot differs
@@ -67,7 +76,15 @@ impl DemoArgs {
                 .map(|v| FirmwareSource::parse(v))
                 .collect::<Result<_, _>>()?
         };
-        let jobs = self.common.jobs.unwrap_or(4).clamp(1, 200);
+        let firmwares = variants.len() + 1;
+        // Boards per firmware: the runs mostly wait on protocol timeouts, so many
+        // boards side by side share two cores well.
+        let per_run = self
+            .common
+            .jobs
+            .unwrap_or(3)
+            .clamp(1, (MAX_BOARDS / firmwares).max(1));
+        let boards = (per_run * firmwares).min(MAX_BOARDS);
         let run_dir = new_run_dir(&self.common.runs_dir)?;
         println!("hil demo: run directory {}", run_dir.display());
 
@@ -84,55 +101,66 @@ impl DemoArgs {
             println!("      {d}");
         }
 
+        let secrets = Secrets::default();
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-        let outcome = runtime.block_on(async {
+        let began = Instant::now();
+        let (reference, runs) = runtime.block_on(async {
             let env = Environment::start(EnvironmentOptions::new(
-                BoardChoice::Virtual { count: jobs as u8 },
+                BoardChoice::Virtual {
+                    count: boards as u8,
+                },
                 &run_dir,
             ))
             .await?;
             println!(
-                "[2/3] lab and {} virtual boards up in {:.1?}; the reference firmware against {} scenarios",
+                "[2/3] lab and {} virtual boards up in {:.1?}: the reference against {} scenarios and {} variants against {} (tags: {}), {per_run} boards each, side by side",
                 env.boards(),
                 env.startup,
-                suite.scenarios().len()
-            );
-            let mut options = self.common.options(Some(FirmwareSource::reference()), jobs);
-            options.name = Some("reference".into());
-            let reference = env
-                .run(&suite, &options, console_progress(suite.scenarios().len()))
-                .await?;
-            print_summary(&reference);
-
-            println!(
-                "[3/3] every variant against {} scenarios (tags: {})",
+                suite.scenarios().len(),
+                variants.len(),
                 variant_suite.scenarios().len(),
                 self.variant_tags
             );
-            let mut runs = Vec::new();
-            for firmware in &variants {
-                let mut options = self.common.options(Some(firmware.clone()), jobs);
+            let mut options = self.common.options(Some(FirmwareSource::reference()), per_run);
+            options.name = Some("reference".into());
+            options.secrets = secrets.clone();
+            let reference = env.run(&suite, &options, console_progress(suite.scenarios().len()));
+            let variant_runs = variants.iter().map(|firmware| {
+                let mut options = self.common.options(Some(firmware.clone()), per_run);
                 options.snapshots = SnapshotMode::CompareOnly;
                 options.name = Some(format!("variant-{firmware}"));
-                let quiet: hil::runner::Progress = Arc::new(|_: RunEvent| {});
-                let report = env.run(&variant_suite, &options, quiet).await?;
-                println!(
-                    "      {:<22} fails {:>3} of {} scenarios ({:.1} s){}",
-                    firmware.to_string(),
-                    report.count(Status::Failed) + report.count(Status::Error),
-                    report.scenarios.len(),
-                    report.duration.as_secs_f64(),
-                    if report.count(Status::Error) > 0 {
-                        format!(", {} could not run", report.count(Status::Error))
-                    } else {
-                        String::new()
-                    }
-                );
-                runs.push((firmware.to_string(), report));
-            }
-            Ok::<_, hil::Error>((reference, runs))
+                options.secrets = secrets.clone();
+                let env = &env;
+                let variant_suite = &variant_suite;
+                async move {
+                    let quiet: hil::runner::Progress = Arc::new(|_: RunEvent| {});
+                    let report = env.run(variant_suite, &options, quiet).await?;
+                    println!(
+                        "      {:<22} fails {:>3} of {} scenarios ({:.1} s){}",
+                        firmware.to_string(),
+                        report.count(Status::Failed),
+                        report.scenarios.len(),
+                        report.duration.as_secs_f64(),
+                        match report.count(Status::Error) + report.count(Status::NotRun) {
+                            0 => String::new(),
+                            n => format!(", {n} could not run"),
+                        }
+                    );
+                    Ok::<_, hil::Error>((firmware.to_string(), report))
+                }
+            });
+            let (reference, variants) =
+                futures::join!(reference, futures::future::join_all(variant_runs));
+            let runs = variants.into_iter().collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, hil::Error>((reference?, runs))
         })?;
-        let (reference, runs) = outcome;
+        print_summary(&reference);
+        println!(
+            "[3/3] {} firmwares, {} scenario runs in {:.1} s",
+            firmwares,
+            reference.scenarios.len() + runs.iter().map(|(_, r)| r.scenarios.len()).sum::<usize>(),
+            began.elapsed().as_secs_f64()
+        );
 
         let mut matrix = KillMatrix::default();
         matrix.add("reference", &reference);
@@ -140,42 +168,56 @@ impl DemoArgs {
             matrix.add(name, report);
         }
         println!();
-        println!("Kill matrix (variant: the scenarios it fails)");
+        println!("Kill matrix (variant: the scenarios that kill it)");
         print!("{}", matrix.text());
+        self.compare_matrix(&matrix);
 
         let mut all: Vec<(String, &RunReport)> = vec![("reference".into(), &reference)];
         all.extend(runs.iter().map(|(n, r)| (n.clone(), r)));
+        for (_, report) in &all {
+            hil::report::write_all(report, "hil demo", &secrets).into_diagnostic()?;
+        }
         let report_dir = run_dir.join("report");
-        let page = hil::report::html("hil demo: the kill matrix", &all).replacen(
-            "<h2>",
-            &format!("<h2>Kill matrix</h2>{}<h2>", matrix.html()),
-            1,
-        );
         std::fs::create_dir_all(&report_dir).into_diagnostic()?;
-        std::fs::write(report_dir.join("index.html"), page).into_diagnostic()?;
-
-        let reference_failures = reference.count(Status::Failed) + reference.count(Status::Error);
-        let escapes: Vec<&str> = matrix
-            .escapes()
-            .into_iter()
-            .filter(|n| *n != "reference")
-            .collect();
+        let page = matrix.page("hil demo: the kill matrix", &all, &secrets);
+        hil::artifact::write_atomically(&report_dir.join("index.html"), page.as_bytes())
+            .into_diagnostic()?;
         println!();
         println!("report: {}", report_dir.join("index.html").display());
-        if reference.count(Status::Error) > 0 {
-            println!(
-                "the harness could not run {} reference scenario(s)",
-                reference.count(Status::Error)
-            );
-            return Ok(ExitCode::from(2));
+
+        let mut errors: Vec<String> = all
+            .iter()
+            .flat_map(|(name, report)| {
+                report
+                    .scenarios
+                    .iter()
+                    .filter(|s| matches!(s.status, Status::Error | Status::NotRun))
+                    .map(move |s| {
+                        format!(
+                            "{name}: {} ({}): {}",
+                            s.info.name,
+                            s.info.location(),
+                            s.error.as_deref().unwrap_or(s.status.as_str())
+                        )
+                    })
+            })
+            .collect();
+        errors.sort();
+        if !errors.is_empty() {
+            println!("the harness could not run {} scenario(s):", errors.len());
+            for e in &errors {
+                println!("  {e}");
+            }
+            return Ok(ExitCode::from(EXIT_USAGE));
         }
         let mut ok = disagreements.is_empty();
+        let reference_failures = reference.count(Status::Failed);
         if reference_failures > 0 {
             println!("the reference firmware fails {reference_failures} scenario(s)");
             ok = false;
         }
-        for name in &escapes {
-            println!("variant {name} escapes: it passes every scenario");
+        for name in matrix.escapes().into_iter().filter(|n| *n != "reference") {
+            println!("variant {name} escapes: no scenario fails it");
             ok = false;
         }
         if ok {
@@ -187,6 +229,35 @@ impl DemoArgs {
             Ok(ExitCode::SUCCESS)
         } else {
             Ok(ExitCode::from(EXIT_FAILED))
+        }
+    }
+
+    /// Says what changed since the stored matrix, and offers the new one for
+    /// review (`cargo insta review`; nothing is written when CI=true).
+    fn compare_matrix(&self, matrix: &KillMatrix) {
+        let snapshot = Snapshot::named(&self.common.snapshots, MATRIX_SNAPSHOT);
+        let text = matrix.snapshot();
+        match snapshot.stored() {
+            Some(_) if snapshot.matches(&text) => {
+                println!(
+                    "the kill matrix is the stored one ({})",
+                    snapshot.path().display()
+                );
+            }
+            Some(stored) => {
+                println!(
+                    "the kill matrix changed since the stored one ({}):",
+                    snapshot.path().display()
+                );
+                for change in matrix.changes_from(&stored) {
+                    println!("  {change}");
+                }
+                snapshot.propose(&text);
+            }
+            None => {
+                println!("no stored kill matrix yet at {}", snapshot.path().display());
+                snapshot.propose(&text);
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
+use hil::artifact::Secrets;
 use hil::runner::{
     BoardChoice, CheckContext, Environment, EnvironmentOptions, FirmwareSource, Progress, RunEvent,
     RunOptions, RunReport, Selection, Shard, SnapshotMode, Status, Suite, TagFilter,
@@ -76,6 +77,10 @@ pub struct RunArgs {
     /// address of the interface that routes to --device-ip).
     #[arg(long, env = "HIL_LAB_BIND", help_heading = "Board")]
     lab_bind: Option<IpAddr>,
+    /// The firmware's ELF (with DWARF), to decode crash backtraces to function and
+    /// file:line. Default: an `.elf` beside the --firmware image, if there is one.
+    #[arg(long, value_name = "FILE", env = "HIL_ELF", help_heading = "Device")]
+    elf: Option<PathBuf>,
 }
 
 /// Options `hil run` and `hil demo` share.
@@ -93,10 +98,14 @@ pub struct CommonRunArgs {
         help_heading = "Reports"
     )]
     pub runs_dir: PathBuf,
-    /// How long a negative expectation waits for the outcome at most (default 10 s
-    /// on virtual boards, 20 s on real ones).
+    /// How long a negative expectation waits for the outcome at most, when the
+    /// device does not retry sooner (default 10 s on virtual boards, 20 s on real ones).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, help_heading = "Device")]
     pub settle: Option<Duration>,
+    /// How long a scenario still watches for a crash after its last step
+    /// (default 300 ms on virtual boards, 1 s on real ones).
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive, help_heading = "Device")]
+    pub grace: Option<Duration>,
     /// Directory of log profiles.
     #[arg(
         long,
@@ -168,9 +177,12 @@ pub fn console_progress(total: usize) -> Progress {
                 });
                 let mark = match result.status {
                     Status::Passed => "ok  ",
+                    Status::Failed if result.failure.as_ref().is_some_and(|f| f.inconclusive) => {
+                        "INC "
+                    }
                     Status::Failed => "FAIL",
                     Status::Error => "ERR ",
-                    Status::Skipped => "skip",
+                    Status::NotRun => "----",
                 };
                 let _ = writeln!(
                     out,
@@ -189,6 +201,18 @@ pub fn console_progress(total: usize) -> Progress {
                         failure.step,
                         failure.expectation,
                         failure.found.lines().next().unwrap_or_default()
+                    );
+                    if let Some(crash) = &failure.crash {
+                        for frame in &crash.backtrace {
+                            let _ = writeln!(out, "               {frame}");
+                        }
+                    }
+                }
+                if let Some(error) = &result.error {
+                    let _ = writeln!(
+                        out,
+                        "             {}: the harness could not run it: {error}",
+                        result.info.location()
                     );
                 }
             }
@@ -233,7 +257,7 @@ pub fn print_summary(report: &RunReport) {
         ),
         report.count(Status::Passed),
         report.count(Status::Failed),
-        report.count(Status::Error) + report.count(Status::Skipped)
+        report.count(Status::Error) + report.count(Status::NotRun)
     );
 }
 
@@ -247,6 +271,7 @@ impl CommonRunArgs {
             log_profiles_dir: self.log_profiles.clone(),
             snapshots: SnapshotMode::Review,
             snapshots_dir: self.snapshots.clone(),
+            grace: self.grace,
             ..RunOptions::default()
         }
     }
@@ -305,8 +330,16 @@ impl RunArgs {
             return Ok(ExitCode::SUCCESS);
         }
         let run_dir = new_run_dir(&self.common.runs_dir)?;
+        let elf = self.elf.clone().or_else(|| match &firmware {
+            Some(FirmwareSource::Image(image)) => {
+                Some(image.with_extension("elf")).filter(|p| p.is_file())
+            }
+            _ => None,
+        });
         let mut options = self.common.options(firmware, jobs);
         options.log_profile = self.log_profile.clone();
+        options.elf = elf;
+        let secrets = options.secrets.clone();
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
         let report = runtime.block_on(async {
             let mut env_options = EnvironmentOptions::new(board, &run_dir);
@@ -328,36 +361,37 @@ impl RunArgs {
             env.run(&suite, &options, progress).await
         })?;
         print_summary(&report);
-        write_reports(&report, &self.junit, &self.json, &self.report)?;
+        write_reports(&report, &secrets, &self.junit, &self.json, &self.report)?;
         println!("  artifacts and reports: {}", report.run_dir.display());
         Ok(ExitCode::from(report.exit_code()))
     }
 }
 
-/// The HTML report into the run directory (and `--report`), and copies of the
-/// JUnit and JSON files where asked.
+/// JUnit XML, cucumber JSON and the HTML report into the run directory, and
+/// copies where the user asked for them.
 fn write_reports(
     report: &RunReport,
+    secrets: &Secrets,
     junit: &Option<PathBuf>,
     json: &Option<PathBuf>,
     html_dir: &Option<PathBuf>,
 ) -> Result<()> {
-    let title = "hil run";
-    let runs = [("the run's".to_owned(), report)];
-    let dirs = std::iter::once(report.run_dir.join("report")).chain(html_dir.clone());
-    for dir in dirs {
-        hil::report::write_html(&dir, title, &runs)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("writing the HTML report into {}", dir.display()))?;
-    }
-    for (own, wanted) in [("junit.xml", junit), ("cucumber.json", json)] {
-        if let Some(path) = wanted {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).into_diagnostic()?;
-            }
-            std::fs::copy(report.run_dir.join(own), path)
+    let written = hil::report::write_all(report, "hil run", secrets)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("writing the reports into {}", report.run_dir.display()))?;
+    let copies = [
+        (&written.junit, junit.clone()),
+        (&written.json, json.clone()),
+        (
+            &written.html,
+            html_dir.as_ref().map(|d| d.join("index.html")),
+        ),
+    ];
+    for (from, to) in copies {
+        if let Some(to) = to {
+            hil::report::copy_to(from, &to)
                 .into_diagnostic()
-                .wrap_err_with(|| format!("writing {}", path.display()))?;
+                .wrap_err_with(|| format!("writing {}", to.display()))?;
         }
     }
     Ok(())

@@ -305,6 +305,61 @@ impl DevicePolicy {
         policy.apply(&mut self);
         self
     }
+
+    /// The policy as structured JSON for manifests, the password never written.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        let ntp = match self.ntp {
+            NtpPolicy::Exact => json!({ "mode": "exact" }),
+            NtpPolicy::Skewed(by) => {
+                json!({ "mode": "skewed", "skew_seconds": by.whole_seconds() })
+            }
+            NtpPolicy::Fixed(at) => json!({ "mode": "fixed", "time": at.format(rfc3339).ok() }),
+            NtpPolicy::Silent => json!({ "mode": "silent" }),
+        };
+        json!({
+            "profile": self.profile.as_ref().map(|p| p.id().as_str()),
+            "tls": {
+                "versions": self.tls.versions.iter().map(TlsVersion::as_str).collect::<Vec<_>>(),
+                "sni_required": self.tls.sni_required,
+                "client_certificate": match self.tls.client_cert {
+                    ClientCertPolicy::NotRequested => "not_requested",
+                    ClientCertPolicy::Required => "required",
+                    ClientCertPolicy::RequiredFromForeignCa => "required_from_foreign_ca",
+                },
+                "max_fragment_length": match self.tls.mfln {
+                    MflnPolicy::Honoured => "honoured",
+                    MflnPolicy::Ignored => "ignored",
+                },
+                "fault": match self.tls.fault {
+                    HandshakeFault::None => "none",
+                    HandshakeFault::StallAfterHello => "stall_after_hello",
+                    HandshakeFault::CloseMidHandshake => "close_mid_handshake",
+                },
+            },
+            "mqtt": {
+                "credentials": self.mqtt.credentials.as_ref().map(|c| json!({
+                    "username": c.username,
+                    "password": "<redacted>",
+                })),
+                "connect": match self.mqtt.connect {
+                    ConnectPolicy::Accept => "accept",
+                    ConnectPolicy::NotAuthorized => "not_authorized",
+                    ConnectPolicy::NoConnack => "no_connack",
+                },
+            },
+            "ntp": ntp,
+            "dns": {
+                "mode": match self.dns.mode {
+                    DnsMode::Answer => "answer",
+                    DnsMode::NxDomain => "nxdomain",
+                    DnsMode::Silent => "silent",
+                },
+                "unresolved": self.dns.unresolved,
+            },
+        })
+    }
 }
 
 macro_rules! broker_policies {

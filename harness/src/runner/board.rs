@@ -260,6 +260,14 @@ impl BoardPool {
         self.size
     }
 
+    /// The boards, once no scenario holds one.
+    pub(crate) fn into_boards(self) -> Vec<Board> {
+        self.idle
+            .lock()
+            .map(|mut idle| std::mem::take(&mut *idle))
+            .unwrap_or_default()
+    }
+
     /// Waits for a free board.
     pub(crate) async fn lease(&self) -> Option<Lease> {
         let permit = self.free.clone().acquire_owned().await.ok()?;

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use super::board::{Board, BoardPool, Lease};
 use super::firmware::FirmwareSource;
 use super::results::{RunEvent, ScenarioResult};
+use crate::artifact::Secrets;
 use crate::lab::Lab;
 use crate::logprofile::LogProfile;
 use crate::pki::{Catalogue, Profile};
@@ -38,16 +39,22 @@ pub(crate) struct RunContext {
     pub(crate) pool: BoardPool,
     pub(crate) pool_is_virtual: bool,
     pub(crate) firmware: Option<FirmwareSource>,
+    /// The firmware's ELF, for decoding crashes.
+    pub(crate) elf: Option<PathBuf>,
     pub(crate) log_profile: Arc<LogProfile>,
     pub(crate) log_profile_forced: bool,
     pub(crate) log_profiles_dir: PathBuf,
     pub(crate) settle: Duration,
     pub(crate) quiet: Duration,
+    pub(crate) grace: Duration,
     pub(crate) restart_downtime: Duration,
     pub(crate) snapshots: SnapshotMode,
     pub(crate) snapshots_dir: PathBuf,
     pub(crate) run_dir: PathBuf,
     pub(crate) network: TwinNetwork,
+    /// Names the device reaches its broker by (the lab's, and the ones mapped to it).
+    pub(crate) broker_names: Vec<String>,
+    pub(crate) secrets: Secrets,
     pub(crate) adhoc: Arc<Semaphore>,
     pub(crate) adhoc_next: AtomicU32,
     pub(crate) results: Mutex<Vec<ScenarioResult>>,
@@ -89,5 +96,19 @@ impl RunContext {
 
     pub(crate) fn next_number(&self) -> usize {
         self.numbering.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// Keeps a scenario's result and reports it.
+    pub(crate) fn finished(&self, result: ScenarioResult) {
+        if let Ok(mut results) = self.results.lock() {
+            results.push(result.clone());
+        }
+        (self.progress)(RunEvent::Finished {
+            result: Box::new(result),
+        });
     }
 }

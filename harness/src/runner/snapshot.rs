@@ -5,21 +5,12 @@
 //! A mismatch leaves `<name>.snap.new` beside the snapshot (unless CI=true);
 //! `cargo insta review` shows the diff and accepts or rejects it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use regex::Regex;
 
-use super::checks::StepFailure;
-use super::context::{RunContext, SnapshotMode};
-use super::world::{ScenarioWorld, StepResult};
 use crate::timeline::{Event, EventKind, HarnessEvent};
-
-/// How long the console must stay quiet before the transcript is taken, so a
-/// line the device is printing right now is not cut in half of the runs.
-const QUIET: Duration = Duration::from_millis(300);
-const QUIET_AT_MOST: Duration = Duration::from_secs(3);
 
 fn rules() -> &'static [(Regex, &'static str)] {
     static RULES: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
@@ -116,68 +107,75 @@ fn snapshot_name(feature: &Path, scenario: &str) -> String {
     format!("{}__{}", slug(&stem), slug(scenario))
 }
 
+/// A reviewed text in the snapshot directory (a scenario's transcript, the main
+/// job's kill matrix), in insta's file format.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    dir: PathBuf,
+    name: String,
+}
+
+impl Snapshot {
+    /// The snapshot of scenario `scenario` of the feature file `feature`.
+    pub fn new(dir: &Path, feature: &Path, scenario: &str) -> Snapshot {
+        Snapshot::named(dir, &snapshot_name(feature, scenario))
+    }
+
+    /// The snapshot called `name` (a file name without `.snap`) in `dir`.
+    pub fn named(dir: &Path, name: &str) -> Snapshot {
+        Snapshot {
+            // insta resolves relative snapshot paths against its caller's source file.
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Where it is stored.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(format!("{}.snap", self.name))
+    }
+
+    /// The reviewed text, when there is one.
+    pub fn stored(&self) -> Option<String> {
+        stored(&self.path())
+    }
+
+    /// Whether `text` is the reviewed one.
+    pub fn matches(&self, text: &str) -> bool {
+        self.stored().is_some_and(|s| same(&s, text))
+    }
+
+    /// Hands a differing transcript to insta's review workflow: a `.snap.new`
+    /// beside the snapshot (insta writes nothing when CI=true), or the snapshot
+    /// itself with INSTA_UPDATE=always. True when insta accepted it (then the
+    /// transcript is the snapshot now).
+    pub fn propose(&self, transcript: &str) -> bool {
+        let dir = self.dir.clone();
+        let name = self.name.clone();
+        let content = transcript.to_owned();
+        std::panic::catch_unwind(move || {
+            let mut settings = insta::Settings::clone_current();
+            settings.set_snapshot_path(dir);
+            settings.set_prepend_module_to_snapshot(false);
+            settings.set_omit_expression(true);
+            settings.bind(|| insta::assert_snapshot!(name, content));
+        })
+        .is_ok()
+    }
+}
+
+/// Whether a stored snapshot and a transcript are the same text (insta trims
+/// the trailing newline).
+pub(crate) fn same(stored: &str, transcript: &str) -> bool {
+    stored.trim_end() == transcript.trim_end()
+}
+
 /// The stored snapshot's content, without insta's header.
 fn stored(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let body = text.strip_prefix("---\n")?;
     let end = body.find("\n---\n")?;
     Some(body[end + 5..].trim_end().to_owned())
-}
-
-pub(crate) async fn check(world: &ScenarioWorld, ctx: &RunContext) -> StepResult {
-    let device = world.require_device()?;
-    let start = world.start.unwrap_or_else(|| ctx.timeline.start());
-    let begun = Instant::now();
-    // Wait for the console to go quiet: every new line restarts the wait.
-    let mut from = ctx.timeline.cursor();
-    while begun.elapsed() < QUIET_AT_MOST {
-        let next = ctx
-            .timeline
-            .wait_for(from, QUIET, |e| {
-                e.device == Some(device) && matches!(e.kind, EventKind::SerialLine { .. })
-            })
-            .await;
-        match next {
-            Some(e) => from = e.cursor_after(),
-            None => break,
-        }
-    }
-    let transcript = normalise(&world.device_events(ctx, start));
-    let info = world
-        .info
-        .as_ref()
-        .ok_or_else(|| StepFailure::infrastructure("the scenario has no name"))?;
-    let name = snapshot_name(&info.path, &info.name);
-    let file = ctx.snapshots_dir.join(format!("{name}.snap"));
-    if stored(&file).as_deref() == Some(transcript.trim_end()) {
-        return Ok(());
-    }
-    let mismatch = |found: String| StepFailure {
-        expectation: format!("the transcript to match the snapshot {}", file.display()),
-        found,
-        window: Vec::new(),
-        infrastructure: false,
-    };
-    match ctx.snapshots {
-        SnapshotMode::CompareOnly => Err(mismatch(format!("it differs:\n{}", transcript))),
-        SnapshotMode::Review => {
-            let dir = ctx.snapshots_dir.clone();
-            let content = transcript.clone();
-            let outcome = std::panic::catch_unwind(move || {
-                let mut settings = insta::Settings::clone_current();
-                settings.set_snapshot_path(dir);
-                settings.set_prepend_module_to_snapshot(false);
-                settings.set_omit_expression(true);
-                settings.bind(|| insta::assert_snapshot!(name, content));
-            });
-            match outcome {
-                Ok(()) => Ok(()),
-                Err(_) => Err(mismatch(format!(
-                    "it differs (review with `cargo insta review`, or accept with INSTA_UPDATE=always); the transcript was:\n{transcript}"
-                ))),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -206,6 +204,24 @@ mod tests {
             normalise_line("\u{fffd}\u{1}x"),
             "<unreadable at this baud rate>"
         );
+    }
+
+    #[test]
+    fn a_changed_transcript_does_not_match_its_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = Snapshot::new(dir.path(), Path::new("features/x.feature"), "a boot");
+        assert!(
+            !snapshot.matches("[boot] fw=<n>\n"),
+            "no snapshot stored yet"
+        );
+        std::fs::write(
+            snapshot.path(),
+            "---\nsource: features/x.feature\n---\n[boot] fw=hil-reference\n[prov] ok\n",
+        )
+        .unwrap();
+        assert!(snapshot.matches("[boot] fw=hil-reference\n[prov] ok\n"));
+        assert!(!snapshot.matches("[boot] fw=hil-reference\n[prov] error reason=x\n"));
+        assert!(!snapshot.matches("[boot] fw=hil-reference\n"));
     }
 
     #[test]

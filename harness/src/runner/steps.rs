@@ -149,14 +149,18 @@ pub enum Step {
     HandshakeSucceeds(Duration),
     /// `the TLS handshake does not complete`
     HandshakeDoesNotComplete,
+    /// `the device starts a TLS handshake within <duration>`
+    StartsHandshake(Duration),
     /// `the device sent SNI "<host>"`
     SentSni(String),
     /// `the device sent no SNI`
     SentNoSni,
     /// `the device offered a max fragment length of <n> bytes`
     OfferedMfln(u32),
-    /// `the device connects to the broker within <duration>`
+    /// `the device connects to the broker within <duration>` (CONNACK 0)
     ConnectsWithin(Duration),
+    /// `the device sends an MQTT CONNECT within <duration>` (the attempt)
+    SendsConnect(Duration),
     /// `the device never completes an MQTT connection`
     NeverConnects,
     /// `the device publishes to "<topic>" within <duration>`
@@ -198,6 +202,13 @@ pub enum Step {
     },
     /// `the device asked for the time within <duration>`
     AskedForTime(Duration),
+    /// `the device looks up "<host>" within <duration>`
+    LooksUp {
+        /// The name.
+        host: String,
+        /// Deadline.
+        within: Duration,
+    },
     /// `the transcript matches the snapshot`
     TranscriptMatchesSnapshot,
 }
@@ -419,10 +430,10 @@ pub fn vocabulary() -> &'static [Phrase] {
                 r#"^the serial output matches /(?P<re>.*)/ within (?P<d>.+)$"#,
                 |c| Ok(Step::SerialMatches { pattern: regex_arg(c, "re")?, within: duration(c, "d")? })),
             phrase!(Then, r#"the serial output never contains "<text>""#,
-                "Checked until the scenario ends.",
+                "From the scenario's reset until it ends (a short grace window after its last step included).",
                 r#"^the serial output never contains Q(text)$"#, |c| Ok(Step::SerialNeverContains(text(c, "text")))),
             phrase!(Then, "the device reports a TLS failure with code <n>",
-                "The firmware's own report (through its log profile) names this BearSSL error.",
+                "The firmware's own report (through its log profile) names this BearSSL error, and no later attempt connects.",
                 r#"^the device reports a TLS failure with code (?P<n>-?\d+)$"#, |c| number(c, "n").map(Step::TlsFailureCode)),
             phrase!(Then, "the device reports MQTT state <n>",
                 "The firmware reports this PubSubClient state (optionally `within <duration>`).",
@@ -432,7 +443,7 @@ pub fn vocabulary() -> &'static [Phrase] {
                     within: if c.name("d").is_some() { Some(duration(c, "d")?) } else { None },
                 })),
             phrase!(Then, "the board does not reboot",
-                "No crash and no new ROM banner until the scenario ends.",
+                "No crash and no boot the harness did not cause, watched for at least the quiet window (2 s).",
                 r#"^the board does not reboot$"#, |_| Ok(Step::DoesNotReboot)),
             phrase!(Then, "the board reboots within <duration>",
                 "A new ROM banner appears before the deadline.",
@@ -441,8 +452,11 @@ pub fn vocabulary() -> &'static [Phrase] {
                 "The front saw a completed handshake from this device.",
                 r#"^the TLS handshake succeeds within (?P<d>.+)$"#, |c| duration(c, "d").map(Step::HandshakeSucceeds)),
             phrase!(Then, "the TLS handshake does not complete",
-                "No handshake from this device completes (settled as soon as the device gives up).",
+                "No handshake from this device completes, on its first attempt or the next one; needs evidence the device tried (else inconclusive).",
                 r#"^the TLS handshake does not complete$"#, |_| Ok(Step::HandshakeDoesNotComplete)),
+            phrase!(Then, "the device starts a TLS handshake within <duration>",
+                "Extension: a ClientHello from the device reached the broker (the attempt, whatever the outcome).",
+                r#"^the device starts a TLS handshake within (?P<d>.+)$"#, |c| duration(c, "d").map(Step::StartsHandshake)),
             phrase!(Then, r#"the device sent SNI "<host>""#,
                 "The device's ClientHello carried this server_name.",
                 r#"^the device sent SNI Q(host)$"#, |c| Ok(Step::SentSni(text(c, "host")))),
@@ -453,10 +467,13 @@ pub fn vocabulary() -> &'static [Phrase] {
                 "The device's ClientHello asked for this max_fragment_length.",
                 r#"^the device offered a max fragment length of (?P<n>\d+) bytes$"#, |c| number(c, "n").map(Step::OfferedMfln)),
             phrase!(Then, "the device connects to the broker within <duration>",
-                "The broker saw the device's MQTT CONNECT.",
+                "The broker accepted the device: CONNACK 0 went to it (a refused CONNECT is not a connection).",
                 r#"^the device connects to the broker within (?P<d>.+)$"#, |c| duration(c, "d").map(Step::ConnectsWithin)),
+            phrase!(Then, "the device sends an MQTT CONNECT within <duration>",
+                "The broker saw the device's MQTT CONNECT (the attempt, whatever the answer).",
+                r#"^the device sends an MQTT CONNECT within (?P<d>.+)$"#, |c| duration(c, "d").map(Step::SendsConnect)),
             phrase!(Then, "the device never completes an MQTT connection",
-                "No CONNACK 0 reaches the device (settled as soon as the outcome is known).",
+                "No CONNACK 0 reaches the device, on its first attempt or the next one; needs evidence the device tried (else inconclusive).",
                 r#"^the device never completes an MQTT connection$"#, |_| Ok(Step::NeverConnects)),
             phrase!(Then, r#"the device publishes to "<topic>" within <duration>"#,
                 "The broker saw a PUBLISH from the device on this topic.",
@@ -467,11 +484,11 @@ pub fn vocabulary() -> &'static [Phrase] {
                 r#"^the device publishes a message matching /(?P<re>.*)/ to Q(topic) within (?P<d>.+)$"#,
                 |c| Ok(Step::PublishesMatching { pattern: regex_arg(c, "re")?, topic: text(c, "topic"), within: duration(c, "d")? })),
             phrase!(Then, "the device publishes at most <n> messages per <duration>",
-                "Watches a window of that length: more PUBLISHes than that fail.",
+                "From the moment the step is reached to the end of the scenario (at least one window long): more PUBLISHes than that in any window fail.",
                 r#"^the device publishes at most (?P<n>\d+) messages? per (?P<d>.+)$"#,
                 |c| Ok(Step::PublishesAtMost { count: number(c, "n")?, per: duration(c, "d")? })),
             phrase!(Then, "the device opens at most <n> connections per <duration>",
-                "Extension: counts TCP connections to the broker in a window (reconnect manners).",
+                "Extension: TCP connections to the broker, counted from the moment the step is reached to the end of the scenario (reconnect manners).",
                 r#"^the device opens at most (?P<n>\d+) connections? per (?P<d>.+)$"#,
                 |c| Ok(Step::OpensAtMost { count: number(c, "n")?, per: duration(c, "d")? })),
             phrase!(Then, r#"the device subscribes to "<topic>" within <duration>"#,
@@ -481,6 +498,10 @@ pub fn vocabulary() -> &'static [Phrase] {
             phrase!(Then, "the device asked for the time within <duration>",
                 "The NTP server saw a request from the device.",
                 r#"^the device asked for the time within (?P<d>.+)$"#, |c| duration(c, "d").map(Step::AskedForTime)),
+            phrase!(Then, r#"the device looks up "<host>" within <duration>"#,
+                "Extension: the lab's DNS server saw the device ask for this name.",
+                r#"^the device looks up Q(host) within (?P<d>.+)$"#,
+                |c| Ok(Step::LooksUp { host: text(c, "host"), within: duration(c, "d")? })),
             phrase!(Then, "the transcript matches the snapshot",
                 "The normalised serial transcript equals the reviewed insta snapshot.",
                 r#"^the transcript matches the snapshot$"#, |_| Ok(Step::TranscriptMatchesSnapshot)),
@@ -505,6 +526,15 @@ fn compiled() -> &'static [(Regex, &'static Phrase)] {
             })
             .collect()
     })
+}
+
+/// The phrase of the vocabulary a step text is written in, if any.
+pub fn phrase_of(text: &str) -> Option<&'static Phrase> {
+    let text = text.trim();
+    compiled()
+        .iter()
+        .find(|(regex, _)| regex.is_match(text))
+        .map(|(_, phrase)| *phrase)
 }
 
 /// Parses one step's text (without its keyword).
@@ -638,6 +668,9 @@ mod tests {
         r#"the device subscribes to "hil/commands" within 20 s"#,
         "the device asked for the time within 10 s",
         "the transcript matches the snapshot",
+        "the device sends an MQTT CONNECT within 20 s",
+        "the device starts a TLS handshake within 20 s",
+        r#"the device looks up "mqtt.example.com" within 10 s"#,
     ];
 
     #[test]

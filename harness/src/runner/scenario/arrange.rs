@@ -1,77 +1,18 @@
-//! The world of one scenario: its board lease, its slice of the lab (the policy
-//! for its device's address), its console session and its cursors on the
-//! timeline. Given steps arrange, When steps act and move the cursor the Then
-//! steps measure "within" from.
+//! Given and When steps: the board and its firmware, the lab's policy for this
+//! scenario's device, and the actions (boot, publish, drop, restart, wait).
 
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::board::Lease;
-use super::checks::{Deferred, StepFailure};
-use super::context::RunContext;
-use super::firmware::FirmwareSource;
-use super::steps::{OnlyTls, Step};
-use super::suite::ScenarioInfo;
-use crate::lab::{
-    BrokerPolicy, Credentials, DevicePolicy, LabMqttClient, NtpPolicy, TlsVersion, TlsVersions,
-};
+use super::{Problem, ScenarioWorld, StepResult};
+use crate::lab::{BrokerPolicy, Credentials, NtpPolicy, TlsVersion, TlsVersions};
 use crate::logprofile::{LogProfile, SemanticEvent};
-use crate::pki::ProfileId;
 use crate::provisioning::{self, ProvisionOptions};
+use crate::runner::context::RunContext;
+use crate::runner::firmware::FirmwareSource;
+use crate::runner::steps::{OnlyTls, Step};
 use crate::serial::session::{ConsoleSession, SessionOptions};
-use crate::timeline::{Cursor, EventKind, HarnessEvent, Source};
-
-/// Everything one scenario holds. Created empty by cucumber; the run's `before`
-/// hook gives it the run context.
-#[derive(Default)]
-pub struct ScenarioWorld {
-    pub(crate) ctx: Option<Arc<RunContext>>,
-    pub(crate) info: Option<ScenarioInfo>,
-    pub(crate) lease: Option<Lease>,
-    pub(crate) policy: DevicePolicy,
-    pub(crate) presented: Option<ProfileId>,
-    pub(crate) provision: bool,
-    pub(crate) credentials: Option<(String, String)>,
-    pub(crate) log: Option<Arc<LogProfile>>,
-    pub(crate) session: Option<ConsoleSession>,
-    pub(crate) firmware: Option<String>,
-    pub(crate) started: Option<Instant>,
-    pub(crate) overhead: Duration,
-    pub(crate) start: Option<Cursor>,
-    /// Where the last When step acted: "within" deadlines count from here.
-    pub(crate) act: Option<(Cursor, Instant)>,
-    pub(crate) deferred: Vec<Deferred>,
-    /// Where the harness last reset the board: one boot follows, more are reboots.
-    pub(crate) reset_at: Option<Cursor>,
-    pub(crate) failure: Option<StepFailure>,
-    pub(crate) failed_step: Option<(String, usize)>,
-    pub(crate) infrastructure: bool,
-    pub(crate) mqtt: Option<LabMqttClient>,
-    pub(crate) artifacts: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for ScenarioWorld {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScenarioWorld")
-            .field("scenario", &self.info.as_ref().map(|i| i.location()))
-            .field("device", &self.device())
-            .field("firmware", &self.firmware)
-            .finish_non_exhaustive()
-    }
-}
-
-impl cucumber::World for ScenarioWorld {
-    type Error = std::convert::Infallible;
-
-    async fn new() -> Result<Self, Self::Error> {
-        Ok(ScenarioWorld {
-            provision: true,
-            ..ScenarioWorld::default()
-        })
-    }
-}
+use crate::timeline::EventKind;
 
 /// What firmware a scenario wants on its board.
 enum Wanted {
@@ -83,72 +24,39 @@ enum Wanted {
     Nothing,
 }
 
-/// A step that cannot go on, and whether the harness (not the firmware) is to blame.
-pub(crate) type StepResult = Result<(), StepFailure>;
-
-impl ScenarioWorld {
-    pub(crate) fn ctx(&self) -> Result<Arc<RunContext>, StepFailure> {
-        self.ctx
-            .clone()
-            .ok_or_else(|| StepFailure::infrastructure("the scenario has no run context"))
-    }
-
-    pub(crate) fn device(&self) -> Option<IpAddr> {
-        self.lease.as_ref().map(|l| l.device())
-    }
-
-    pub(crate) fn log(&self) -> Arc<LogProfile> {
-        match (&self.log, &self.ctx) {
-            (Some(log), _) => log.clone(),
-            (None, Some(ctx)) => ctx.log_profile.clone(),
-            (None, None) => Arc::new(LogProfile::reference()),
+/// Whether an MQTT topic filter (with `+` and `#`) covers a topic.
+pub(crate) fn filter_covers(filter: &str, topic: &str) -> bool {
+    let mut levels = topic.split('/');
+    for part in filter.split('/') {
+        match (part, levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (p, Some(l)) if p == l => {}
+            _ => return false,
         }
     }
+    levels.next().is_none()
+}
 
-    /// The cursor and instant "within" counts from.
-    pub(crate) fn act_point(&self, ctx: &RunContext) -> (Cursor, Instant) {
-        self.act
-            .or(self.start.zip(self.started))
-            .unwrap_or_else(|| (ctx.timeline.cursor(), Instant::now()))
-    }
-
-    fn note(&self, ctx: &RunContext, event: HarnessEvent) {
-        ctx.timeline.record(
-            Source::Harness,
-            self.device(),
-            EventKind::Harness { what: event },
-        );
-    }
-
-    /// Runs one step (Given, When or Then alike: the text says which).
-    pub(crate) async fn execute(&mut self, text: &str) -> StepResult {
-        let ctx = self.ctx()?;
-        let step =
-            super::steps::parse(text).map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
-        self.note(
-            &ctx,
-            HarnessEvent::StepStarted {
-                step: text.to_owned(),
-                line: 0,
-            },
-        );
-        self.check_deferred(&ctx)?;
-        let result = match step {
-            Step::BoardUnderTest => self.ensure_board(&ctx, Wanted::RunFirmware).await,
-            Step::VirtualBoardRunning(fw) => self.ensure_board(&ctx, Wanted::Firmware(fw)).await,
+impl ScenarioWorld {
+    pub(super) async fn arrange(&mut self, ctx: &RunContext, step: Step) -> StepResult {
+        match step {
+            Step::BoardUnderTest => self.ensure_board(ctx, Wanted::RunFirmware).await,
+            Step::VirtualBoardRunning(fw) => self.ensure_board(ctx, Wanted::Firmware(fw)).await,
             Step::FlashedWith(image) => {
-                self.mark_act(&ctx);
-                self.ensure_board(&ctx, Wanted::Nothing).await?;
-                self.flash(&ctx, FirmwareSource::Image(image.into())).await
+                self.ensure_board(ctx, Wanted::Nothing).await?;
+                self.flash(ctx, FirmwareSource::Image(image.into())).await?;
+                self.mark_act(ctx);
+                Ok(())
             }
             Step::NotProvisioned => {
                 self.provision = false;
                 Ok(())
             }
             Step::UsesLogProfile(name) => {
-                let profile = LogProfile::load(&name, &ctx.log_profiles_dir)
-                    .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
-                self.log = Some(Arc::new(profile));
+                let profile =
+                    LogProfile::load(&name, &ctx.log_profiles_dir).map_err(Problem::harness)?;
+                self.use_log(Arc::new(profile));
                 Ok(())
             }
             Step::ProvisionedCredentials { username, password } => {
@@ -156,20 +64,17 @@ impl ScenarioWorld {
                 Ok(())
             }
             Step::BrokerPresents(id) => {
-                let profile = ctx
-                    .catalogue
-                    .profile(id)
-                    .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
+                let profile = ctx.catalogue.profile(id).map_err(Problem::harness)?;
                 self.policy.profile = Some(Arc::new(profile.clone()));
                 self.presented = Some(id);
-                self.push_policy(&ctx).await
+                self.push_policy(ctx).await
             }
-            Step::BrokerRequiresSni => self.broker(&ctx, BrokerPolicy::SniRequired).await,
+            Step::BrokerRequiresSni => self.broker(ctx, BrokerPolicy::SniRequired).await,
             Step::BrokerRequiresClientCert => {
-                self.broker(&ctx, BrokerPolicy::ClientCertRequired).await
+                self.broker(ctx, BrokerPolicy::ClientCertRequired).await
             }
             Step::BrokerTrustsOtherClientCa => {
-                self.broker(&ctx, BrokerPolicy::ClientCertWrongCa).await
+                self.broker(ctx, BrokerPolicy::ClientCertWrongCa).await
             }
             Step::BrokerOnlyTls(version) => {
                 self.policy.tls.versions = TlsVersions::only(match version {
@@ -178,99 +83,110 @@ impl ScenarioWorld {
                     OnlyTls::V12 => TlsVersion::Tls12,
                     OnlyTls::V13 => TlsVersion::Tls13,
                 });
-                self.push_policy(&ctx).await
+                self.push_policy(ctx).await
             }
-            Step::BrokerIgnoresMfln => self.broker(&ctx, BrokerPolicy::MflnIgnored).await,
+            Step::BrokerIgnoresMfln => self.broker(ctx, BrokerPolicy::MflnIgnored).await,
             Step::BrokerRequiresCredentials { username, password } => {
                 self.policy.mqtt.credentials = Some(Credentials::new(username, password));
-                self.push_policy(&ctx).await
+                self.push_policy(ctx).await
             }
-            Step::BrokerNotAuthorized => self.broker(&ctx, BrokerPolicy::MqttNotAuthorized).await,
-            Step::BrokerStallsAfterHello => self.broker(&ctx, BrokerPolicy::StallAfterHello).await,
+            Step::BrokerNotAuthorized => self.broker(ctx, BrokerPolicy::MqttNotAuthorized).await,
+            Step::BrokerStallsAfterHello => self.broker(ctx, BrokerPolicy::StallAfterHello).await,
             Step::BrokerClosesMidHandshake => {
-                self.broker(&ctx, BrokerPolicy::CloseMidHandshake).await
+                self.broker(ctx, BrokerPolicy::CloseMidHandshake).await
             }
-            Step::BrokerNoConnack => self.broker(&ctx, BrokerPolicy::NoConnack).await,
+            Step::BrokerNoConnack => self.broker(ctx, BrokerPolicy::NoConnack).await,
             Step::NtpSkew(skew) => {
                 self.policy.ntp = NtpPolicy::Skewed(skew);
-                self.push_policy(&ctx).await
+                self.push_policy(ctx).await
             }
             Step::NtpFixed(at) => {
                 self.policy.ntp = NtpPolicy::Fixed(at);
-                self.push_policy(&ctx).await
+                self.push_policy(ctx).await
             }
             Step::NtpSilent => {
                 self.policy.ntp = NtpPolicy::Silent;
-                self.push_policy(&ctx).await
+                self.push_policy(ctx).await
             }
             Step::DnsDoesNotResolve(host) => {
                 self.policy
                     .dns
                     .unresolved
                     .insert(host.trim_end_matches('.').to_ascii_lowercase());
-                self.push_policy(&ctx).await
+                self.push_policy(ctx).await
             }
             Step::DnsResolvesToLab(host) => {
                 ctx.lab.map_name(&host);
                 Ok(())
             }
-            Step::Boots => self.boot(&ctx).await,
+            Step::Boots => self.boot(ctx).await,
             Step::BrokerPublishes { payload, topic } => {
-                self.mark_act(&ctx);
-                self.publish(&ctx, &topic, payload.into_bytes()).await
+                self.publish(ctx, &topic, payload.into_bytes()).await
             }
             Step::BrokerPublishesSized { bytes, topic } => {
-                self.mark_act(&ctx);
                 let payload: Vec<u8> = (0..bytes).map(|i| b'a' + (i % 26) as u8).collect();
-                self.publish(&ctx, &topic, payload).await
+                self.publish(ctx, &topic, payload).await
             }
             Step::BrokerDrops => {
-                self.mark_act(&ctx);
                 let device = self.require_device()?;
+                self.mark_act(ctx);
                 ctx.lab
                     .drop_connections(device)
                     .await
                     .map(|_| ())
-                    .map_err(|e| StepFailure::infrastructure(&e.to_string()))
+                    .map_err(Problem::harness)
             }
             Step::BrokerRestarts => {
-                self.mark_act(&ctx);
                 let device = self.require_device()?;
+                self.mark_act(ctx);
                 ctx.lab
                     .restart_broker(device, ctx.restart_downtime)
                     .await
-                    .map_err(|e| StepFailure::infrastructure(&e.to_string()))
+                    .map_err(Problem::harness)
             }
             Step::Pass(duration) => {
-                self.mark_act(&ctx);
-                // The scenario asked for time to pass; there is no event to wait on.
-                tokio::time::sleep(duration).await;
-                Ok(())
+                self.mark_act(ctx);
+                self.pass_time(ctx, duration).await
             }
-            other => self.then(&ctx, other).await,
-        };
-        if let Err(failure) = &result {
-            self.note(
-                &ctx,
-                HarnessEvent::StepFailed {
-                    expectation: failure.expectation.clone(),
-                    inconclusive: false,
-                },
-            );
+            other => Err(Problem::harness(format!("`{other:?}` is not an action"))),
         }
-        result
     }
 
     fn mark_act(&mut self, ctx: &RunContext) {
-        self.act = Some((ctx.timeline.cursor(), Instant::now()));
+        self.act = Some(Self::mark(ctx));
     }
 
-    pub(crate) fn require_device(&self) -> Result<IpAddr, StepFailure> {
+    fn use_log(&mut self, log: Arc<LogProfile>) {
+        self.view.reread(&log);
+        self.log = Some(log);
+    }
+
+    pub(crate) fn require_device(&self) -> Result<std::net::IpAddr, Problem> {
         self.device().ok_or_else(|| {
-            StepFailure::infrastructure(
-                "no board yet: start the scenario with `Given the board under test`",
-            )
+            Problem::harness("no board yet: start the scenario with `Given the board under test`")
         })
+    }
+
+    /// `When <duration> pass`: the device keeps running; anything that breaks a
+    /// holding expectation meanwhile ends the wait.
+    async fn pass_time(&mut self, ctx: &RunContext, duration: Duration) -> StepResult {
+        let until = ctx.timeline.now_us() + duration.as_micros() as u64;
+        loop {
+            if let Some(broken) = self.broken(ctx) {
+                return Err(Problem::Verdict(Box::new(broken)));
+            }
+            if ctx.timeline.now_us() >= until {
+                return Ok(());
+            }
+            if self.device().is_some() {
+                self.view.wait(&ctx.timeline, until).await;
+            } else {
+                tokio::time::sleep(Duration::from_micros(
+                    until.saturating_sub(ctx.timeline.now_us()),
+                ))
+                .await;
+            }
+        }
     }
 
     async fn broker(&mut self, ctx: &RunContext, policy: BrokerPolicy) -> StepResult {
@@ -301,27 +217,25 @@ impl ScenarioWorld {
             let lease = ctx
                 .lease(matches!(wanted, Wanted::Firmware(_)))
                 .await
-                .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
+                .map_err(Problem::harness)?;
             self.lease = Some(lease);
             let device = self.require_device()?;
+            self.follow(ctx, device);
             let mut policy = self.policy.clone();
             policy.profile = policy.profile.or(Some(ctx.default_profile.clone()));
             ctx.lab.policies().set(device, policy);
         }
         let wanted = match wanted {
-            Wanted::Firmware(spec) => Some(
-                FirmwareSource::parse(&spec)
-                    .map_err(|e| StepFailure::infrastructure(&e.to_string()))?,
-            ),
+            Wanted::Firmware(spec) => Some(FirmwareSource::parse(&spec).map_err(Problem::harness)?),
             Wanted::RunFirmware => ctx.firmware.clone(),
             Wanted::Nothing => None,
         };
         if let Some(wanted) = wanted {
             if self.log.is_none() && !ctx.log_profile_forced {
                 if let Some(name) = wanted.log_profile() {
-                    let profile = LogProfile::load(name, &ctx.log_profiles_dir)
-                        .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
-                    self.log = Some(Arc::new(profile));
+                    let profile =
+                        LogProfile::load(name, &ctx.log_profiles_dir).map_err(Problem::harness)?;
+                    self.use_log(Arc::new(profile));
                 }
             }
             let installed = self
@@ -347,22 +261,19 @@ impl ScenarioWorld {
         let lease = self
             .lease
             .as_mut()
-            .ok_or_else(|| StepFailure::infrastructure("no board"))?;
+            .ok_or_else(|| Problem::harness("no board"))?;
         lease
             .board()
             .flash(&firmware, &ctx.timeline)
             .await
-            .map_err(|e| StepFailure::infrastructure(&format!("flashing {firmware}: {e}")))?;
+            .map_err(|e| Problem::harness(format!("flashing {firmware}: {e}")))?;
         self.firmware = Some(firmware.to_string());
         Ok(())
     }
 
     pub(crate) async fn stop_session(&mut self) -> StepResult {
         if let Some(session) = self.session.take() {
-            let port = session
-                .stop()
-                .await
-                .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
+            let port = session.stop().await.map_err(Problem::harness)?;
             if let Some(lease) = self.lease.as_mut() {
                 lease.board().parked = Some(port);
             }
@@ -384,7 +295,7 @@ impl ScenarioWorld {
                 Some(id) => ctx.catalogue.profile(id),
                 None => ctx.catalogue.profile(ctx.default_profile.id()),
             }
-            .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
+            .map_err(Problem::harness)?;
             let credentials = self.credentials.clone().or_else(|| {
                 self.policy
                     .mqtt
@@ -400,7 +311,7 @@ impl ScenarioWorld {
             };
             let settings =
                 provisioning::settings(&ctx.lab.addrs(), &ctx.catalogue, presented, &options)
-                    .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
+                    .map_err(Problem::harness)?;
             Some(provisioning::line(&settings))
         } else {
             None
@@ -412,17 +323,13 @@ impl ScenarioWorld {
                 || line.starts_with("[prov] ready")
         });
         self.mark_act(ctx);
-        self.reset_at = Some(ctx.timeline.cursor());
         let lease = self
             .lease
             .as_mut()
-            .ok_or_else(|| StepFailure::infrastructure("no board"))?;
+            .ok_or_else(|| Problem::harness("no board"))?;
         let board = lease.board();
         let port = board.take_port().await.map_err(|e| {
-            StepFailure::infrastructure(&format!(
-                "the board at {} does not answer: {e}",
-                board.spec
-            ))
+            Problem::harness(format!("the board at {} does not answer: {e}", board.spec))
         })?;
         let options = SessionOptions {
             timeline: ctx.timeline.clone(),
@@ -435,26 +342,68 @@ impl ScenarioWorld {
         Ok(())
     }
 
+    /// `When the broker publishes ...`: once the broker has acknowledged the
+    /// device's subscription to the topic (its SUBACK, not the SUBSCRIBE: until
+    /// the broker registers it, a message would not be routed to the device).
     async fn publish(&mut self, ctx: &RunContext, topic: &str, payload: Vec<u8>) -> StepResult {
+        self.require_device()?;
+        self.wait_for_subscription(ctx, topic).await;
+        self.mark_act(ctx);
         if self.mqtt.is_none() {
             let id = format!(
                 "hil-harness-{}",
                 self.device().map(|d| d.to_string()).unwrap_or_default()
             );
-            let client = ctx
-                .lab
-                .mqtt_client(&id)
-                .await
-                .map_err(|e| StepFailure::infrastructure(&e.to_string()))?;
+            let client = ctx.lab.mqtt_client(&id).await.map_err(Problem::harness)?;
             self.mqtt = Some(client);
         }
         let client = self
             .mqtt
             .as_ref()
-            .ok_or_else(|| StepFailure::infrastructure("no MQTT client"))?;
+            .ok_or_else(|| Problem::harness("no MQTT client"))?;
         client
             .publish(topic, payload, false)
             .await
-            .map_err(|e| StepFailure::infrastructure(&e.to_string()))
+            .map_err(Problem::harness)
+    }
+
+    /// Waits (at most the settle window) for the SUBACK that answers the
+    /// device's last SUBSCRIBE covering `topic`; returns at once when the device
+    /// never subscribed to it (a scenario may test exactly that).
+    async fn wait_for_subscription(&mut self, ctx: &RunContext, topic: &str) {
+        let until = ctx.timeline.now_us() + ctx.settle.as_micros() as u64;
+        loop {
+            self.refresh(ctx);
+            let events = self.view.events();
+            let Some(asked) = events.iter().rposition(|o| {
+                matches!(&o.event.kind, EventKind::MqttSubscribe { topics }
+                    if topics.iter().any(|f| filter_covers(f, topic)))
+            }) else {
+                return;
+            };
+            let granted = events[asked..].iter().any(|o| {
+                matches!(&o.event.kind, EventKind::MqttSuback { codes } if codes.iter().any(|c| *c < 0x80))
+            });
+            if granted || ctx.timeline.now_us() >= until {
+                return;
+            }
+            self.view.wait(&ctx.timeline, until).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_covers;
+
+    #[test]
+    fn topic_filters_cover_as_mqtt_says() {
+        assert!(filter_covers("hil/commands", "hil/commands"));
+        assert!(filter_covers("hil/+", "hil/commands"));
+        assert!(filter_covers("hil/#", "hil/commands/led"));
+        assert!(filter_covers("#", "anything"));
+        assert!(!filter_covers("hil/commands", "hil/command"));
+        assert!(!filter_covers("hil/+", "hil/commands/led"));
+        assert!(!filter_covers("hil/commands/led", "hil/commands"));
     }
 }

@@ -1,0 +1,544 @@
+//! Every Then step judged on synthetic timelines: one that passes, one that
+//! fails, and the inconclusive case where the rules give one. A test walks the
+//! vocabulary and fails when a Then step has no failing case here.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::*;
+use crate::runner::steps::{parse, phrase_of, vocabulary, Kind};
+use crate::timeline::{
+    BoardEvent, ClientHello, Direction, DnsAnswer, Event, HandshakeOutcome, Source,
+};
+
+const DEVICE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1));
+
+/// What a case expects of the judgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Pass,
+    Fail,
+    Inconclusive,
+    Pending,
+}
+
+/// One synthetic event: when (seconds after the act) and what.
+type Ev = (f64, EventKind);
+
+fn peer(port: u16) -> SocketAddr {
+    SocketAddr::new(DEVICE, port)
+}
+
+fn line(t: f64, text: &str) -> Ev {
+    (t, EventKind::SerialLine { line: text.into() })
+}
+
+fn reset(t: f64) -> Ev {
+    (
+        t,
+        EventKind::Board {
+            what: BoardEvent::Reset,
+        },
+    )
+}
+
+fn boot(t: f64) -> Vec<Ev> {
+    vec![
+        reset(t),
+        line(t + 0.01, " ets Jan  8 2013,rst cause:2, boot mode:(3,6)"),
+        line(
+            t + 0.1,
+            "[boot] fw=hil-reference version=1.0.0 reset=External-System",
+        ),
+    ]
+}
+
+fn dns(t: f64, name: &str, answer: DnsAnswer) -> Ev {
+    (
+        t,
+        EventKind::DnsQuery {
+            peer: peer(5353),
+            name: name.into(),
+            qtype: "A".into(),
+            answer,
+        },
+    )
+}
+
+fn resolved(t: f64) -> Ev {
+    dns(
+        t,
+        "broker.hil.test",
+        DnsAnswer::Address {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        },
+    )
+}
+
+fn accepted(t: f64, port: u16) -> Ev {
+    (t, EventKind::TlsAccepted { peer: peer(port) })
+}
+
+fn hello(t: f64, port: u16, sni: Option<&str>, mfln: Option<u16>) -> Ev {
+    (
+        t,
+        EventKind::TlsClientHello {
+            peer: peer(port),
+            hello: ClientHello {
+                sni: sni.map(str::to_owned),
+                versions: vec!["TLS1.2".into()],
+                cipher_suites: Vec::new(),
+                max_fragment_length: mfln,
+            },
+        },
+    )
+}
+
+fn completed(t: f64, port: u16) -> Ev {
+    (
+        t,
+        EventKind::TlsHandshake {
+            peer: peer(port),
+            outcome: HandshakeOutcome::Completed {
+                version: "TLS1.2".into(),
+                suite: "x".into(),
+            },
+        },
+    )
+}
+
+fn stopped(t: f64, port: u16) -> Ev {
+    (
+        t,
+        EventKind::TlsHandshake {
+            peer: peer(port),
+            outcome: HandshakeOutcome::ClientStoppedSending,
+        },
+    )
+}
+
+fn connect(t: f64) -> Ev {
+    (
+        t,
+        EventKind::MqttConnect {
+            client_id: "ESP8266-a1b2c3".into(),
+            username: None,
+            keep_alive: 15,
+            protocol_level: 4,
+        },
+    )
+}
+
+fn connack(t: f64, code: u8) -> Ev {
+    (t, EventKind::MqttConnack { code })
+}
+
+fn publish(t: f64, topic: &str, payload: &str) -> Ev {
+    (
+        t,
+        EventKind::MqttPublish {
+            direction: Direction::FromDevice,
+            topic: topic.into(),
+            payload: payload.into(),
+            bytes: payload.len(),
+            qos: 0,
+            retain: false,
+        },
+    )
+}
+
+fn subscribe(t: f64, topic: &str) -> Ev {
+    (
+        t,
+        EventKind::MqttSubscribe {
+            topics: vec![topic.into()],
+        },
+    )
+}
+
+fn ntp(t: f64) -> Ev {
+    (
+        t,
+        EventKind::NtpRequest {
+            peer: peer(123),
+            answered: Some("2026-01-01T00:00:00Z".into()),
+        },
+    )
+}
+
+/// A whole successful attempt on connection `port`, from `t`.
+fn good_attempt(t: f64, port: u16) -> Vec<Ev> {
+    vec![
+        resolved(t),
+        line(
+            t + 0.01,
+            "[tls] connecting host=broker.hil.test port=8883 mode=trust-anchors",
+        ),
+        accepted(t + 0.02, port),
+        hello(t + 0.03, port, Some("broker.hil.test"), Some(512)),
+        completed(t + 0.05, port),
+        line(
+            t + 0.06,
+            "[tls] ok version=TLS1.2 suite=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 mfln=512",
+        ),
+        connect(t + 0.07),
+        connack(t + 0.08, 0),
+        line(t + 0.09, "[mqtt] connected client_id=ESP8266-a1b2c3"),
+    ]
+}
+
+/// An attempt the device refuses with BearSSL `code`, on connection `port`.
+fn refused_attempt(t: f64, port: u16, code: i64, name: &str) -> Vec<Ev> {
+    vec![
+        resolved(t),
+        line(
+            t + 0.01,
+            "[tls] connecting host=broker.hil.test port=8883 mode=trust-anchors",
+        ),
+        accepted(t + 0.02, port),
+        hello(t + 0.03, port, Some("broker.hil.test"), Some(512)),
+        line(t + 0.05, &format!("[tls] error code={code} text={name}")),
+        line(t + 0.06, "[mqtt] failed rc=-2"),
+        line(t + 0.07, "[mqtt] retry in_ms=1000"),
+        stopped(t + 0.9, port),
+    ]
+}
+
+struct Case {
+    step: &'static str,
+    events: Vec<Ev>,
+    /// Seconds after the act the step is reached.
+    reached: f64,
+    /// Seconds after the act it is judged.
+    now: f64,
+    want: Want,
+    why: &'static str,
+}
+
+fn case(step: &'static str, events: Vec<Ev>, now: f64, want: Want, why: &'static str) -> Case {
+    Case {
+        step,
+        events,
+        reached: 0.0,
+        now,
+        want,
+        why,
+    }
+}
+
+fn cat(parts: Vec<Vec<Ev>>) -> Vec<Ev> {
+    parts.into_iter().flatten().collect()
+}
+
+fn us(seconds: f64) -> u64 {
+    (seconds * 1e6) as u64
+}
+
+/// The act is at t = 100 s (seq 1000) of the timeline; events get seqs after it.
+fn observe(events: &[Ev]) -> (Vec<Observed>, Mark) {
+    let act = Mark {
+        seq: 1000,
+        t_us: us(100.0),
+    };
+    let log = crate::logprofile::LogProfile::reference();
+    let mut sorted = events.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let observed = sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, (t, kind))| {
+            let source = match kind {
+                EventKind::SerialLine { .. } => Source::Serial,
+                _ => Source::Harness,
+            };
+            let event = Event {
+                seq: act.seq + i as u64,
+                t_us: act.t_us + us(t),
+                wall: OffsetDateTime::UNIX_EPOCH,
+                source,
+                device: Some(DEVICE),
+                kind,
+            };
+            Observed::new(event, &log)
+        })
+        .collect();
+    (observed, act)
+}
+
+fn scene() -> Scene {
+    Scene::new(
+        crate::logprofile::LogProfile::reference(),
+        Duration::from_secs(10),
+    )
+}
+
+fn run(c: &Case) -> Judgement {
+    let (events, act) = observe(&c.events);
+    let reached_seq = events
+        .iter()
+        .find(|o| o.t_us() >= act.t_us + us(c.reached))
+        .map_or(act.seq + events.len() as u64, |o| o.seq());
+    let reached = Mark {
+        seq: reached_seq,
+        t_us: act.t_us + us(c.reached),
+    };
+    let step = parse(c.step).unwrap_or_else(|e| panic!("`{}`: {e}", c.step));
+    let expectation = Expectation::for_step(&step, reached, act)
+        .unwrap_or_else(|| panic!("`{}` has no expectation", c.step));
+    expectation.judge(&scene(), &events, act.t_us + us(c.now))
+}
+
+fn outcome(j: &Judgement) -> Want {
+    match j {
+        Judgement::Decided(Verdict::Pass) => Want::Pass,
+        Judgement::Decided(Verdict::Fail(_)) => Want::Fail,
+        Judgement::Decided(Verdict::Inconclusive(_)) => Want::Inconclusive,
+        Judgement::Pending { .. } => Want::Pending,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use Want::*;
+    let flood: Vec<Ev> = (0..30)
+        .map(|i| publish(5.0 + f64::from(i) * 0.05, "hil/telemetry", "{}"))
+        .collect();
+    let reconnect_storm: Vec<Ev> = (0..8)
+        .map(|i| accepted(3.0 + f64::from(i) * 0.2, 40000 + i as u16))
+        .collect();
+    vec![
+        // --- serial output ---
+        case(r#"the serial output contains "csum err" within 10 s"#, vec![line(1.0, "csum err")], 1.5, Pass, "the line came"),
+        case(r#"the serial output contains "csum err" within 10 s"#, vec![line(1.0, "csum 0x2b")], 10.0, Fail, "it never came"),
+        case(r#"the serial output contains "csum err" within 10 s"#, vec![line(11.0, "csum err")], 12.0, Fail, "it came after the deadline"),
+        case(r#"the serial output contains "csum err" within 10 s"#, vec![], 5.0, Pending, "still time"),
+        case(r"the serial output matches /\[boot\] fw=\S+/ within 10 s", vec![line(1.0, "[boot] fw=x version=1")], 1.0, Pass, "matched"),
+        case(r"the serial output matches /\[boot\] fw=\S+/ within 10 s", vec![line(1.0, "[boot]")], 10.0, Fail, "no match"),
+        case(r#"the serial output never contains "[tls] error""#, vec![line(1.0, "[tls] ok version=TLS1.2 suite=x mfln=0")], 2.0, Pass, "never printed"),
+        case(r#"the serial output never contains "[tls] error""#, vec![line(1.0, "[tls] error code=6 text=BR_ERR_TOO_LARGE")], 2.0, Fail, "printed"),
+        // --- the device's own reports ---
+        case("the device reports a TLS failure with code 56", cat(vec![refused_attempt(1.0, 40001, 56, "BR_ERR_X509_BAD_SERVER_NAME"), refused_attempt(2.0, 40002, 56, "BR_ERR_X509_BAD_SERVER_NAME")]), 3.0, Pass, "56 twice: settled on the second attempt"),
+        case("the device reports a TLS failure with code 56", refused_attempt(1.0, 40001, 56, "BR_ERR_X509_BAD_SERVER_NAME"), 3.0, Pending, "one attempt: the next one must be seen"),
+        case("the device reports a TLS failure with code 56", refused_attempt(1.0, 40001, 54, "BR_ERR_X509_EXPIRED"), 3.0, Fail, "the wrong code"),
+        case("the device reports a TLS failure with code 56", cat(vec![refused_attempt(1.0, 40001, 56, "BR_ERR_X509_BAD_SERVER_NAME"), good_attempt(2.0, 40002)]), 3.0, Fail, "56, then setInsecure() and connected"),
+        case("the device reports a TLS failure with code 56", good_attempt(1.0, 40001), 2.0, Fail, "it connected"),
+        case("the device reports a TLS failure with code 56", vec![], 10.0, Inconclusive, "a device that never tried"),
+        case("the device reports a TLS failure with code 56", vec![resolved(1.0), accepted(1.1, 40001)], 10.0, Fail, "it tried and never said why it failed"),
+        case("the device reports MQTT state -2", vec![line(1.0, "[mqtt] failed rc=-2")], 1.0, Pass, "reported"),
+        case("the device reports MQTT state -2", vec![line(1.0, "[mqtt] failed rc=4")], 1.0, Fail, "another state"),
+        case("the device reports MQTT state 4", vec![line(1.0, "[mqtt] connected client_id=x")], 1.0, Fail, "it connected"),
+        case("the device reports MQTT state -4 within 30 s", vec![], 30.0, Fail, "nothing reported"),
+        case("the device reports MQTT state 0", vec![line(1.0, "[mqtt] connected client_id=x")], 1.0, Pass, "state 0 is a connection"),
+        // --- reboots ---
+        case("the board does not reboot", cat(vec![boot(0.0), good_attempt(1.0, 40001)]), 3.0, Pass, "one boot after the reset"),
+        case("the board does not reboot", cat(vec![boot(0.0), vec![line(2.0, "Exception (28):"), line(2.1, "epc1=0x402020b0 epc2=0x00000000 epc3=0x00000000 excvaddr=0x00000000 depc=0x00000000")]]), 3.0, Fail, "a crash"),
+        case("the board does not reboot", cat(vec![boot(0.0), vec![line(4.0, "[boot] fw=hil-reference version=1.0.0 reset=Hardware-Watchdog")]]), 5.0, Fail, "a second boot after one reset"),
+        case("the board reboots within 10 s", cat(vec![boot(0.0), vec![line(4.0, "Soft WDT reset")]]), 5.0, Pass, "it rebooted"),
+        case("the board reboots within 10 s", boot(0.0), 10.0, Fail, "it kept running"),
+        // --- the network ---
+        case("the TLS handshake succeeds within 20 s", good_attempt(1.0, 40001), 2.0, Pass, "completed"),
+        case("the TLS handshake succeeds within 20 s", refused_attempt(1.0, 40001, 62, "BR_ERR_X509_NOT_TRUSTED"), 20.0, Fail, "never completed"),
+        case("the TLS handshake succeeds within 20 s", cat(vec![refused_attempt(1.0, 40001, 62, "BR_ERR_X509_NOT_TRUSTED"), refused_attempt(2.0, 40002, 62, "BR_ERR_X509_NOT_TRUSTED")]), 3.0, Fail, "two certificate verdicts: no retry changes that"),
+        case("the TLS handshake succeeds within 20 s", cat(vec![refused_attempt(1.0, 40001, 56, "BR_ERR_X509_BAD_SERVER_NAME"), good_attempt(2.0, 40002)]), 3.0, Pass, "a retry that connects is a completed handshake"),
+        case("the TLS handshake does not complete", cat(vec![refused_attempt(1.0, 40001, 56, "x"), refused_attempt(2.0, 40002, 56, "x")]), 3.0, Pass, "two failed attempts"),
+        case("the TLS handshake does not complete", refused_attempt(1.0, 40001, 56, "x"), 3.0, Pending, "one failure: wait for the next attempt"),
+        case("the TLS handshake does not complete", refused_attempt(1.0, 40001, 56, "x"), 10.0, Pass, "one failure and the settle window is over"),
+        case("the TLS handshake does not complete", cat(vec![refused_attempt(1.0, 40001, 56, "x"), good_attempt(2.0, 40002)]), 3.0, Fail, "the second attempt completed (setInsecure)"),
+        case("the TLS handshake does not complete", boot(0.0), 10.0, Inconclusive, "booted, never dialled"),
+        case("the TLS handshake does not complete", vec![], 10.0, Inconclusive, "an erased board says nothing"),
+        case("the TLS handshake does not complete", vec![accepted(1.0, 40001), hello(1.1, 40001, None, None)], 10.0, Pass, "a broker that stalls: it tried and nothing completed"),
+        case("the device starts a TLS handshake within 20 s", vec![hello(1.0, 40001, None, None)], 1.0, Pass, "a ClientHello"),
+        case("the device starts a TLS handshake within 20 s", vec![resolved(1.0)], 20.0, Fail, "no ClientHello"),
+        case(r#"the device sent SNI "broker.hil.test""#, vec![hello(1.0, 40001, Some("broker.hil.test"), None)], 1.0, Pass, "that name"),
+        case(r#"the device sent SNI "broker.hil.test""#, vec![hello(1.0, 40001, None, None)], 1.0, Fail, "no SNI"),
+        case(r#"the device sent SNI "broker.hil.test""#, vec![], 10.0, Fail, "no ClientHello at all"),
+        case("the device sent no SNI", vec![hello(1.0, 40001, None, None)], 1.0, Pass, "none"),
+        case("the device sent no SNI", vec![hello(1.0, 40001, Some("broker.hil.test"), None)], 1.0, Fail, "sent one"),
+        case("the device offered a max fragment length of 512 bytes", vec![hello(1.0, 40001, None, Some(512))], 1.0, Pass, "512"),
+        case("the device offered a max fragment length of 512 bytes", vec![hello(1.0, 40001, None, None)], 1.0, Fail, "no extension"),
+        case("the device connects to the broker within 20 s", good_attempt(1.0, 40001), 2.0, Pass, "CONNACK 0"),
+        case("the device connects to the broker within 20 s", vec![accepted(1.0, 40001), completed(1.1, 40001), connect(1.2), connack(1.3, 4), line(1.4, "[mqtt] failed rc=4")], 20.0, Fail, "a refused CONNECT is not a connection"),
+        case("the device connects to the broker within 20 s", vec![], 20.0, Fail, "nothing"),
+        case("the device sends an MQTT CONNECT within 20 s", vec![connect(1.2), connack(1.3, 4)], 2.0, Pass, "the attempt counts, whatever the answer"),
+        case("the device sends an MQTT CONNECT within 20 s", vec![accepted(1.0, 40001)], 20.0, Fail, "no CONNECT"),
+        case("the device never completes an MQTT connection", vec![accepted(1.0, 40001), completed(1.1, 40001), connect(1.2), connack(1.3, 4), line(1.4, "[mqtt] failed rc=4"), accepted(3.0, 40002), completed(3.1, 40002), connect(3.2), connack(3.3, 4), line(3.4, "[mqtt] failed rc=4")], 4.0, Pass, "refused twice"),
+        case("the device never completes an MQTT connection", cat(vec![refused_attempt(1.0, 40001, 56, "x"), good_attempt(2.0, 40002)]), 3.0, Fail, "connected on the retry"),
+        case("the device never completes an MQTT connection", vec![line(0.5, "[boot] fw=x version=1 reset=x")], 10.0, Inconclusive, "never tried"),
+        case("the device never completes an MQTT connection", vec![dns(1.0, "broker.hil.test", DnsAnswer::NxDomain), line(1.1, "[dns] failed host=broker.hil.test"), line(1.2, "[mqtt] failed rc=-2"), dns(2.2, "broker.hil.test", DnsAnswer::NxDomain), line(2.3, "[dns] failed host=broker.hil.test"), line(2.4, "[mqtt] failed rc=-2")], 3.0, Pass, "a name that does not resolve, twice"),
+        case(r#"the device publishes to "hil/telemetry" within 20 s"#, vec![publish(2.0, "hil/telemetry", "{}")], 2.0, Pass, "published"),
+        case(r#"the device publishes to "hil/telemetry" within 20 s"#, vec![publish(2.0, "hil/other", "{}")], 20.0, Fail, "another topic"),
+        case(r#"the device publishes a message matching /"seq":\d+/ to "hil/telemetry" within 20 s"#, vec![publish(2.0, "hil/telemetry", r#"{"seq":1}"#)], 2.0, Pass, "matching payload"),
+        case(r#"the device publishes a message matching /"seq":\d+/ to "hil/telemetry" within 20 s"#, vec![publish(2.0, "hil/telemetry", "{}")], 20.0, Fail, "payload without seq"),
+        case(r#"the device subscribes to "hil/commands" within 20 s"#, vec![subscribe(2.0, "hil/commands")], 2.0, Pass, "subscribed"),
+        case(r#"the device subscribes to "hil/commands" within 20 s"#, vec![subscribe(2.0, "hil/other")], 20.0, Fail, "another topic"),
+        case("the device asked for the time within 10 s", vec![ntp(0.5)], 1.0, Pass, "asked"),
+        case("the device asked for the time within 10 s", vec![], 10.0, Fail, "never asked"),
+        case(r#"the device looks up "mqtt.example.com" within 10 s"#, vec![dns(0.5, "mqtt.example.com.", DnsAnswer::NxDomain)], 1.0, Pass, "looked it up (whatever the answer)"),
+        case(r#"the device looks up "mqtt.example.com" within 10 s"#, vec![resolved(0.5)], 10.0, Fail, "another name"),
+    ]
+    .into_iter()
+    .chain(rate_cases(flood, reconnect_storm))
+    .collect()
+}
+
+fn rate_cases(flood: Vec<Ev>, storm: Vec<Ev>) -> Vec<Case> {
+    use Want::*;
+    let calm: Vec<Ev> = (0..5)
+        .map(|i| publish(1.0 + f64::from(i), "hil/telemetry", "{}"))
+        .collect();
+    vec![
+        Case {
+            step: "the device publishes at most 5 messages per 2 s",
+            events: calm,
+            reached: 0.5,
+            now: 2.5,
+            want: Pass,
+            why: "one a second",
+        },
+        Case {
+            step: "the device publishes at most 5 messages per 2 s",
+            events: flood.clone(),
+            reached: 4.0,
+            now: 6.0,
+            want: Fail,
+            why: "a flood after the step was reached",
+        },
+        Case {
+            step: "the device publishes at most 5 messages per 2 s",
+            events: flood,
+            reached: 7.0,
+            now: 9.0,
+            want: Pass,
+            why: "a flood before the step was reached is not its window",
+        },
+        Case {
+            step: "the device publishes at most 5 messages per 2 s",
+            events: vec![],
+            reached: 1.0,
+            now: 2.0,
+            want: Pending,
+            why: "the window is not over",
+        },
+        Case {
+            step: "the device opens at most 6 connections per 10 s",
+            events: storm.clone(),
+            reached: 0.0,
+            now: 10.0,
+            want: Fail,
+            why: "8 connections in 1.4 s",
+        },
+        Case {
+            step: "the device opens at most 6 connections per 10 s",
+            events: storm[..3].to_vec(),
+            reached: 0.0,
+            now: 10.0,
+            want: Pass,
+            why: "backoff",
+        },
+    ]
+}
+
+#[test]
+fn every_case_gets_its_verdict() {
+    let mut wrong = Vec::new();
+    for c in cases() {
+        let got = run(&c);
+        if outcome(&got) != c.want {
+            wrong.push(format!(
+                "`{}` ({}): wanted {:?}, got {got:?}",
+                c.step, c.why, c.want
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_then_step_is_proven_able_to_fail() {
+    let cases = cases();
+    let mut missing = Vec::new();
+    for phrase in vocabulary().iter().filter(|p| p.kind == Kind::Then) {
+        // The snapshot step compares with a stored file: its failing case is in
+        // runner::snapshot's tests (a changed transcript does not match).
+        if phrase.doc == "the transcript matches the snapshot" {
+            continue;
+        }
+        let fails = cases.iter().any(|c| {
+            phrase_of(c.step).is_some_and(|p| p.doc == phrase.doc) && c.want == Want::Fail
+        });
+        if !fails {
+            missing.push(phrase.doc);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "Then steps without a failing case: {missing:#?}"
+    );
+}
+
+#[test]
+fn negative_network_steps_are_inconclusive_without_evidence() {
+    for step in [
+        "the TLS handshake does not complete",
+        "the device never completes an MQTT connection",
+        "the device reports a TLS failure with code 62",
+    ] {
+        let got = run(&case(step, boot(0.0), 10.0, Want::Inconclusive, ""));
+        match got {
+            Judgement::Decided(Verdict::Inconclusive(f)) => {
+                assert!(f.found.contains("never tried"), "{step}: {}", f.found)
+            }
+            other => panic!("{step}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn holds_are_broken_by_what_comes_later() {
+    let (events, act) = observe(&cat(vec![
+        refused_attempt(1.0, 40001, 56, "BR_ERR_X509_BAD_SERVER_NAME"),
+        refused_attempt(2.0, 40002, 56, "BR_ERR_X509_BAD_SERVER_NAME"),
+    ]));
+    let step = parse("the device never completes an MQTT connection").unwrap();
+    let expectation = Expectation::for_step(&step, act, act).unwrap();
+    assert!(expectation.holds());
+    assert_eq!(expectation.recheck(&scene(), &events), None);
+    let (later, _) = observe(&cat(vec![
+        refused_attempt(1.0, 40001, 56, "x"),
+        refused_attempt(2.0, 40002, 56, "x"),
+        good_attempt(5.0, 40003),
+    ]));
+    match expectation.recheck(&scene(), &later) {
+        Some(Verdict::Fail(f)) => assert!(f.found.contains("later attempt"), "{}", f.found),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_crash_is_found_with_its_dump_and_a_reboot_by_its_second_boot() {
+    let dump = cat(vec![
+        boot(0.0),
+        vec![
+            line(2.0, "Exception (28):"),
+            line(2.01, "epc1=0x402020b0 epc2=0x00000000 epc3=0x00000000 excvaddr=0x00000000 depc=0x00000000"),
+            line(2.02, ">>>stack>>>"),
+            line(2.03, "3fffff90:  3fffdad0 00000000 3ffee7c8 40201ae0  "),
+            line(2.04, "<<<stack<<<"),
+        ],
+        boot(3.0)[1..].to_vec(),
+    ]);
+    let (events, _) = observe(&dump);
+    let (_, crash) = first_crash(&events).expect("a crash");
+    assert_eq!(crash.kind, crate::crash::CrashKind::Exception { cause: 28 });
+    assert_eq!(crash.code_addresses(), [0x4020_20b0, 0x4020_1ae0]);
+
+    let (twice, _) = observe(&cat(vec![boot(0.0), boot(5.0)[1..].to_vec()]));
+    assert_eq!(
+        first_crash(&twice).map(|(_, c)| c.kind),
+        Some(crate::crash::CrashKind::UnexpectedBoot)
+    );
+    // A second reset by the harness is not a reboot.
+    let (reset_twice, _) = observe(&cat(vec![boot(0.0), boot(5.0)]));
+    assert_eq!(first_crash(&reset_twice), None);
+}
