@@ -12,7 +12,8 @@ Feature: A release binary, unmodified, refuses every impostor
   Scenario Outline: the impostor presenting "<profile>" is refused
     Given the broker presents the "<profile>" certificate
     When the board boots
-    Then the device sent SNI "mqtt.example.com"
+    Then the device looks up "mqtt.example.com" within 10 s
+    And the device sent SNI "mqtt.example.com"
     And the TLS handshake does not complete
     And the device never completes an MQTT connection
 

@@ -252,13 +252,25 @@ impl DemoArgs {
                 for change in matrix.changes_from(&stored) {
                     println!("  {change}");
                 }
-                snapshot.propose(&text);
+                offer(&snapshot, &text);
             }
             None => {
                 println!("no stored kill matrix yet at {}", snapshot.path().display());
-                snapshot.propose(&text);
+                offer(&snapshot, &text);
             }
         }
+    }
+}
+
+/// Leaves the new matrix for review, and says where.
+fn offer(snapshot: &Snapshot, text: &str) {
+    match snapshot.write_pending(text) {
+        Ok(Some(path)) => println!(
+            "  the new matrix is in {} (review with `cargo insta review`)",
+            path.display()
+        ),
+        Ok(None) => {}
+        Err(e) => println!("  could not write the new matrix for review: {e}"),
     }
 }
 

@@ -164,6 +164,22 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Leaves `text` beside the snapshot as `<name>.snap.new` for `cargo insta
+    /// review`, without insta's diff on the console; nothing is written when
+    /// CI=true (a CI run only compares). Returns the file written.
+    pub fn write_pending(&self, text: &str) -> std::io::Result<Option<PathBuf>> {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join(format!("{}.snap.new", self.name));
+        let body = format!("---\nsource: hil\n---\n{}\n", text.trim_end());
+        crate::artifact::write_atomically(&path, body.as_bytes())?;
+        Ok(Some(path))
+    }
+}
+
 /// Whether a stored snapshot and a transcript are the same text (insta trims
 /// the trailing newline).
 pub(crate) fn same(stored: &str, transcript: &str) -> bool {

@@ -614,8 +614,63 @@ pub fn reference_markdown() -> String {
             out.push_str(&format!("- `{title} {}`: {}\n", phrase.doc, phrase.help));
         }
     }
+    out.push_str(VERDICTS);
     out
 }
+
+/// How every Then step is judged (docs/steps.md), in the harness's own terms.
+const VERDICTS: &str = "
+## What a verdict means
+
+Every Then step ends in one of three verdicts: **pass**, **fail**, or
+**inconclusive**. Inconclusive counts as a failure: it says which evidence never
+came (\"the device never tried to reach the broker\"). The rules below are the
+harness's contract; `hil::runner::expect` implements them as pure functions of
+the device's events and a clock, and its unit tests prove each Then step can fail.
+
+- **Evidence of the attempt.** `the TLS handshake does not complete`, `the device
+  never completes an MQTT connection` and `the device reports a TLS failure with
+  code <n>` are only judged once the device has visibly tried to reach its
+  broker: a DNS query for the broker's name (the lab's, or one the scenario maps
+  or refuses), a TCP connection to the broker, a ClientHello, a CONNECT, or the
+  firmware's own report of a failed attempt (`[tls] connecting`, `[tls] error`,
+  `[dns] failed`, `[mqtt] failed`, through its log profile). A board that never
+  boots, never joins the network or never dials is inconclusive.
+- **\"Never\" covers the next attempt.** A negative step is not settled by the
+  first failure: it waits for the firmware's next attempt to fail too (two
+  failed attempts, counted from the device's `[mqtt] failed` reports or from
+  what the broker saw: handshakes that did not complete, refused CONNECTs,
+  connections that closed before a CONNACK 0, unanswered lookups), or for the
+  settle window, whichever comes first. It then keeps holding until the scenario
+  ends: a firmware that fails once and retries with `setInsecure()` fails the
+  scenario, and the failure says so.
+- **Settled, not slept.** The settle window (`--settle`; 10 s on virtual boards,
+  20 s on real ones) counts from the last When step. Nothing waits longer than
+  the evidence needs.
+- **Windows start when the step starts.** `at most <n> ... per <duration>` counts
+  from the moment its step is reached, watches at least one window, and keeps
+  counting until the scenario ends.
+- **`connects` means accepted.** `the device connects to the broker` needs a
+  CONNACK 0 sent to the device; a refused CONNECT is not a connection. `the
+  device sends an MQTT CONNECT` is the attempt, whatever the answer. Positive
+  steps about the connection stop waiting early only when the device has failed
+  twice for a reason no retry changes (a certificate verdict, BearSSL 32..63, or
+  a refused CONNECT).
+- **Crashes fail every scenario.** An `Exception (n)` dump, `Soft WDT reset`, `wdt
+  reset`, a panic or an abort, a ROM banner with `rst cause:4`, or a second boot
+  after one harness reset fails the scenario it happens in, named by its
+  exception cause (0 IllegalInstruction ... 28 LoadProhibited, 29
+  StoreProhibited) and, with the firmware's ELF (`--elf`, or an `.elf` beside the
+  image), its backtrace decoded to function and file:line. Only a scenario that
+  says `Then the board reboots within <duration>` expects a reboot.
+- **A scenario ends after its grace window.** After the last step passes, the
+  scenario keeps watching for a short grace window (`--grace`; 300 ms virtual,
+  1 s real) and as long as `the board does not reboot` (2 s) or `at most ... per`
+  need: a crash 50 ms after CONNACK is that scenario's crash.
+- **Only the device's own events count**, and only those after the scenario
+  started; a When step that needs the device's subscription (`the broker
+  publishes ...`) waits for the broker's SUBACK, not the SUBSCRIBE.
+";
 
 #[cfg(test)]
 mod tests {
