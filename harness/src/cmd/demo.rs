@@ -15,13 +15,16 @@ use hil::artifact::Secrets;
 use hil::pki::Catalogue;
 use hil::report::KillMatrix;
 use hil::runner::{
-    BoardChoice, Environment, EnvironmentOptions, FirmwareSource, RunEvent, RunReport, Selection,
-    Snapshot, SnapshotMode, Status, TagFilter,
+    BoardChoice, Environment, EnvironmentOptions, FirmwareSource, Interrupt, RunEvent, RunReport,
+    Selection, Snapshot, SnapshotMode, Status, TagFilter,
 };
 use hil_twin::descriptor::Variant;
 use miette::{IntoDiagnostic, Result};
 
-use super::run::{console_progress, load_suite, new_run_dir, print_summary, CommonRunArgs};
+use super::run::{
+    console_progress, load_suite, new_run_dir, print_summary, stop_on_signals, CommonRunArgs,
+    Outputs, Partial,
+};
 use super::{now, EXIT_FAILED, EXIT_USAGE};
 
 /// The stored kill matrix, beside the transcript snapshots.
@@ -102,9 +105,22 @@ impl DemoArgs {
         }
 
         let secrets = Secrets::default();
+        let interrupt = Interrupt::new();
+        let partial = Partial::new(
+            &suite,
+            &run_dir.join("reference"),
+            "reference",
+            secrets.clone(),
+            Outputs {
+                junit: None,
+                json: None,
+                html: None,
+            },
+        );
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
         let began = Instant::now();
         let (reference, runs) = runtime.block_on(async {
+            stop_on_signals(interrupt.clone(), partial.clone());
             let env = Environment::start(EnvironmentOptions::new(
                 BoardChoice::Virtual {
                     count: boards as u8,
@@ -124,12 +140,15 @@ impl DemoArgs {
             let mut options = self.common.options(Some(FirmwareSource::reference()), per_run);
             options.name = Some("reference".into());
             options.secrets = secrets.clone();
-            let reference = env.run(&suite, &options, console_progress(suite.scenarios().len()));
+            options.interrupt = interrupt.clone();
+            let progress = partial.recording(console_progress(suite.scenarios().len()));
+            let reference = env.run(&suite, &options, progress);
             let variant_runs = variants.iter().map(|firmware| {
                 let mut options = self.common.options(Some(firmware.clone()), per_run);
                 options.snapshots = SnapshotMode::CompareOnly;
                 options.name = Some(format!("variant-{firmware}"));
                 options.secrets = secrets.clone();
+                options.interrupt = interrupt.clone();
                 let env = &env;
                 let variant_suite = &variant_suite;
                 async move {
@@ -185,6 +204,10 @@ impl DemoArgs {
         println!();
         println!("report: {}", report_dir.join("index.html").display());
 
+        if interrupt.is_triggered() {
+            println!("interrupted: the scenarios that did not finish are reported as not run");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
         let mut errors: Vec<String> = all
             .iter()
             .flat_map(|(name, report)| {

@@ -12,8 +12,9 @@ use std::time::Duration;
 use clap::Args;
 use hil::artifact::Secrets;
 use hil::runner::{
-    BoardChoice, CheckContext, Environment, EnvironmentOptions, FirmwareSource, Progress, RunEvent,
-    RunOptions, RunReport, Selection, Shard, SnapshotMode, Status, Suite, TagFilter,
+    BoardChoice, CheckContext, Environment, EnvironmentOptions, FirmwareSource, Interrupt,
+    Progress, RunEvent, RunOptions, RunReport, ScenarioResult, Selection, Shard, SnapshotMode,
+    Status, Suite, TagFilter,
 };
 use miette::{Context, IntoDiagnostic, Result};
 
@@ -28,14 +29,10 @@ pub struct RunArgs {
     #[command(flatten)]
     common: CommonRunArgs,
     /// The board: `virtual`, `virtual:N`, a tty (/dev/ttyUSB0), serial:<USB serial
-    /// number>, location:<USB path>, or rfc2217://host:port.
-    #[arg(
-        long,
-        env = "HIL_BOARD",
-        default_value = "virtual",
-        help_heading = "Board"
-    )]
-    board: BoardChoice,
+    /// number>, location:<USB path>, or rfc2217://host:port. Default: virtual
+    /// boards, as many as --jobs (one).
+    #[arg(long, env = "HIL_BOARD", help_heading = "Board")]
+    board: Option<BoardChoice>,
     /// Flash this first: an image file, or a twin variant with optional knobs
     /// (`no-ntp`, `reference+trust=insecure`). Default on virtual boards: reference.
     #[arg(
@@ -86,7 +83,9 @@ pub struct RunArgs {
 /// Options `hil run` and `hil demo` share.
 #[derive(Debug, Args)]
 pub struct CommonRunArgs {
-    /// Scenarios at once; each needs its own board (default: one per board).
+    /// Scenarios at once, each on its own board: never more than the boards
+    /// given (default: one per board; with virtual boards and no count, the
+    /// number of virtual boards).
     #[arg(long, short = 'j', value_name = "N", help_heading = "Selection")]
     pub jobs: Option<usize>,
     /// Where runs are written; each run gets its own timestamped directory.
@@ -297,22 +296,18 @@ impl RunArgs {
             shard: self.shard,
         };
         let suite = load_suite(&self.features, &selection, &self.common.log_profiles)?;
-        let firmware = match (&self.firmware, &self.board) {
+        let outputs = Outputs {
+            junit: self.junit.clone(),
+            json: self.json.clone(),
+            html: self.report.clone(),
+        };
+        outputs.check()?;
+        let (board, jobs) = self.boards()?;
+        let firmware = match (&self.firmware, &board) {
             (Some(f), _) => Some(FirmwareSource::parse(f)?),
             (None, BoardChoice::Virtual { .. }) => Some(FirmwareSource::reference()),
             (None, BoardChoice::Port(_)) => None,
         };
-        let board = match (self.board.clone(), self.common.jobs) {
-            (BoardChoice::Virtual { count }, Some(jobs)) => BoardChoice::Virtual {
-                count: count.max(jobs.clamp(1, 200) as u8),
-            },
-            (other, _) => other,
-        };
-        let boards = match &board {
-            BoardChoice::Virtual { count } => usize::from(*count),
-            BoardChoice::Port(_) => 1,
-        };
-        let jobs = self.common.jobs.unwrap_or(boards).clamp(1, boards);
         println!(
             "hil run: {} of {} scenario(s){}{} on {board}, {jobs} at a time",
             suite.scenarios().len(),
@@ -336,12 +331,16 @@ impl RunArgs {
             }
             _ => None,
         });
+        let firmware_name = firmware
+            .as_ref()
+            .map_or_else(|| "as found on the board".to_owned(), ToString::to_string);
         let mut options = self.common.options(firmware, jobs);
         options.log_profile = self.log_profile.clone();
         options.elf = elf;
-        let secrets = options.secrets.clone();
+        let partial = Partial::new(&suite, &run_dir, &firmware_name, options.secrets.clone(), outputs.clone());
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-        let report = runtime.block_on(async {
+        let outcome = runtime.block_on(async {
+            stop_on_signals(options.interrupt.clone(), partial.clone());
             let mut env_options = EnvironmentOptions::new(board, &run_dir);
             env_options.device_ip = self.device_ip;
             env_options.lab_bind = self.lab_bind;
@@ -357,42 +356,233 @@ impl RunArgs {
                 addrs.dns,
                 run_dir.display()
             );
-            let progress = console_progress(suite.scenarios().len());
+            let progress = partial.recording(console_progress(suite.scenarios().len()));
             env.run(&suite, &options, progress).await
-        })?;
+        });
+        let report = match outcome {
+            Ok(report) => report,
+            Err(e) => {
+                // What the README promises is written even when the run could not
+                // start: every scenario not run, with the reason.
+                let _ = partial.write(&format!("the run could not go on: {e}"));
+                return Err(e.into());
+            }
+        };
         print_summary(&report);
-        write_reports(&report, &secrets, &self.junit, &self.json, &self.report)?;
+        outputs.write(&report, "hil run", &partial.secrets)?;
         println!("  artifacts and reports: {}", report.run_dir.display());
+        if options.interrupt.is_triggered() {
+            println!("  interrupted: the scenarios that did not finish are reported as not run");
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
         Ok(ExitCode::from(report.exit_code()))
+    }
+
+    /// The boards and how many scenarios run at once: `--jobs` never exceeds
+    /// the boards given; with `--board virtual` (no count) it says how many.
+    fn boards(&self) -> Result<(BoardChoice, usize)> {
+        if let Some(0) = self.common.jobs {
+            miette::bail!(miette::miette!(
+                code = "hil::run::jobs",
+                help = "--jobs is how many scenarios run at once, one per board: 1 or more",
+                "--jobs 0 runs nothing"
+            ));
+        }
+        let board = match (&self.board, self.common.jobs) {
+            (None, Some(jobs)) => BoardChoice::Virtual {
+                count: u8::try_from(jobs).ok().filter(|n| *n <= MAX_VIRTUAL).ok_or_else(|| {
+                    miette::miette!(
+                        code = "hil::run::jobs",
+                        help = "virtual boards are numbered 1 to 200 (127.0.1.k)",
+                        "--jobs {jobs} asks for more virtual boards than the 200 a run can have"
+                    )
+                })?,
+            },
+            (None, None) => BoardChoice::Virtual { count: 1 },
+            (Some(board), _) => board.clone(),
+        };
+        let boards = match &board {
+            BoardChoice::Virtual { count } => usize::from(*count),
+            BoardChoice::Port(_) => 1,
+        };
+        let jobs = match self.common.jobs {
+            Some(jobs) if jobs > boards => {
+                println!("  note: --jobs {jobs} > {boards} board(s) given: {boards} at a time");
+                boards
+            }
+            Some(jobs) => jobs,
+            None => boards,
+        };
+        Ok((board, jobs))
     }
 }
 
-/// JUnit XML, cucumber JSON and the HTML report into the run directory, and
-/// copies where the user asked for them.
-fn write_reports(
-    report: &RunReport,
-    secrets: &Secrets,
-    junit: &Option<PathBuf>,
-    json: &Option<PathBuf>,
-    html_dir: &Option<PathBuf>,
-) -> Result<()> {
-    let written = hil::report::write_all(report, "hil run", secrets)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("writing the reports into {}", report.run_dir.display()))?;
-    let copies = [
-        (&written.junit, junit.clone()),
-        (&written.json, json.clone()),
-        (
-            &written.html,
-            html_dir.as_ref().map(|d| d.join("index.html")),
-        ),
-    ];
-    for (from, to) in copies {
-        if let Some(to) = to {
-            hil::report::copy_to(from, &to)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("writing {}", to.display()))?;
+/// Virtual boards a run can have.
+const MAX_VIRTUAL: u8 = 200;
+
+/// Where the reports are copied besides the run directory.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// `--junit`.
+    pub junit: Option<PathBuf>,
+    /// `--json`.
+    pub json: Option<PathBuf>,
+    /// `--report` (a directory).
+    pub html: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// Refuses, before anything runs, a place a report could not be written to.
+    pub fn check(&self) -> Result<()> {
+        let files = [
+            self.junit.clone(),
+            self.json.clone(),
+            self.html.as_ref().map(|d| d.join("index.html")),
+        ];
+        for file in files.into_iter().flatten() {
+            writable(&file).wrap_err_with(|| {
+                format!("cannot write a report to {} (fix the path or its permissions)", file.display())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// JUnit XML, cucumber JSON and the HTML report into the run directory, and
+    /// copies where the user asked for them.
+    pub fn write(&self, report: &RunReport, title: &str, secrets: &Secrets) -> Result<()> {
+        let written = hil::report::write_all(report, title, secrets)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("writing the reports into {}", report.run_dir.display()))?;
+        let copies = [
+            (&written.junit, self.junit.clone()),
+            (&written.json, self.json.clone()),
+            (&written.html, self.html.as_ref().map(|d| d.join("index.html"))),
+        ];
+        for (from, to) in copies {
+            if let Some(to) = to {
+                hil::report::copy_to(from, &to)
+                    .into_diagnostic()
+                    .wrap_err_with(|| format!("writing {}", to.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `file` can be created (its directory made if needed), without
+/// leaving anything behind that was not there.
+fn writable(file: &Path) -> Result<()> {
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if file.is_dir() {
+        miette::bail!("{} is a directory", file.display());
+    }
+    std::fs::create_dir_all(&dir).into_diagnostic()?;
+    let probe = dir.join(format!(".hil-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").into_diagnostic()?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// What a run has finished so far, to write the reports of a run cut short.
+#[derive(Clone)]
+pub struct Partial {
+    scenarios: Vec<hil::runner::ScenarioInfo>,
+    run_dir: PathBuf,
+    firmware: String,
+    /// The run's secrets.
+    pub secrets: Secrets,
+    outputs: Outputs,
+    finished: Arc<Mutex<Vec<ScenarioResult>>>,
+}
+
+impl Partial {
+    /// Nothing finished yet of `suite`.
+    pub fn new(
+        suite: &Suite,
+        run_dir: &Path,
+        firmware: &str,
+        secrets: Secrets,
+        outputs: Outputs,
+    ) -> Partial {
+        Partial {
+            scenarios: suite.scenarios().to_vec(),
+            run_dir: run_dir.to_path_buf(),
+            firmware: firmware.to_owned(),
+            secrets,
+            outputs,
+            finished: Arc::new(Mutex::new(Vec::new())),
         }
     }
-    Ok(())
+
+    /// `progress`, also keeping every finished scenario.
+    pub fn recording(&self, progress: Progress) -> Progress {
+        let finished = self.finished.clone();
+        Arc::new(move |event: RunEvent| {
+            if let RunEvent::Finished { result } = &event {
+                if let Ok(mut all) = finished.lock() {
+                    all.push((**result).clone());
+                }
+            }
+            progress(event);
+        })
+    }
+
+    /// Writes the reports of what finished, every other scenario not run.
+    pub fn write(&self, reason: &str) -> Result<()> {
+        let mut scenarios = self.finished.lock().map(|f| f.clone()).unwrap_or_default();
+        for info in &self.scenarios {
+            let done = scenarios
+                .iter()
+                .any(|s| s.info.path == info.path && s.info.line == info.line && s.info.name == info.name);
+            if !done {
+                let mut result = ScenarioResult::not_run(info.clone(), &self.firmware);
+                result.error = Some(reason.to_owned());
+                scenarios.push(result);
+            }
+        }
+        let report = RunReport {
+            scenarios,
+            duration: Duration::ZERO,
+            run_dir: self.run_dir.clone(),
+            firmware: self.firmware.clone(),
+        };
+        self.outputs.write(&report, "hil run", &self.secrets)
+    }
+}
+
+/// Ctrl-C or SIGTERM once: stop scheduling, end the running scenarios, write
+/// every report, exit 2. Twice: write the reports of what finished and exit 2
+/// at once.
+pub fn stop_on_signals(interrupt: Interrupt, partial: Partial) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            seen += 1;
+            if seen == 1 {
+                eprintln!("\nhil: stopping: no new scenario starts, the running ones end now; the reports are written (again to abort at once)");
+                interrupt.trigger();
+            } else {
+                eprintln!("\nhil: aborting: writing the reports of what finished");
+                let _ = partial.write("the run was aborted");
+                std::process::exit(i32::from(super::EXIT_USAGE));
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (interrupt, partial);
 }

@@ -55,6 +55,7 @@ pub(crate) struct RunContext {
     /// Names the device reaches its broker by (the lab's, and the ones mapped to it).
     pub(crate) broker_names: Vec<String>,
     pub(crate) secrets: Secrets,
+    pub(crate) interrupt: super::Interrupt,
     pub(crate) adhoc: Arc<Semaphore>,
     pub(crate) adhoc_next: AtomicU32,
     pub(crate) results: Mutex<Vec<ScenarioResult>>,

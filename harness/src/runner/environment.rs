@@ -348,6 +348,7 @@ impl Environment {
             network: self.network.clone(),
             broker_names,
             secrets: options.secrets.clone(),
+            interrupt: options.interrupt.clone(),
             adhoc: Arc::new(Semaphore::new(options.jobs.max(1))),
             adhoc_next: AtomicU32::new(0),
             results: Mutex::new(Vec::new()),
@@ -413,6 +414,9 @@ pub struct RunOptions {
     /// Secrets to keep out of every artifact (passwords given in steps are
     /// added as the scenarios are read).
     pub secrets: Secrets,
+    /// Stops the run early: no scenario starts after it, the running ones end
+    /// where they are; all are reported as not run.
+    pub interrupt: super::Interrupt,
 }
 
 impl Default for RunOptions {
@@ -431,6 +435,7 @@ impl Default for RunOptions {
             snapshots_dir: PathBuf::from("features/snapshots"),
             name: None,
             secrets: Secrets::default(),
+            interrupt: super::Interrupt::new(),
         }
     }
 }

@@ -39,6 +39,7 @@ mod context;
 mod environment;
 pub mod expect;
 mod firmware;
+mod interrupt;
 mod results;
 mod scenario;
 mod snapshot;
@@ -52,6 +53,7 @@ pub use board::{BadBoard, BoardChoice};
 pub use context::{Progress, SnapshotMode};
 pub use environment::{Environment, EnvironmentOptions, RunOptions, MQTT_TLS_PORT};
 pub use firmware::{FirmwareSource, UnknownFirmware};
+pub use interrupt::Interrupt;
 pub use results::{
     CrashReport, Failure, RunEvent, RunReport, ScenarioResult, Status, StepOutcome, StepRecord,
 };

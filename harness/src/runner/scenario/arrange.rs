@@ -172,20 +172,16 @@ impl ScenarioWorld {
     async fn pass_time(&mut self, ctx: &RunContext, duration: Duration) -> StepResult {
         let until = ctx.timeline.now_us() + duration.as_micros() as u64;
         loop {
+            if ctx.interrupt.is_triggered() {
+                return Err(Problem::Interrupted);
+            }
             if let Some(broken) = self.broken(ctx) {
                 return Err(Problem::Verdict(Box::new(broken)));
             }
             if ctx.timeline.now_us() >= until {
                 return Ok(());
             }
-            if self.device().is_some() {
-                self.view.wait(&ctx.timeline, until).await;
-            } else {
-                tokio::time::sleep(Duration::from_micros(
-                    until.saturating_sub(ctx.timeline.now_us()),
-                ))
-                .await;
-            }
+            self.view.wait(&ctx.timeline, until, &ctx.interrupt).await;
         }
     }
 
@@ -384,10 +380,10 @@ impl ScenarioWorld {
             let granted = events[asked..].iter().any(|o| {
                 matches!(&o.event.kind, EventKind::MqttSuback { codes } if codes.iter().any(|c| *c < 0x80))
             });
-            if granted || ctx.timeline.now_us() >= until {
+            if granted || ctx.timeline.now_us() >= until || ctx.interrupt.is_triggered() {
                 return;
             }
-            self.view.wait(&ctx.timeline, until).await;
+            self.view.wait(&ctx.timeline, until, &ctx.interrupt).await;
         }
     }
 }

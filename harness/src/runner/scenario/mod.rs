@@ -25,6 +25,7 @@ use crate::lab::{DevicePolicy, LabMqttClient};
 use crate::logprofile::{LogProfile, SemanticEvent};
 use crate::pki::ProfileId;
 use crate::serial::session::ConsoleSession;
+use super::Interrupt;
 use crate::timeline::{BoardEvent, Cursor, Event, EventKind, HarnessEvent, Source, Timeline};
 
 /// Why a step did not go through.
@@ -35,6 +36,8 @@ pub(crate) enum Problem {
     Verdict(Box<Failure>),
     /// The harness could not do its part (says nothing about the firmware).
     Harness(String),
+    /// The run was stopped: the scenario ends where it is, not run.
+    Interrupted,
 }
 
 impl Problem {
@@ -80,18 +83,27 @@ impl DeviceView {
             .collect();
     }
 
-    /// Waits for the device's next event, or until `until_us` at the latest.
-    async fn wait(&self, timeline: &Timeline, until_us: u64) {
-        let (Some(cursor), Some(device)) = (self.cursor, self.device) else {
-            return;
-        };
+    /// Waits for the device's next event, or until `until_us` at the latest,
+    /// or until the run is interrupted.
+    async fn wait(&self, timeline: &Timeline, until_us: u64, interrupt: &Interrupt) {
         let left = Duration::from_micros(until_us.saturating_sub(timeline.now_us()));
         if left.is_zero() {
             return;
         }
-        timeline
-            .wait_for(cursor, left, |e| e.device == Some(device))
-            .await;
+        let next = async {
+            match (self.cursor, self.device) {
+                (Some(cursor), Some(device)) => {
+                    timeline
+                        .wait_for(cursor, left, |e| e.device == Some(device))
+                        .await;
+                }
+                _ => tokio::time::sleep(left).await,
+            }
+        };
+        tokio::select! {
+            _ = next => {}
+            _ = interrupt.triggered() => {}
+        }
     }
 
     pub(crate) fn events(&self) -> &[Observed] {
@@ -133,6 +145,8 @@ pub struct ScenarioWorld {
     broker_names: Vec<String>,
     /// The step being run: keyword and text (redacted), line.
     current: Option<(String, usize)>,
+    /// The run was stopped before or while this scenario ran.
+    interrupted: bool,
     last_step_done: Option<u64>,
     steps: Vec<StepRecord>,
     failure: Option<Failure>,
@@ -306,7 +320,10 @@ impl ScenarioWorld {
                 _ => {}
             }
         }
-        (ctx.progress)(super::RunEvent::Started { info: info.clone() });
+        self.interrupted = ctx.interrupt.is_triggered();
+        if !self.interrupted {
+            (ctx.progress)(super::RunEvent::Started { info: info.clone() });
+        }
         self.info = Some(info);
         self.started = Some(Instant::now());
         self.ctx = Some(ctx);
@@ -331,6 +348,10 @@ impl ScenarioWorld {
                 line: step.position.line,
             },
         );
+        if self.interrupted || ctx.interrupt.is_triggered() {
+            self.interrupted = true;
+            return Err(Problem::Interrupted);
+        }
         let result = match parsed {
             Err(e) => Err(Problem::harness(e)),
             Ok(parsed) => match self.broken(&ctx) {
@@ -338,11 +359,16 @@ impl ScenarioWorld {
                 None => self.run(&ctx, parsed).await,
             },
         };
+        if matches!(result, Err(Problem::Interrupted)) {
+            self.interrupted = true;
+            return result;
+        }
         let outcome = match &result {
             Ok(()) => StepOutcome::Passed,
             Err(Problem::Verdict(f)) if f.inconclusive => StepOutcome::Inconclusive,
             Err(Problem::Verdict(_)) => StepOutcome::Failed,
             Err(Problem::Harness(_)) => StepOutcome::Error,
+            Err(Problem::Interrupted) => StepOutcome::Skipped,
         };
         self.steps.push(StepRecord {
             keyword,
@@ -382,6 +408,7 @@ impl ScenarioWorld {
                     self.failure = Some(*failure);
                 }
             }
+            Problem::Interrupted => self.interrupted = true,
             Problem::Harness(message) => {
                 ctx.timeline.record(
                     Source::Harness,
@@ -422,7 +449,11 @@ impl ScenarioWorld {
         if let F::BeforeHookFailed(_) = finished {
             self.error = Some("the scenario could not be set up".into());
         }
-        if self.failure.is_none() && self.error.is_none() && self.lease.is_some() {
+        if self.failure.is_none()
+            && self.error.is_none()
+            && self.lease.is_some()
+            && !self.interrupted
+        {
             if let Err(problem) = self.finish(ctx).await {
                 self.record(ctx, problem);
             }
@@ -450,7 +481,10 @@ impl ScenarioWorld {
             );
         }
         self.overhead += teardown.elapsed();
-        let status = if self.error.is_some() {
+        let status = if self.interrupted {
+            self.error = Some("the run was interrupted before this scenario ended".into());
+            Status::NotRun
+        } else if self.error.is_some() {
             Status::Error
         } else if self.failure.is_some() {
             Status::Failed

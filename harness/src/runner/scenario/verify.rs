@@ -33,6 +33,9 @@ impl ScenarioWorld {
             ));
         }
         loop {
+            if ctx.interrupt.is_triggered() {
+                return Err(Problem::Interrupted);
+            }
             self.refresh(ctx);
             if let Some(broken) = self.broken(ctx) {
                 return Err(Problem::Verdict(Box::new(broken)));
@@ -60,7 +63,7 @@ impl ScenarioWorld {
                     return Err(Problem::Verdict(Box::new(failure)));
                 }
                 Judgement::Pending { until_us } => {
-                    self.view.wait(&ctx.timeline, until_us).await;
+                    self.view.wait(&ctx.timeline, until_us, &ctx.interrupt).await;
                 }
             }
         }
@@ -117,13 +120,16 @@ impl ScenarioWorld {
             .unwrap_or(last);
         self.current = Some(("(after the last step)".into(), 0));
         loop {
+            if ctx.interrupt.is_triggered() {
+                return Err(Problem::Interrupted);
+            }
             if let Some(broken) = self.broken(ctx) {
                 return Err(Problem::Verdict(Box::new(broken)));
             }
             if ctx.timeline.now_us() >= until {
                 return Ok(());
             }
-            self.view.wait(&ctx.timeline, until).await;
+            self.view.wait(&ctx.timeline, until, &ctx.interrupt).await;
         }
     }
 
