@@ -85,6 +85,13 @@ fn tls_code(lines: &[String]) -> Option<u32> {
     })
 }
 
+/// The Unix time of the device's `[ntp] synced` line, if any.
+fn synced_epoch(lines: &[String]) -> Option<i64> {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("[ntp] synced epoch=")?.parse().ok())
+}
+
 fn tls_verdict(line: &str) -> bool {
     line.starts_with("[tls] error") || line.starts_with("[mqtt] connected")
 }
@@ -184,6 +191,17 @@ async fn clock_cases_decide_through_the_devices_own_ntp() {
         .await;
         let code = tls_code(&lines);
         assert_eq!(code, expected, "{ntp:?}:\n{}", lines.join("\n"));
+        if let NtpPolicy::Skewed(by) = ntp {
+            // The device's clock is the skewed lab time, in the right NTP era: ten
+            // years ahead is past 2036, not 1970 (which fails with 54 just the same).
+            let reported = synced_epoch(&lines).expect("an [ntp] synced line");
+            let wanted = (time::OffsetDateTime::now_utc() + by).unix_timestamp();
+            assert!(
+                (reported - wanted).abs() < 120,
+                "{ntp:?}: the device set its clock to {reported}, the lab said {wanted}:\n{}",
+                lines.join("\n")
+            );
+        }
         if ntp == NtpPolicy::Silent {
             assert!(
                 lines.iter().any(|l| l == "[ntp] failed"),
