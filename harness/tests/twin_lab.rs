@@ -644,7 +644,9 @@ async fn a_provisioned_client_certificate_satisfies_mutual_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pubsubclient_states_follow_the_broker_policies() {
-    use hil::lab::BrokerPolicy::{DnsNxdomain, MqttBadCredentials, MqttNotAuthorized, NoConnack};
+    use hil::lab::BrokerPolicy::{
+        DnsNxdomain, MqttBadCredentials, MqttNotAuthorized, NoConnack, StallAfterHello,
+    };
     let (lab, _dir) = lab().await;
     // (board, policy, the state the device reports, whether TLS was attempted)
     let cases = [
@@ -652,6 +654,8 @@ async fn pubsubclient_states_follow_the_broker_policies() {
         (161, MqttNotAuthorized, 5, true),
         (162, NoConnack, -4, true),
         (163, DnsNxdomain, -2, false),
+        // WiFiClientSecure's 15 s timeout ends the stalled handshake.
+        (164, StallAfterHello, -2, true),
     ];
     for (k, broker_policy, _, _) in cases {
         let mut policy = DevicePolicy::default();
@@ -668,9 +672,16 @@ async fn pubsubclient_states_follow_the_broker_policies() {
             |l| l.starts_with("[mqtt] failed"),
         )
     };
-    // Together: no-connack takes PubSubClient's 15 s socket timeout.
-    let (a, b, c, d) = tokio::join!(device(160), device(161), device(162), device(163));
-    for ((k, broker_policy, state, tls), lines) in cases.iter().zip([a, b, c, d]) {
+    // Together: no-connack takes PubSubClient's 15 s socket timeout, the stall
+    // WiFiClientSecure's.
+    let (a, b, c, d, e) = tokio::join!(
+        device(160),
+        device(161),
+        device(162),
+        device(163),
+        device(164)
+    );
+    for ((k, broker_policy, state, tls), lines) in cases.iter().zip([a, b, c, d, e]) {
         let text = lines.join("\n");
         assert!(
             lines
@@ -690,6 +701,10 @@ async fn pubsubclient_states_follow_the_broker_policies() {
                     .any(|l| l == "[dns] failed host=broker.hil.test"),
                 "{text}"
             );
+        }
+        if *broker_policy == StallAfterHello {
+            // A stall is no engine error: getLastSSLError() says 0.
+            assert_eq!(tls_code(&lines), Some(0), "{text}");
         }
     }
 }

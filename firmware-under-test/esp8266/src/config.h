@@ -155,5 +155,11 @@ constexpr uint32_t kWifiJoinTimeoutMs = 15000;
 constexpr uint32_t kHeapPeriodMs = 30000;
 constexpr uint32_t kBackoffFirstMs = 1000;
 constexpr uint32_t kBackoffMaxMs = 30000;
+// Not used by this sketch: the core (3.1.x) sets WiFiClientSecure's timeout to
+// this on every connect(), and one blocking run of the TLS engine -- the
+// handshake, one write -- gives up after it, so a broker that stalls mid-
+// handshake ends in `[tls] error code=0` and a retry. Recorded here so the
+// twin's TLS_TIMEOUT_MS is checked against the device's value.
+constexpr uint32_t kTlsTimeoutMs = 15000;
 
 }  // namespace hil

@@ -736,6 +736,101 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::descriptor::Variant;
+
+    /// Boots `descriptor` as a board on 127.0.0.1, provisioned for a broker at
+    /// `broker` (an address, so no DNS) with no NTP server, and collects its lines
+    /// with the time each was printed until `done` says stop.
+    async fn boot(
+        descriptor: Descriptor,
+        broker: SocketAddr,
+        done: impl Fn(&[String]) -> bool,
+    ) -> Vec<(Instant, String)> {
+        let settings = serde_json::json!({
+            "wifi": {"ssid": "lab", "password": "secret"},
+            "broker": {"host": broker.ip().to_string(), "port": broker.port()},
+            "topics": {"publish": "t", "subscribe": "c"},
+        });
+        let prov = format!(
+            "PROV {}\n",
+            base64::engine::general_purpose::STANDARD.encode(settings.to_string())
+        );
+        let (output, mut printed) = mpsc::unbounded_channel();
+        let (typed, input) = mpsc::unbounded_channel();
+        let env = BoardEnv {
+            ip: Ipv4Addr::LOCALHOST,
+            mac: [0x5c, 0xcf, 0x7f, 0, 0, 1],
+            access_point: None,
+            dns: None,
+            ntp: None,
+            reset_reason: "External-System".into(),
+        };
+        let firmware = tokio::spawn(async move {
+            let mut console = Console { output, input };
+            run(&descriptor, &env, &mut console).await
+        });
+        let mut lines: Vec<(Instant, String)> = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        // A firmware that waits forever fails here instead of hanging the test
+        // (with paused time the clock jumps to this limit when nothing else runs).
+        let limit = Instant::now() + Duration::from_secs(600);
+        while let Ok(Some(bytes)) = tokio::time::timeout_at(limit, printed.recv()).await {
+            let line = String::from_utf8_lossy(&bytes).trim_end().to_owned();
+            if line.starts_with("[prov] ready") {
+                typed.send(prov.clone().into_bytes()).unwrap();
+            }
+            lines.push((Instant::now(), line.clone()));
+            texts.push(line);
+            if done(&texts) {
+                break;
+            }
+        }
+        firmware.abort();
+        lines
+    }
+
+    fn count(lines: &[String], prefix: &str) -> usize {
+        lines.iter().filter(|l| l.starts_with(prefix)).count()
+    }
+
+    /// A broker address that accepts TCP connections (the kernel completes them
+    /// from the listen backlog) and never sends a byte.
+    fn silent_broker() -> std::net::TcpListener {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+    }
+
+    // Paused time: the 15 s wait passes in no time, and the times measured are
+    // the firmware's own.
+    #[tokio::test(start_paused = true)]
+    async fn a_broker_that_never_answers_fails_the_connect_after_15_s_and_the_firmware_retries() {
+        let broker = silent_broker();
+        let lines = boot(
+            Variant::Reference.descriptor(),
+            broker.local_addr().unwrap(),
+            |l| count(l, "[mqtt] retry") == 1,
+        )
+        .await;
+        let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        let at = text
+            .iter()
+            .position(|l| l.starts_with("[tls] connecting"))
+            .expect("an attempt");
+        assert_eq!(
+            &text[at + 1..],
+            [
+                "[tls] error code=0 text=BR_ERR_OK",
+                "[mqtt] failed rc=-2",
+                "[mqtt] retry in_ms=1000"
+            ],
+            "{text:#?}"
+        );
+        let waited = lines[at + 1].0 - lines[at].0;
+        assert_eq!(
+            waited,
+            Duration::from_millis(crate::tls::TLS_TIMEOUT_MS),
+            "{text:#?}"
+        );
+    }
 
     #[test]
     fn a_mangled_ca_yields_no_usable_certificate() {
