@@ -34,6 +34,10 @@
 #error "set at most one of HIL_TRUST_INSECURE, HIL_TRUST_FINGERPRINT, HIL_TRUST_KNOWN_KEY, HIL_TRUST_SELF_SIGNED"
 #endif
 
+// --- fallback: what a failed TLS connection changes (default: nothing) --------
+// HIL_FALLBACK_INSECURE: setInsecure() after the first failed connect(), for
+// good -- the forum "fix" for an error nobody read.
+
 // --- clock: where the X.509 validation time comes from (default: SNTP) --------
 #if defined(HIL_CLOCK_UPTIME) && defined(HIL_CLOCK_BUILD_TIME)
 #error "set at most one of HIL_CLOCK_UPTIME, HIL_CLOCK_BUILD_TIME"
@@ -101,6 +105,12 @@ constexpr bool kCaMalformed = true;
 constexpr bool kCaMalformed = false;
 #endif
 
+#if defined(HIL_FALLBACK_INSECURE)
+constexpr bool kFallbackInsecure = true;
+#else
+constexpr bool kFallbackInsecure = false;
+#endif
+
 #if defined(HIL_CLOCK_UPTIME)
 constexpr Clock kClock = Clock::Uptime;
 #elif defined(HIL_CLOCK_BUILD_TIME)
@@ -130,6 +140,14 @@ constexpr bool kSeedLogs = false;
 constexpr bool kPublishEveryLoop = true;
 #else
 constexpr bool kPublishEveryLoop = false;
+#endif
+
+// HIL_SUBSCRIBE_FIRST_CONNECT: subscribe after the first MQTT connection only
+// (default: after every one, since a clean session's subscriptions end with it).
+#if defined(HIL_SUBSCRIBE_FIRST_CONNECT)
+constexpr bool kSubscribeFirstConnectOnly = true;
+#else
+constexpr bool kSubscribeFirstConnectOnly = false;
 #endif
 
 #if defined(HIL_RECONNECT_IMMEDIATE)
