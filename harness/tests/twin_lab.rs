@@ -312,9 +312,10 @@ async fn connect_by_ip_sends_no_sni_and_the_reference_asks_for_512_byte_fragment
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
+async fn shrunk_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
     // BearSSL streams plaintext handshake records of any size, so a shrunk buffer
-    // only fails on a large *encrypted* record: here a 1000-byte command.
+    // only fails on a large *encrypted* record: here a 4 KB command, more than
+    // even medium-buffers' 2048 bytes.
     let (lab, _dir) = lab().await;
     let large = Arc::new(catalogue().profile(ProfileId::LargeChain).unwrap().clone());
     let harness_client = lab.mqtt_client("harness").await.unwrap();
@@ -322,6 +323,8 @@ async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
         (90u8, true, Variant::SmallBuffers, Some(6u32)),
         (91, false, Variant::SmallBuffers, None),
         (92, true, Variant::Reference, None),
+        (93, true, Variant::MediumBuffers, Some(6)),
+        (94, false, Variant::MediumBuffers, None),
     ] {
         let mut policy = DevicePolicy {
             profile: Some(large.clone()),
@@ -369,7 +372,7 @@ async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
             assert!(subscribed.is_some(), "board {k} never subscribed");
             loop {
                 harness_client
-                    .publish(topic, vec![b'x'; 1000], false)
+                    .publish(topic, vec![b'x'; 4096], false)
                     .await
                     .unwrap();
                 harness_client
@@ -563,6 +566,131 @@ async fn no_backoff_hammers_a_refusing_broker() {
                 "no backoff: only {connections} connections in 4 s"
             ),
         }
+    }
+}
+
+#[tokio::test]
+async fn fallback_insecure_is_refused_once_then_trusts_the_impostor() {
+    let (lab, _dir) = lab().await;
+    let k = 135;
+    let policy = DevicePolicy {
+        profile: Some(Arc::new(
+            catalogue().profile(ProfileId::WrongSan).unwrap().clone(),
+        )),
+        ..DevicePolicy::default()
+    };
+    lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+    let lines = run_device(
+        &lab,
+        k,
+        ProfileId::WrongSan,
+        Variant::FallbackInsecure.descriptor(),
+        ProvisionOptions::default(),
+        |l| l.starts_with("[mqtt] connected"),
+    )
+    .await;
+    let text = lines.join("\n");
+    // The attempts, without the lab's port.
+    let tls: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("[tls] "))
+        .map(|l| match l.split_once(" port=") {
+            Some((head, tail)) => format!("{head}{}", &tail[tail.find(' ').unwrap_or(0)..]),
+            None => l.clone(),
+        })
+        .collect();
+    assert_eq!(
+        tls[..3],
+        [
+            "[tls] connecting host=broker.hil.test mode=trust-anchors",
+            "[tls] error code=56 text=BR_ERR_X509_BAD_SERVER_NAME",
+            "[tls] connecting host=broker.hil.test mode=insecure",
+        ],
+        "{text}"
+    );
+    assert!(
+        tls.len() == 4 && tls[3].starts_with("[tls] ok version=TLS1.2"),
+        "{text}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("[mqtt] connected")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_resubscribe_sends_no_subscribe_after_a_dropped_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (lab, _dir) = lab().await;
+    for (k, variant, subscribes) in [
+        (136u8, Variant::Reference, 2usize),
+        (137, Variant::NoResubscribe, 1),
+    ] {
+        let ip = IpAddr::V4(board_ip(k));
+        // The device runs until its second session has published once.
+        let sessions = AtomicUsize::new(0);
+        let device = run_device(
+            &lab,
+            k,
+            ProfileId::Valid,
+            variant.descriptor(),
+            ProvisionOptions::default(),
+            |l| {
+                if l.starts_with("[mqtt] connected") {
+                    sessions.fetch_add(1, Ordering::SeqCst);
+                }
+                l.starts_with("[mqtt] published") && sessions.load(Ordering::SeqCst) == 2
+            },
+        );
+        let broker = async {
+            // A PUBLISH comes after the session's SUBSCRIBE on the same stream, so
+            // once the lab has decoded one, the session's SUBSCRIBE (if any) is
+            // on the timeline.
+            let publishes = |e: &hil::timeline::Event| {
+                e.device == Some(ip) && matches!(e.kind, EventKind::MqttPublish { .. })
+            };
+            let first = lab
+                .timeline()
+                .wait_for(lab.timeline().start(), Duration::from_secs(20), publishes)
+                .await
+                .expect("the first session publishes");
+            assert!(lab.drop_connections(ip).await.unwrap() > 0);
+            let reconnected = lab
+                .timeline()
+                .wait_for(first.cursor_after(), Duration::from_secs(20), |e| {
+                    e.device == Some(ip) && matches!(e.kind, EventKind::MqttConnect { .. })
+                })
+                .await
+                .expect("the device reconnects");
+            lab.timeline()
+                .wait_for(
+                    reconnected.cursor_after(),
+                    Duration::from_secs(20),
+                    publishes,
+                )
+                .await
+                .expect("the second session publishes");
+        };
+        let (lines, ()) = tokio::join!(device, broker);
+        let seen = lab
+            .timeline()
+            .snapshot()
+            .iter()
+            .filter(|e| e.device == Some(ip) && matches!(e.kind, EventKind::MqttSubscribe { .. }))
+            .count();
+        assert_eq!(
+            seen,
+            subscribes,
+            "{variant}: SUBSCRIBEs over two sessions:\n{}",
+            lines.join("\n")
+        );
+        let said = lines
+            .iter()
+            .filter(|l| l.starts_with("[mqtt] subscribed"))
+            .count();
+        assert_eq!(said, subscribes, "{variant}:\n{}", lines.join("\n"));
     }
 }
 

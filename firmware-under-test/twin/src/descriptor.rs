@@ -446,7 +446,8 @@ fn buffer_size(name: &str, value: &str) -> Result<usize, DescriptorError> {
 
 knob_enum!(
     /// The firmware variants of the catalogue: the reference and the mutants the
-    /// shipped scenarios must catch.
+    /// shipped scenarios must catch. Each one's doc says which field mistake it
+    /// reproduces.
     Variant {
         /// The reference firmware.
         Reference => "reference",
@@ -476,6 +477,21 @@ knob_enum!(
         PublishFlood => "publish-flood",
         /// Reconnects without delay.
         NoBackoff => "no-backoff",
+        /// Calls `setInsecure()` after a failed TLS connection, the forum "fix"
+        /// for an error it never read: the first attempt is refused as it should
+        /// be, every later one trusts anybody.
+        FallbackInsecure => "fallback-insecure",
+        /// Subscribes after the first connection only: after a reconnect the
+        /// broker has forgotten the subscription and commands stop arriving,
+        /// while telemetry looks healthy.
+        NoResubscribe => "no-resubscribe",
+        /// A 2048-byte receive buffer: enough for the handshake (BearSSL streams
+        /// it), too small for a 4 KB command from a broker that ignores
+        /// max_fragment_length, which fails with BearSSL error 6 on that record.
+        MediumBuffers => "medium-buffers",
+        /// Dereferences a null pointer right after its first MQTT connection:
+        /// `Exception (28)`, a postmortem dump and a reboot, over and over.
+        CrashAfterConnect => "crash-after-connect",
     }
 );
 
@@ -497,6 +513,10 @@ impl Variant {
             Variant::SeedStyleLogs => &[("log", "seed")],
             Variant::PublishFlood => &[("publish", "every-loop")],
             Variant::NoBackoff => &[("reconnect", "immediate")],
+            Variant::FallbackInsecure => &[("fallback", "insecure")],
+            Variant::NoResubscribe => &[("subscribe", "first-connect")],
+            Variant::MediumBuffers => &[("rx_buffer", "2048")],
+            Variant::CrashAfterConnect => &[("crash", "after-connect")],
         }
     }
 
