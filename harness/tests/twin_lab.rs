@@ -696,28 +696,61 @@ async fn no_resubscribe_sends_no_subscribe_after_a_dropped_connection() {
 
 #[tokio::test]
 async fn a_crashing_firmware_dumps_an_exception_and_asks_for_a_reboot() {
+    use hil_twin::postmortem::{self, CUT_HERE};
     let (lab, _dir) = lab().await;
-    let mut descriptor = Variant::Reference.descriptor();
-    descriptor.set("crash", "after-connect").unwrap();
+    let cuts = std::sync::atomic::AtomicUsize::new(0);
     let lines = run_device(
         &lab,
         140,
         ProfileId::Valid,
-        descriptor,
+        Variant::CrashAfterConnect.descriptor(),
         ProvisionOptions::default(),
-        |l| l == "<<<stack<<<",
+        |l| l == CUT_HERE && cuts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1,
     )
     .await;
+    let text = lines.join("\n");
+    // The core's postmortem layout, after the first MQTT connection.
+    let start = lines.iter().position(|l| l == CUT_HERE).expect("a dump");
     assert!(
-        lines.iter().any(|l| l == "Exception (28):"),
-        "{}",
-        lines.join("\n")
+        lines[..start]
+            .iter()
+            .any(|l| l.starts_with("[mqtt] connected")),
+        "{text}"
     );
-    assert!(
-        lines.iter().any(|l| l == ">>>stack>>>"),
-        "{}",
-        lines.join("\n")
+    let dump: Vec<&str> = lines[start..].iter().map(String::as_str).collect();
+    let epc1 = format!(
+        "epc1=0x{:08x} epc2=0x00000000 epc3=0x00000000 excvaddr=0x00000000 depc=0x00000000",
+        postmortem::EPC1
     );
+    assert_eq!(
+        dump[..9],
+        [
+            CUT_HERE,
+            "",
+            "Exception (28):",
+            epc1.as_str(),
+            "",
+            ">>>stack>>>",
+            "",
+            "ctx: cont",
+            "sp: 3ffffd60 end: 3fffffc0 offset: 0190",
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        dump[dump.len() - 3..],
+        ["<<<stack<<<", "", CUT_HERE],
+        "{text}"
+    );
+    for code in [
+        postmortem::RETURN_INTO_LOOP_WRAPPER,
+        postmortem::RETURN_INTO_CONT_WRAPPER,
+    ] {
+        assert!(
+            text.contains(&format!(" {code:08x}")),
+            "{code:08x}:\n{text}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -584,21 +584,9 @@ impl Device<'_> {
         )
     }
 
+    /// The core's postmortem dump for the exception; the caller reboots.
     fn crash(&mut self) -> Result<(), Exit> {
-        let dump = [
-            "",
-            "Exception (28):",
-            "epc1=0x40201b8c epc2=0x00000000 epc3=0x00000000 excvaddr=0x00000000 depc=0x00000000",
-            "",
-            ">>>stack>>>",
-            "",
-            "ctx: cont",
-            "sp: 3ffffdc0 end: 3fffffc0 offset: 01a0",
-            "3fffff60:  3fffdad0 00000000 3ffee7c8 40201b8c",
-            "<<<stack<<<",
-            "",
-        ];
-        for line in dump {
+        for line in crate::postmortem::exception_dump() {
             self.console
                 .output
                 .send(format!("{line}\r\n").into_bytes())
