@@ -85,6 +85,13 @@ fn tls_code(lines: &[String]) -> Option<u32> {
     })
 }
 
+/// The Unix time of the device's `[ntp] synced` line, if any.
+fn synced_epoch(lines: &[String]) -> Option<i64> {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("[ntp] synced epoch=")?.parse().ok())
+}
+
 fn tls_verdict(line: &str) -> bool {
     line.starts_with("[tls] error") || line.starts_with("[mqtt] connected")
 }
@@ -184,6 +191,17 @@ async fn clock_cases_decide_through_the_devices_own_ntp() {
         .await;
         let code = tls_code(&lines);
         assert_eq!(code, expected, "{ntp:?}:\n{}", lines.join("\n"));
+        if let NtpPolicy::Skewed(by) = ntp {
+            // The device's clock is the skewed lab time, in the right NTP era: ten
+            // years ahead is past 2036, not 1970 (which fails with 54 just the same).
+            let reported = synced_epoch(&lines).expect("an [ntp] synced line");
+            let wanted = (time::OffsetDateTime::now_utc() + by).unix_timestamp();
+            assert!(
+                (reported - wanted).abs() < 120,
+                "{ntp:?}: the device set its clock to {reported}, the lab said {wanted}:\n{}",
+                lines.join("\n")
+            );
+        }
         if ntp == NtpPolicy::Silent {
             assert!(
                 lines.iter().any(|l| l == "[ntp] failed"),
@@ -294,9 +312,10 @@ async fn connect_by_ip_sends_no_sni_and_the_reference_asks_for_512_byte_fragment
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
+async fn shrunk_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
     // BearSSL streams plaintext handshake records of any size, so a shrunk buffer
-    // only fails on a large *encrypted* record: here a 1000-byte command.
+    // only fails on a large *encrypted* record: here a 4 KB command, more than
+    // even medium-buffers' 2048 bytes.
     let (lab, _dir) = lab().await;
     let large = Arc::new(catalogue().profile(ProfileId::LargeChain).unwrap().clone());
     let harness_client = lab.mqtt_client("harness").await.unwrap();
@@ -304,6 +323,8 @@ async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
         (90u8, true, Variant::SmallBuffers, Some(6u32)),
         (91, false, Variant::SmallBuffers, None),
         (92, true, Variant::Reference, None),
+        (93, true, Variant::MediumBuffers, Some(6)),
+        (94, false, Variant::MediumBuffers, None),
     ] {
         let mut policy = DevicePolicy {
             profile: Some(large.clone()),
@@ -351,7 +372,7 @@ async fn small_buffers_fail_with_6_only_when_the_broker_ignores_mfln() {
             assert!(subscribed.is_some(), "board {k} never subscribed");
             loop {
                 harness_client
-                    .publish(topic, vec![b'x'; 1000], false)
+                    .publish(topic, vec![b'x'; 4096], false)
                     .await
                     .unwrap();
                 harness_client
@@ -549,29 +570,187 @@ async fn no_backoff_hammers_a_refusing_broker() {
 }
 
 #[tokio::test]
-async fn a_crashing_firmware_dumps_an_exception_and_asks_for_a_reboot() {
+async fn fallback_insecure_is_refused_once_then_trusts_the_impostor() {
     let (lab, _dir) = lab().await;
-    let mut descriptor = Variant::Reference.descriptor();
-    descriptor.set("crash", "after-connect").unwrap();
+    let k = 135;
+    let policy = DevicePolicy {
+        profile: Some(Arc::new(
+            catalogue().profile(ProfileId::WrongSan).unwrap().clone(),
+        )),
+        ..DevicePolicy::default()
+    };
+    lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+    let lines = run_device(
+        &lab,
+        k,
+        ProfileId::WrongSan,
+        Variant::FallbackInsecure.descriptor(),
+        ProvisionOptions::default(),
+        |l| l.starts_with("[mqtt] connected"),
+    )
+    .await;
+    let text = lines.join("\n");
+    // The attempts, without the lab's port.
+    let tls: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("[tls] "))
+        .map(|l| match l.split_once(" port=") {
+            Some((head, tail)) => format!("{head}{}", &tail[tail.find(' ').unwrap_or(0)..]),
+            None => l.clone(),
+        })
+        .collect();
+    assert_eq!(
+        tls[..3],
+        [
+            "[tls] connecting host=broker.hil.test mode=trust-anchors",
+            "[tls] error code=56 text=BR_ERR_X509_BAD_SERVER_NAME",
+            "[tls] connecting host=broker.hil.test mode=insecure",
+        ],
+        "{text}"
+    );
+    assert!(
+        tls.len() == 4 && tls[3].starts_with("[tls] ok version=TLS1.2"),
+        "{text}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("[mqtt] connected")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_resubscribe_sends_no_subscribe_after_a_dropped_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (lab, _dir) = lab().await;
+    for (k, variant, subscribes) in [
+        (136u8, Variant::Reference, 2usize),
+        (137, Variant::NoResubscribe, 1),
+    ] {
+        let ip = IpAddr::V4(board_ip(k));
+        // The device runs until its second session has published once.
+        let sessions = AtomicUsize::new(0);
+        let device = run_device(
+            &lab,
+            k,
+            ProfileId::Valid,
+            variant.descriptor(),
+            ProvisionOptions::default(),
+            |l| {
+                if l.starts_with("[mqtt] connected") {
+                    sessions.fetch_add(1, Ordering::SeqCst);
+                }
+                l.starts_with("[mqtt] published") && sessions.load(Ordering::SeqCst) == 2
+            },
+        );
+        let broker = async {
+            // A PUBLISH comes after the session's SUBSCRIBE on the same stream, so
+            // once the lab has decoded one, the session's SUBSCRIBE (if any) is
+            // on the timeline.
+            let publishes = |e: &hil::timeline::Event| {
+                e.device == Some(ip) && matches!(e.kind, EventKind::MqttPublish { .. })
+            };
+            let first = lab
+                .timeline()
+                .wait_for(lab.timeline().start(), Duration::from_secs(20), publishes)
+                .await
+                .expect("the first session publishes");
+            assert!(lab.drop_connections(ip).await.unwrap() > 0);
+            let reconnected = lab
+                .timeline()
+                .wait_for(first.cursor_after(), Duration::from_secs(20), |e| {
+                    e.device == Some(ip) && matches!(e.kind, EventKind::MqttConnect { .. })
+                })
+                .await
+                .expect("the device reconnects");
+            lab.timeline()
+                .wait_for(
+                    reconnected.cursor_after(),
+                    Duration::from_secs(20),
+                    publishes,
+                )
+                .await
+                .expect("the second session publishes");
+        };
+        let (lines, ()) = tokio::join!(device, broker);
+        let seen = lab
+            .timeline()
+            .snapshot()
+            .iter()
+            .filter(|e| e.device == Some(ip) && matches!(e.kind, EventKind::MqttSubscribe { .. }))
+            .count();
+        assert_eq!(
+            seen,
+            subscribes,
+            "{variant}: SUBSCRIBEs over two sessions:\n{}",
+            lines.join("\n")
+        );
+        let said = lines
+            .iter()
+            .filter(|l| l.starts_with("[mqtt] subscribed"))
+            .count();
+        assert_eq!(said, subscribes, "{variant}:\n{}", lines.join("\n"));
+    }
+}
+
+#[tokio::test]
+async fn a_crashing_firmware_dumps_an_exception_and_asks_for_a_reboot() {
+    use hil_twin::postmortem::{self, CUT_HERE};
+    let (lab, _dir) = lab().await;
+    let cuts = std::sync::atomic::AtomicUsize::new(0);
     let lines = run_device(
         &lab,
         140,
         ProfileId::Valid,
-        descriptor,
+        Variant::CrashAfterConnect.descriptor(),
         ProvisionOptions::default(),
-        |l| l == "<<<stack<<<",
+        |l| l == CUT_HERE && cuts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1,
     )
     .await;
+    let text = lines.join("\n");
+    // The core's postmortem layout, after the first MQTT connection.
+    let start = lines.iter().position(|l| l == CUT_HERE).expect("a dump");
     assert!(
-        lines.iter().any(|l| l == "Exception (28):"),
-        "{}",
-        lines.join("\n")
+        lines[..start]
+            .iter()
+            .any(|l| l.starts_with("[mqtt] connected")),
+        "{text}"
     );
-    assert!(
-        lines.iter().any(|l| l == ">>>stack>>>"),
-        "{}",
-        lines.join("\n")
+    let dump: Vec<&str> = lines[start..].iter().map(String::as_str).collect();
+    let epc1 = format!(
+        "epc1=0x{:08x} epc2=0x00000000 epc3=0x00000000 excvaddr=0x00000000 depc=0x00000000",
+        postmortem::EPC1
     );
+    assert_eq!(
+        dump[..9],
+        [
+            CUT_HERE,
+            "",
+            "Exception (28):",
+            epc1.as_str(),
+            "",
+            ">>>stack>>>",
+            "",
+            "ctx: cont",
+            "sp: 3ffffd60 end: 3fffffc0 offset: 0190",
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        dump[dump.len() - 3..],
+        ["<<<stack<<<", "", CUT_HERE],
+        "{text}"
+    );
+    for code in [
+        postmortem::RETURN_INTO_LOOP_WRAPPER,
+        postmortem::RETURN_INTO_CONT_WRAPPER,
+    ] {
+        assert!(
+            text.contains(&format!(" {code:08x}")),
+            "{code:08x}:\n{text}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -626,7 +805,9 @@ async fn a_provisioned_client_certificate_satisfies_mutual_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pubsubclient_states_follow_the_broker_policies() {
-    use hil::lab::BrokerPolicy::{DnsNxdomain, MqttBadCredentials, MqttNotAuthorized, NoConnack};
+    use hil::lab::BrokerPolicy::{
+        DnsNxdomain, MqttBadCredentials, MqttNotAuthorized, NoConnack, StallAfterHello,
+    };
     let (lab, _dir) = lab().await;
     // (board, policy, the state the device reports, whether TLS was attempted)
     let cases = [
@@ -634,6 +815,8 @@ async fn pubsubclient_states_follow_the_broker_policies() {
         (161, MqttNotAuthorized, 5, true),
         (162, NoConnack, -4, true),
         (163, DnsNxdomain, -2, false),
+        // WiFiClientSecure's 15 s timeout ends the stalled handshake.
+        (164, StallAfterHello, -2, true),
     ];
     for (k, broker_policy, _, _) in cases {
         let mut policy = DevicePolicy::default();
@@ -650,9 +833,16 @@ async fn pubsubclient_states_follow_the_broker_policies() {
             |l| l.starts_with("[mqtt] failed"),
         )
     };
-    // Together: no-connack takes PubSubClient's 15 s socket timeout.
-    let (a, b, c, d) = tokio::join!(device(160), device(161), device(162), device(163));
-    for ((k, broker_policy, state, tls), lines) in cases.iter().zip([a, b, c, d]) {
+    // Together: no-connack takes PubSubClient's 15 s socket timeout, the stall
+    // WiFiClientSecure's.
+    let (a, b, c, d, e) = tokio::join!(
+        device(160),
+        device(161),
+        device(162),
+        device(163),
+        device(164)
+    );
+    for ((k, broker_policy, state, tls), lines) in cases.iter().zip([a, b, c, d, e]) {
         let text = lines.join("\n");
         assert!(
             lines
@@ -672,6 +862,10 @@ async fn pubsubclient_states_follow_the_broker_policies() {
                     .any(|l| l == "[dns] failed host=broker.hil.test"),
                 "{text}"
             );
+        }
+        if *broker_policy == StallAfterHello {
+            // A stall is no engine error: getLastSSLError() says 0.
+            assert_eq!(tls_code(&lines), Some(0), "{text}");
         }
     }
 }

@@ -117,8 +117,7 @@ async fn a_flashed_reference_image_boots_into_the_twin_which_connects_to_the_lab
 async fn a_crashing_twin_restarts_the_board_which_boots_again() {
     let dir = tempfile::tempdir().unwrap();
     let (lab, catalogue, board) = setup(8, dir.path()).await;
-    let mut descriptor = Variant::Reference.descriptor();
-    descriptor.set("crash", "after-connect").unwrap();
+    let descriptor = Variant::CrashAfterConnect.descriptor();
     let image = dir.path().join("crash.bin");
     std::fs::write(&image, vfirmware::build(&descriptor).to_bytes()).unwrap();
     let lines = flash_and_boot(&lab, &catalogue, &board, image, |l| {
@@ -126,7 +125,16 @@ async fn a_crashing_twin_restarts_the_board_which_boots_again() {
     })
     .await;
     let text = lines.join("\n");
-    assert!(lines.iter().any(|l| l == "Exception (28):"), "{text}");
+    // The postmortem dump, whole, before the reboot.
+    let cut = hil_twin::postmortem::CUT_HERE;
+    let first = lines.iter().position(|l| l == cut).expect("a dump");
+    let last = lines.iter().rposition(|l| l == cut).expect("a dump");
+    assert!(first < last, "{text}");
+    assert!(
+        lines[first..last].iter().any(|l| l == "Exception (28):")
+            && lines[first..last].iter().any(|l| l == "<<<stack<<<"),
+        "{text}"
+    );
     assert!(
         lines
             .last()

@@ -34,6 +34,10 @@
 #error "set at most one of HIL_TRUST_INSECURE, HIL_TRUST_FINGERPRINT, HIL_TRUST_KNOWN_KEY, HIL_TRUST_SELF_SIGNED"
 #endif
 
+// --- fallback: what a failed TLS connection changes (default: nothing) --------
+// HIL_FALLBACK_INSECURE: setInsecure() after the first failed connect(), for
+// good -- the forum "fix" for an error nobody read.
+
 // --- clock: where the X.509 validation time comes from (default: SNTP) --------
 #if defined(HIL_CLOCK_UPTIME) && defined(HIL_CLOCK_BUILD_TIME)
 #error "set at most one of HIL_CLOCK_UPTIME, HIL_CLOCK_BUILD_TIME"
@@ -101,6 +105,12 @@ constexpr bool kCaMalformed = true;
 constexpr bool kCaMalformed = false;
 #endif
 
+#if defined(HIL_FALLBACK_INSECURE)
+constexpr bool kFallbackInsecure = true;
+#else
+constexpr bool kFallbackInsecure = false;
+#endif
+
 #if defined(HIL_CLOCK_UPTIME)
 constexpr Clock kClock = Clock::Uptime;
 #elif defined(HIL_CLOCK_BUILD_TIME)
@@ -132,6 +142,14 @@ constexpr bool kPublishEveryLoop = true;
 constexpr bool kPublishEveryLoop = false;
 #endif
 
+// HIL_SUBSCRIBE_FIRST_CONNECT: subscribe after the first MQTT connection only
+// (default: after every one, since a clean session's subscriptions end with it).
+#if defined(HIL_SUBSCRIBE_FIRST_CONNECT)
+constexpr bool kSubscribeFirstConnectOnly = true;
+#else
+constexpr bool kSubscribeFirstConnectOnly = false;
+#endif
+
 #if defined(HIL_RECONNECT_IMMEDIATE)
 constexpr bool kReconnectImmediate = true;
 #else
@@ -155,5 +173,11 @@ constexpr uint32_t kWifiJoinTimeoutMs = 15000;
 constexpr uint32_t kHeapPeriodMs = 30000;
 constexpr uint32_t kBackoffFirstMs = 1000;
 constexpr uint32_t kBackoffMaxMs = 30000;
+// Not used by this sketch: the core (3.1.x) sets WiFiClientSecure's timeout to
+// this on every connect(), and one blocking run of the TLS engine -- the
+// handshake, one write -- gives up after it, so a broker that stalls mid-
+// handshake ends in `[tls] error code=0` and a retry. Recorded here so the
+// twin's TLS_TIMEOUT_MS is checked against the device's value.
+constexpr uint32_t kTlsTimeoutMs = 15000;
 
 }  // namespace hil

@@ -74,6 +74,7 @@ struct DeviceClock {
 volatile bool sntpDelivered = false;
 bool sntpStarted = false;
 uint32_t attempt = 0;  // failed connection attempts since the last success
+bool connectedBefore = false;  // an MQTT session has started since boot
 
 // Discards whatever arrived on the serial port: after provisioning the firmware
 // reads no more commands. read() returning -1 ends it, rather than available(),
@@ -369,6 +370,12 @@ bool connectOnce(int& rc) {
   if (!connected) {
     const int code = tls.getLastSSLError();
     log::tlsError(code, code == kCoreOutOfMemory ? "OUT_OF_MEMORY" : bearsslErrorName(code));
+    // The fallback-insecure mutant: whatever went wrong, the next attempt trusts
+    // anybody. The core keeps setInsecure() across connect() calls, so it sticks.
+    if (knobs::kFallbackInsecure) {
+      tls.setInsecure();
+      trustMode = "insecure";
+    }
     rc = kConnectFailed;
     return false;
   }
@@ -425,7 +432,12 @@ bool publishTelemetry(uint32_t sequence) {
 // The connected loop: subscribe, publish, answer, keep alive (PubSubClient's
 // loop() does the pings). Returns the state when the connection ends.
 int session() {
-  if (mqtt.subscribe(settings.topicSubscribe.c_str())) {
+  // A clean session's subscriptions end with its connection; the no-resubscribe
+  // mutant subscribes on its first connection only and hears no command after a
+  // reconnect.
+  const bool subscribe = !knobs::kSubscribeFirstConnectOnly || !connectedBefore;
+  connectedBefore = true;
+  if (subscribe && mqtt.subscribe(settings.topicSubscribe.c_str())) {
     log::mqttSubscribed(settings.topicSubscribe);
   } else if (!mqtt.connected()) {
     return mqtt.state();

@@ -93,6 +93,16 @@ knob_enum!(
 );
 
 knob_enum!(
+    /// What a failed TLS connection changes for the attempts after it.
+    Fallback {
+        /// Nothing: every attempt checks the certificate the same way.
+        None => "none",
+        /// `setInsecure()` after the first `[tls] error`, for good (the forum "fix").
+        Insecure => "insecure",
+    }
+);
+
+knob_enum!(
     /// Where the device clock comes from.
     Clock {
         /// SNTP before connecting (correct).
@@ -135,6 +145,17 @@ knob_enum!(
 );
 
 knob_enum!(
+    /// When the firmware subscribes to its command topic.
+    Subscribe {
+        /// After every successful MQTT connection (correct: the broker forgets a
+        /// clean session's subscriptions when the connection ends).
+        EveryConnect => "every-connect",
+        /// After the first successful MQTT connection only.
+        FirstConnect => "first-connect",
+    }
+);
+
+knob_enum!(
     /// How the firmware retries a failed MQTT connection.
     Reconnect {
         /// Exponential backoff, 1 s doubling to 30 s.
@@ -167,6 +188,8 @@ pub struct Knobs {
     pub anchor: Anchor,
     /// Whether the CA text survives.
     pub ca: CaText,
+    /// What a failed TLS connection changes.
+    pub fallback: Fallback,
     /// Device clock source.
     pub clock: Clock,
     /// Unix time used when `clock` is `build-time`.
@@ -182,6 +205,8 @@ pub struct Knobs {
     pub log: LogStyle,
     /// Publish pacing.
     pub publish: Publish,
+    /// When the command topic is subscribed.
+    pub subscribe: Subscribe,
     /// Retry pacing.
     pub reconnect: Reconnect,
     /// Crash behaviour.
@@ -198,6 +223,7 @@ impl Default for Knobs {
             trust: Trust::Anchors,
             anchor: Anchor::Root,
             ca: CaText::Intact,
+            fallback: Fallback::None,
             clock: Clock::Ntp,
             // 2024-01-01T00:00:00Z: a build date long before any lab clock.
             build_time: 1_704_067_200,
@@ -206,6 +232,7 @@ impl Default for Knobs {
             tx_buffer: 512,
             log: LogStyle::Reference,
             publish: Publish::Interval,
+            subscribe: Subscribe::EveryConnect,
             reconnect: Reconnect::Backoff,
             crash: Crash::Never,
             mqtt_buffer: 256,
@@ -220,6 +247,7 @@ pub const KNOB_NAMES: &[&str] = &[
     "trust",
     "anchor",
     "ca",
+    "fallback",
     "clock",
     "build_time",
     "connect",
@@ -227,6 +255,7 @@ pub const KNOB_NAMES: &[&str] = &[
     "tx_buffer",
     "log",
     "publish",
+    "subscribe",
     "reconnect",
     "crash",
     "mqtt_buffer",
@@ -309,6 +338,7 @@ impl Descriptor {
             "trust" => k.trust = typed(name, value)?,
             "anchor" => k.anchor = typed(name, value)?,
             "ca" => k.ca = typed(name, value)?,
+            "fallback" => k.fallback = typed(name, value)?,
             "clock" => k.clock = typed(name, value)?,
             "build_time" => k.build_time = number(name, value)?,
             "connect" => k.connect = typed(name, value)?,
@@ -316,6 +346,7 @@ impl Descriptor {
             "tx_buffer" => k.tx_buffer = buffer_size(name, value)?,
             "log" => k.log = typed(name, value)?,
             "publish" => k.publish = typed(name, value)?,
+            "subscribe" => k.subscribe = typed(name, value)?,
             "reconnect" => k.reconnect = typed(name, value)?,
             "crash" => k.crash = typed(name, value)?,
             "mqtt_buffer" => k.mqtt_buffer = buffer_size(name, value)?,
@@ -341,6 +372,7 @@ impl Descriptor {
             ("trust", k.trust.to_string()),
             ("anchor", k.anchor.to_string()),
             ("ca", k.ca.to_string()),
+            ("fallback", k.fallback.to_string()),
             ("clock", k.clock.to_string()),
             ("build_time", k.build_time.to_string()),
             ("connect", k.connect.to_string()),
@@ -348,6 +380,7 @@ impl Descriptor {
             ("tx_buffer", k.tx_buffer.to_string()),
             ("log", k.log.to_string()),
             ("publish", k.publish.to_string()),
+            ("subscribe", k.subscribe.to_string()),
             ("reconnect", k.reconnect.to_string()),
             ("crash", k.crash.to_string()),
             ("mqtt_buffer", k.mqtt_buffer.to_string()),
@@ -413,7 +446,8 @@ fn buffer_size(name: &str, value: &str) -> Result<usize, DescriptorError> {
 
 knob_enum!(
     /// The firmware variants of the catalogue: the reference and the mutants the
-    /// shipped scenarios must catch.
+    /// shipped scenarios must catch. Each one's doc says which field mistake it
+    /// reproduces.
     Variant {
         /// The reference firmware.
         Reference => "reference",
@@ -443,6 +477,21 @@ knob_enum!(
         PublishFlood => "publish-flood",
         /// Reconnects without delay.
         NoBackoff => "no-backoff",
+        /// Calls `setInsecure()` after a failed TLS connection, the forum "fix"
+        /// for an error it never read: the first attempt is refused as it should
+        /// be, every later one trusts anybody.
+        FallbackInsecure => "fallback-insecure",
+        /// Subscribes after the first connection only: after a reconnect the
+        /// broker has forgotten the subscription and commands stop arriving,
+        /// while telemetry looks healthy.
+        NoResubscribe => "no-resubscribe",
+        /// A 2048-byte receive buffer: enough for the handshake (BearSSL streams
+        /// it), too small for a 4 KB command from a broker that ignores
+        /// max_fragment_length, which fails with BearSSL error 6 on that record.
+        MediumBuffers => "medium-buffers",
+        /// Dereferences a null pointer right after its first MQTT connection:
+        /// `Exception (28)`, a postmortem dump and a reboot, over and over.
+        CrashAfterConnect => "crash-after-connect",
     }
 );
 
@@ -464,6 +513,10 @@ impl Variant {
             Variant::SeedStyleLogs => &[("log", "seed")],
             Variant::PublishFlood => &[("publish", "every-loop")],
             Variant::NoBackoff => &[("reconnect", "immediate")],
+            Variant::FallbackInsecure => &[("fallback", "insecure")],
+            Variant::NoResubscribe => &[("subscribe", "first-connect")],
+            Variant::MediumBuffers => &[("rx_buffer", "2048")],
+            Variant::CrashAfterConnect => &[("crash", "after-connect")],
         }
     }
 

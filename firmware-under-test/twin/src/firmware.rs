@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use crate::descriptor::{
-    Anchor, CaText, Clock, Connect, Crash, Descriptor, Knobs, Publish, Reconnect, Trust,
+    Anchor, CaText, Clock, Connect, Crash, Descriptor, Fallback, Knobs, Publish, Reconnect,
+    Subscribe, Trust,
 };
 use crate::log::{render, Line};
 use crate::mqtt::{self, state, Incoming};
@@ -107,6 +108,11 @@ struct Device<'a> {
     console: &'a mut Console,
     partial_line: Vec<u8>,
     clock: DeviceClock,
+    /// `setInsecure()` was called after a failed connection (the fallback knob);
+    /// the core keeps it for every later connect().
+    insecure_fallback: bool,
+    /// An MQTT session has started since boot (the subscribe knob).
+    connected_before: bool,
 }
 
 /// Runs the firmware until it crashes or its console is dropped.
@@ -120,6 +126,8 @@ pub async fn run(descriptor: &Descriptor, env: &BoardEnv, console: &mut Console)
             boot: Instant::now(),
             set: None,
         },
+        insecure_fallback: false,
+        connected_before: false,
     };
     device.main().await
 }
@@ -311,7 +319,11 @@ impl Device<'_> {
     }
 
     fn tls_config(&self, settings: &Settings, host: &str) -> TlsConfig {
-        let mode = trust_mode(self.knobs, settings);
+        let mode = if self.insecure_fallback {
+            TrustMode::Insecure
+        } else {
+            trust_mode(self.knobs, settings)
+        };
         TlsConfig {
             server_name: (self.knobs.connect == Connect::Hostname).then(|| host.to_owned()),
             device_time: self.clock.now(),
@@ -359,20 +371,14 @@ impl Device<'_> {
         let mut socket = match self.tcp_connect(SocketAddr::from((ip, port))).await {
             Ok(socket) => socket,
             Err(e) => {
-                self.say(Line::TlsError {
-                    code: 0,
-                    text: format!("TCP connect failed ({})", e.kind()),
-                })?;
+                self.connect_failed(0, format!("TCP connect failed ({})", e.kind()))?;
                 return Ok(Err(state::CONNECT_FAILED));
             }
         };
         let mut tls = match TlsClient::new(&config) {
             Ok(tls) => tls,
             Err(e) => {
-                self.say(Line::TlsError {
-                    code: 0,
-                    text: e.to_string(),
-                })?;
+                self.connect_failed(0, e.to_string())?;
                 return Ok(Err(state::CONNECT_FAILED));
             }
         };
@@ -390,10 +396,7 @@ impl Device<'_> {
                 })?;
             }
             Err(failure) => {
-                self.say(Line::TlsError {
-                    code: failure.code(),
-                    text: error_text(failure.code()),
-                })?;
+                self.connect_failed(failure.code(), error_text(failure.code()))?;
                 if !matches!(failure, TlsFailure::Io(_)) {
                     *lingering = Some(socket);
                 }
@@ -440,6 +443,16 @@ impl Device<'_> {
         }
     }
 
+    /// A failed `connect()`: `[tls] error` with `getLastSSLError()`, then the
+    /// fallback knob's `setInsecure()`, which sticks for every later attempt.
+    fn connect_failed(&mut self, code: i32, text: String) -> Result<(), Exit> {
+        self.say(Line::TlsError { code, text })?;
+        if self.knobs.fallback == Fallback::Insecure {
+            self.insecure_fallback = true;
+        }
+        Ok(())
+    }
+
     async fn tcp_connect(&self, to: SocketAddr) -> std::io::Result<TcpStream> {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::from((self.env.ip, 0)))?;
@@ -453,7 +466,14 @@ impl Device<'_> {
     /// The connected loop: subscribe, publish, answer, keep alive. Returns the state
     /// when the connection ends.
     async fn connected(&mut self, settings: &Settings, mut link: Link) -> Result<i32, Exit> {
-        let subscribe = mqtt::subscribe(1, &settings.topics.subscribe, self.knobs.mqtt_buffer);
+        // A clean session's subscriptions end with its connection, so a firmware
+        // that subscribes on its first connection only hears no commands after a
+        // reconnect.
+        let wanted = self.knobs.subscribe == Subscribe::EveryConnect || !self.connected_before;
+        self.connected_before = true;
+        let subscribe = wanted
+            .then(|| mqtt::subscribe(1, &settings.topics.subscribe, self.knobs.mqtt_buffer))
+            .flatten();
         if let Some(packet) = subscribe {
             if link.send(&packet).await.is_err() {
                 return Ok(state::CONNECTION_LOST);
@@ -564,21 +584,9 @@ impl Device<'_> {
         )
     }
 
+    /// The core's postmortem dump for the exception; the caller reboots.
     fn crash(&mut self) -> Result<(), Exit> {
-        let dump = [
-            "",
-            "Exception (28):",
-            "epc1=0x40201b8c epc2=0x00000000 epc3=0x00000000 excvaddr=0x00000000 depc=0x00000000",
-            "",
-            ">>>stack>>>",
-            "",
-            "ctx: cont",
-            "sp: 3ffffdc0 end: 3fffffc0 offset: 01a0",
-            "3fffff60:  3fffdad0 00000000 3ffee7c8 40201b8c",
-            "<<<stack<<<",
-            "",
-        ];
-        for line in dump {
+        for line in crate::postmortem::exception_dump() {
             self.console
                 .output
                 .send(format!("{line}\r\n").into_bytes())
@@ -736,6 +744,134 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::descriptor::Variant;
+
+    /// Boots `descriptor` as a board on 127.0.0.1, provisioned for a broker at
+    /// `broker` (an address, so no DNS) with no NTP server, and collects its lines
+    /// with the time each was printed until `done` says stop.
+    async fn boot(
+        descriptor: Descriptor,
+        broker: SocketAddr,
+        done: impl Fn(&[String]) -> bool,
+    ) -> Vec<(Instant, String)> {
+        let settings = serde_json::json!({
+            "wifi": {"ssid": "lab", "password": "secret"},
+            "broker": {"host": broker.ip().to_string(), "port": broker.port()},
+            "topics": {"publish": "t", "subscribe": "c"},
+        });
+        let prov = format!(
+            "PROV {}\n",
+            base64::engine::general_purpose::STANDARD.encode(settings.to_string())
+        );
+        let (output, mut printed) = mpsc::unbounded_channel();
+        let (typed, input) = mpsc::unbounded_channel();
+        let env = BoardEnv {
+            ip: Ipv4Addr::LOCALHOST,
+            mac: [0x5c, 0xcf, 0x7f, 0, 0, 1],
+            access_point: None,
+            dns: None,
+            ntp: None,
+            reset_reason: "External-System".into(),
+        };
+        let firmware = tokio::spawn(async move {
+            let mut console = Console { output, input };
+            run(&descriptor, &env, &mut console).await
+        });
+        let mut lines: Vec<(Instant, String)> = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        // A firmware that waits forever fails here instead of hanging the test
+        // (with paused time the clock jumps to this limit when nothing else runs).
+        let limit = Instant::now() + Duration::from_secs(600);
+        while let Ok(Some(bytes)) = tokio::time::timeout_at(limit, printed.recv()).await {
+            let line = String::from_utf8_lossy(&bytes).trim_end().to_owned();
+            if line.starts_with("[prov] ready") {
+                typed.send(prov.clone().into_bytes()).unwrap();
+            }
+            lines.push((Instant::now(), line.clone()));
+            texts.push(line);
+            if done(&texts) {
+                break;
+            }
+        }
+        firmware.abort();
+        lines
+    }
+
+    fn count(lines: &[String], prefix: &str) -> usize {
+        lines.iter().filter(|l| l.starts_with(prefix)).count()
+    }
+
+    /// A broker address that accepts TCP connections (the kernel completes them
+    /// from the listen backlog) and never sends a byte.
+    fn silent_broker() -> std::net::TcpListener {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+    }
+
+    // Paused time: the 15 s wait passes in no time, and the times measured are
+    // the firmware's own.
+    #[tokio::test(start_paused = true)]
+    async fn a_broker_that_never_answers_fails_the_connect_after_15_s_and_the_firmware_retries() {
+        let broker = silent_broker();
+        let lines = boot(
+            Variant::Reference.descriptor(),
+            broker.local_addr().unwrap(),
+            |l| count(l, "[mqtt] retry") == 1,
+        )
+        .await;
+        let text: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        let at = text
+            .iter()
+            .position(|l| l.starts_with("[tls] connecting"))
+            .expect("an attempt");
+        assert_eq!(
+            &text[at + 1..],
+            [
+                "[tls] error code=0 text=BR_ERR_OK",
+                "[mqtt] failed rc=-2",
+                "[mqtt] retry in_ms=1000"
+            ],
+            "{text:#?}"
+        );
+        let waited = lines[at + 1].0 - lines[at].0;
+        assert_eq!(
+            waited,
+            Duration::from_millis(crate::tls::TLS_TIMEOUT_MS),
+            "{text:#?}"
+        );
+    }
+
+    fn modes(lines: &[(Instant, String)]) -> Vec<&str> {
+        lines
+            .iter()
+            .filter_map(|(_, l)| l.strip_prefix("[tls] connecting "))
+            .filter_map(|l| l.rsplit_once("mode=").map(|(_, m)| m))
+            .collect()
+    }
+
+    fn fallback_insecure() -> Descriptor {
+        let mut descriptor = Variant::Reference.descriptor();
+        descriptor.set("fallback", "insecure").unwrap();
+        descriptor
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_insecure_fallback_follows_the_first_tls_error_and_sticks() {
+        let broker = silent_broker();
+        let at = broker.local_addr().unwrap();
+        let three = |l: &[String]| count(l, "[mqtt] retry") == 3;
+        let fallback = boot(fallback_insecure(), at, three).await;
+        assert_eq!(
+            modes(&fallback),
+            ["trust-anchors", "insecure", "insecure"],
+            "{fallback:#?}"
+        );
+        let reference = boot(Variant::Reference.descriptor(), at, three).await;
+        assert_eq!(
+            modes(&reference),
+            ["trust-anchors", "trust-anchors", "trust-anchors"],
+            "{reference:#?}"
+        );
+    }
 
     #[test]
     fn a_mangled_ca_yields_no_usable_certificate() {

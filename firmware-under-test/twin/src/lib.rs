@@ -16,6 +16,7 @@ pub mod firmware;
 mod log;
 pub mod mqtt;
 pub mod net;
+pub mod postmortem;
 pub mod provision;
 pub mod tls;
 

@@ -310,7 +310,8 @@ fn bearssl_names_match_the_twin() {
 
 #[test]
 fn timing_matches_the_twin() {
-    let twin = read("twin/src/firmware.rs");
+    // The TLS timeout belongs to the TLS client, the rest to the firmware.
+    let twin = read("twin/src/firmware.rs") + &read("twin/src/tls/mod.rs");
     let sketch = read("esp8266/src/config.h");
     let twin_ms = |name: &str| -> u64 {
         let ms = Regex::new(&format!(r"const {name}: u64 = ([\d_]+);")).unwrap();
@@ -323,7 +324,7 @@ fn timing_matches_the_twin() {
         .unwrap();
         let c = secs
             .captures(&twin)
-            .unwrap_or_else(|| panic!("{name} not found in firmware.rs"));
+            .unwrap_or_else(|| panic!("{name} not found in firmware.rs or tls/mod.rs"));
         c[1].parse::<u64>().unwrap() * 1000
     };
     let sketch_ms = |name: &str| -> u64 {
@@ -346,6 +347,7 @@ fn timing_matches_the_twin() {
         ("NTP_TIMEOUT", twin_ms("NTP_TIMEOUT"), "kNtpTimeoutMs"),
         ("WIFI_RETRY", twin_ms("WIFI_RETRY"), "kWifiRetryMs"),
         ("HEAP_PERIOD", twin_ms("HEAP_PERIOD"), "kHeapPeriodMs"),
+        ("TLS_TIMEOUT_MS", twin_ms("TLS_TIMEOUT_MS"), "kTlsTimeoutMs"),
         (
             "backoff start",
             backoff[1].parse().unwrap(),
@@ -378,6 +380,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ("trust", "self-signed", "HIL_TRUST_SELF_SIGNED"),
     ("anchor", "issuer", "HIL_ANCHOR_ISSUER"),
     ("ca", "malformed", "HIL_CA_MALFORMED"),
+    ("fallback", "insecure", "HIL_FALLBACK_INSECURE"),
     ("clock", "uptime", "HIL_CLOCK_UPTIME"),
     ("clock", "build-time", "HIL_CLOCK_BUILD_TIME"),
     ("build_time", "*", "HIL_BUILD_TIME"),
@@ -386,6 +389,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ("tx_buffer", "*", "HIL_TX_BUFFER"),
     ("log", "seed", "HIL_LOG_SEED"),
     ("publish", "every-loop", "HIL_PUBLISH_EVERY_LOOP"),
+    ("subscribe", "first-connect", "HIL_SUBSCRIBE_FIRST_CONNECT"),
     ("reconnect", "immediate", "HIL_RECONNECT_IMMEDIATE"),
     ("crash", "after-connect", "HIL_CRASH_AFTER_CONNECT"),
     ("mqtt_buffer", "*", "HIL_MQTT_BUFFER"),
@@ -553,6 +557,38 @@ fn every_knob_has_a_build_flag() {
         twin_defaults.push(format!("{knob}={}", d.defaults[*knob]));
     }
     assert_same("knob defaults", sketch_defaults, twin_defaults);
+}
+
+/// Every knob constant config.h defines is read by the sketch: a flag that
+/// compiles but changes nothing would make its variant env build the reference.
+#[test]
+fn every_knob_constant_is_used_by_the_sketch() {
+    let config = read("esp8266/src/config.h");
+    let start = config
+        .find("namespace knobs {")
+        .expect("config.h has no knobs namespace");
+    let end = config[start..]
+        .find("}  // namespace knobs")
+        .expect("the knobs namespace is not closed as expected");
+    // A set: a constant has one definition per #if branch.
+    let constants: BTreeSet<String> = Regex::new(r"constexpr [\w:* ]+?\b(k\w+) =")
+        .unwrap()
+        .captures_iter(&config[start..start + end])
+        .map(|c| c[1].to_owned())
+        .collect();
+    assert!(constants.len() > 10, "knob constant extraction is broken");
+    let sketch: String = ["main.cpp", "log.cpp", "provision.cpp"]
+        .iter()
+        .map(|f| read(&format!("esp8266/src/{f}")))
+        .collect();
+    let unused: Vec<&String> = constants
+        .iter()
+        .filter(|k| !sketch.contains(&format!("knobs::{k}")))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "config.h knob constants the sketch never reads: {unused:?}"
+    );
 }
 
 /// `[env:NAME]` sections of platformio.ini and the `-DHIL_*` flags each sets.

@@ -1,6 +1,9 @@
 //! Driving BearSSL over a socket, the way the ESP8266 core's `_run_until` does.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{timeout_at, Instant};
 
 use super::engine::{Engine, SetupError};
 use super::ffi::{STATE_CLOSED, STATE_RECVAPP, STATE_RECVREC, STATE_SENDAPP, STATE_SENDREC};
@@ -42,6 +45,11 @@ pub enum TlsFailure {
     /// (often 0: the core reports no error for a plain close).
     #[error("connection closed by the peer (BearSSL error {0})")]
     Closed(i32),
+    /// The peer sent nothing the engine could use for the whole timeout of one
+    /// blocking run (`_run_until` in the core); the engine's error number at that
+    /// moment (0 when the peer just stalled). The socket is left open.
+    #[error("timed out waiting for the peer (BearSSL error {0})")]
+    Timeout(i32),
     /// The socket failed.
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
@@ -51,7 +59,9 @@ impl TlsFailure {
     /// The number the device logs as `[tls] error code=`.
     pub fn code(&self) -> i32 {
         match self {
-            TlsFailure::Engine(code) | TlsFailure::Closed(code) => *code,
+            TlsFailure::Engine(code) | TlsFailure::Closed(code) | TlsFailure::Timeout(code) => {
+                *code
+            }
             // The core maps a dead transport to BR_ERR_IO.
             TlsFailure::Io(_) => 31,
         }
@@ -61,6 +71,7 @@ impl TlsFailure {
 /// A BearSSL client bound to one connection attempt.
 pub struct TlsClient {
     engine: Engine,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for TlsClient {
@@ -76,6 +87,7 @@ impl TlsClient {
     pub fn new(config: &TlsConfig) -> Result<TlsClient, SetupError> {
         Ok(TlsClient {
             engine: Engine::start(config)?,
+            timeout: config.timeout,
         })
     }
 
@@ -89,11 +101,20 @@ impl TlsClient {
         self.engine.last_error()
     }
 
-    /// Runs the engine until a state in `target` is reached.
-    async fn run_until<S>(&mut self, io: &mut S, target: u32) -> Result<(), TlsFailure>
+    /// Runs the engine until a state in `target` is reached. A blocking run (the
+    /// handshake, a write) gives up at the configured timeout, as the core's
+    /// `_run_until` does; reading waits as long as the caller does, because the
+    /// device polls for data (PubSubClient's keepalive bounds that wait).
+    async fn run_until<S>(
+        &mut self,
+        io: &mut S,
+        target: u32,
+        blocking: bool,
+    ) -> Result<(), TlsFailure>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let deadline = blocking.then(|| Instant::now() + self.timeout);
         loop {
             let state = self.engine.state();
             // A closed engine stops here, before any pending record (an alert) is
@@ -105,8 +126,14 @@ impl TlsClient {
             if state & STATE_SENDREC != 0 {
                 let pending = self.engine.sendrec();
                 let n = pending.len();
-                io.write_all(pending).await?;
-                io.flush().await?;
+                let sent = async {
+                    io.write_all(pending).await?;
+                    io.flush().await
+                };
+                match deadline {
+                    Some(at) => timeout_at(at, sent).await.map_err(|_| self.timed_out())??,
+                    None => sent.await?,
+                }
                 self.engine.sendrec_ack(n);
                 continue;
             }
@@ -120,7 +147,12 @@ impl TlsClient {
             }
             if state & STATE_RECVREC != 0 {
                 let room = self.engine.recvrec();
-                let n = io.read(room).await?;
+                let n = match deadline {
+                    Some(at) => timeout_at(at, io.read(room))
+                        .await
+                        .map_err(|_| self.timed_out())??,
+                    None => io.read(room).await?,
+                };
                 if n == 0 {
                     return Err(TlsFailure::Closed(self.engine.last_error()));
                 }
@@ -131,12 +163,16 @@ impl TlsClient {
         }
     }
 
+    fn timed_out(&self) -> TlsFailure {
+        TlsFailure::Timeout(self.engine.last_error())
+    }
+
     /// Performs the handshake.
     pub async fn handshake<S>(&mut self, io: &mut S) -> Result<Session, TlsFailure>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.run_until(io, STATE_SENDAPP).await?;
+        self.run_until(io, STATE_SENDAPP, true).await?;
         Ok(Session {
             version: self.engine.version(),
             suite: self.engine.suite(),
@@ -150,7 +186,7 @@ impl TlsClient {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         while !data.is_empty() {
-            self.run_until(io, STATE_SENDAPP).await?;
+            self.run_until(io, STATE_SENDAPP, true).await?;
             let room = self.engine.sendapp();
             let n = room.len().min(data.len());
             room[..n].copy_from_slice(&data[..n]);
@@ -158,7 +194,8 @@ impl TlsClient {
             data = &data[n..];
         }
         self.engine.flush();
-        self.run_until(io, STATE_SENDAPP | STATE_RECVAPP).await
+        self.run_until(io, STATE_SENDAPP | STATE_RECVAPP, true)
+            .await
     }
 
     /// Reads decrypted bytes into `buf`; 0 means the peer closed cleanly.
@@ -166,7 +203,7 @@ impl TlsClient {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        match self.run_until(io, STATE_RECVAPP).await {
+        match self.run_until(io, STATE_RECVAPP, false).await {
             Ok(()) => {}
             Err(TlsFailure::Closed(_)) => return Ok(0),
             Err(TlsFailure::Engine(0)) => return Ok(0), // close_notify
@@ -190,5 +227,54 @@ impl TlsClient {
         if n > 0 && io.write_all(pending).await.is_ok() {
             self.engine.sendrec_ack(n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{TrustMode, TLS_TIMEOUT_MS};
+
+    /// A TCP peer that completes the TCP handshake (the kernel does, from the
+    /// listen backlog) and never says a word, and the device's socket to it.
+    async fn silent_peer() -> (std::net::TcpListener, tokio::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (listener, socket)
+    }
+
+    #[tokio::test]
+    async fn a_handshake_with_a_silent_peer_fails_at_the_timeout_with_the_engines_error() {
+        let (_listener, mut socket) = silent_peer().await;
+        let config = TlsConfig {
+            timeout: Duration::from_millis(200),
+            ..TlsConfig::new(TrustMode::Insecure)
+        };
+        let mut tls = TlsClient::new(&config).unwrap();
+        let started = Instant::now();
+        // The outer limit turns "waits forever" into a failure instead of a hang.
+        let outcome = tokio::time::timeout(Duration::from_secs(10), tls.handshake(&mut socket))
+            .await
+            .expect("the handshake gave up on its own");
+        let failure = outcome.expect_err("nobody answered");
+        assert!(matches!(failure, TlsFailure::Timeout(0)), "{failure:?}");
+        assert_eq!(failure.code(), 0, "a stall is no engine error");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_timeout_is_the_cores_15_seconds() {
+        let (_listener, mut socket) = silent_peer().await;
+        let mut tls = TlsClient::new(&TlsConfig::new(TrustMode::Insecure)).unwrap();
+        let started = Instant::now();
+        let failure = tls
+            .handshake(&mut socket)
+            .await
+            .expect_err("nobody answered");
+        assert!(matches!(failure, TlsFailure::Timeout(0)), "{failure:?}");
+        // Paused time: the clock jumps straight to the deadline.
+        assert_eq!(started.elapsed(), Duration::from_millis(TLS_TIMEOUT_MS));
     }
 }

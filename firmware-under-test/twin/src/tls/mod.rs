@@ -9,7 +9,10 @@
 //! - receive/transmit buffer sizes, from which BearSSL derives the
 //!   max_fragment_length it asks for (the defaults ask for 512);
 //! - TLS 1.0 to 1.2 and BearSSL's full client suite list;
-//! - no alert on rejection: a failed handshake leaves the socket as it is.
+//! - no alert on rejection: a failed handshake leaves the socket as it is;
+//! - a 15 s limit on every blocking run of the engine ([`TLS_TIMEOUT_MS`]): a
+//!   peer that stalls mid-handshake fails the connection with the engine's last
+//!   error (0 when nothing went wrong but silence).
 //!
 //! ```no_run
 //! use hil_twin::tls::{TlsClient, TlsConfig, TrustMode};
@@ -28,6 +31,8 @@
 //! }
 //! # Ok(()) }
 //! ```
+
+use std::time::Duration;
 
 mod client;
 mod engine;
@@ -115,12 +120,19 @@ pub struct TlsConfig {
     pub versions: (TlsVersion, TlsVersion),
     /// A client certificate, when provisioned.
     pub client_identity: Option<ClientIdentity>,
+    /// How long one blocking run of the engine (the handshake, or one write) may
+    /// wait for the peer before giving up with [`TlsFailure::Timeout`].
+    pub timeout: Duration,
 }
 
 /// `BR_SSL_BUFSIZE_INPUT`: the ESP8266 core's default receive buffer.
 pub const DEFAULT_RECV_BUFFER: usize = 16709;
 /// The ESP8266 core's default transmit buffer (512-byte fragments plus overhead).
 pub const DEFAULT_XMIT_BUFFER: usize = 597;
+/// `WiFiClientSecure`'s `_timeout` in core 3.1.x, milliseconds: `_clear()` raises
+/// the 5 s stream default to 15 s because a handshake can take longer, and
+/// `_run_until` gives up when one blocking run outlasts it.
+pub const TLS_TIMEOUT_MS: u64 = 15_000;
 
 impl TlsConfig {
     /// The ESP8266 core's defaults with the given mode: no SNI yet, clock at 0.
@@ -133,6 +145,7 @@ impl TlsConfig {
             xmit_buffer: DEFAULT_XMIT_BUFFER,
             versions: (TlsVersion::Tls10, TlsVersion::Tls12),
             client_identity: None,
+            timeout: Duration::from_millis(TLS_TIMEOUT_MS),
         }
     }
 }
