@@ -141,7 +141,7 @@ pub enum LogProfileError {
     #[error("{}:{line}: {message}", path.display())]
     #[diagnostic(
         code(hil::logprofile::syntax),
-        help("a profile is `name = \"...\"` and an [events] table of event = 'regex'")
+        help("a profile is `name = \"...\"`, an optional `description`, and an [events] table of event = 'regex' (see docs/log-profiles.md)")
     )]
     Syntax {
         /// The file.

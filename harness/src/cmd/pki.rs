@@ -138,9 +138,9 @@ fn parse_selection(s: &str) -> Result<Selection, String> {
 /// test CA (shared by every command that generates the catalogue).
 #[derive(Debug, Args, Clone, Default)]
 pub struct CaArgs {
-    /// A test CA certificate (PEM) to root the catalogue in instead of a fresh
-    /// "HIL Root": your firmware's test build trusts it. "Evil Root" and the
-    /// client CAs stay the lab's own.
+    /// Your test CA's certificate (PEM), used instead of a lab root: your
+    /// firmware's test build trusts it and every good chain of the catalogue
+    /// ends in it. "Evil Root" and the client CAs stay the lab's own.
     #[arg(
         long,
         value_name = "PEM",
