@@ -19,9 +19,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
+use toml::Spanned;
+
+mod check;
+pub use check::{
+    check, read_transcript, step_uses, CheckReport, CheckedLine, Reads, StepUse, TranscriptLine,
+};
 
 macro_rules! events {
-    ($($variant:ident => $key:literal, $doc:literal;)*) => {
+    ($($variant:ident => $key:literal, [$($req:literal),*], [$($field:literal),*], $doc:literal;)*) => {
         /// An event the firmware reports on its serial port.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum SemanticEvent {
@@ -36,34 +42,51 @@ macro_rules! events {
             pub const fn key(self) -> &'static str {
                 match self { $(SemanticEvent::$variant => $key,)* }
             }
+
+            /// What the event means.
+            pub const fn description(self) -> &'static str {
+                match self { $(SemanticEvent::$variant => $doc,)* }
+            }
+
+            /// The named groups a pattern for this event must have: the steps
+            /// read them (`tls_error` without `code` could never be judged).
+            pub const fn required_fields(self) -> &'static [&'static str] {
+                match self { $(SemanticEvent::$variant => &[$($req),*],)* }
+            }
+
+            /// The named groups the harness knows for this event (others are
+            /// kept and shown, but nothing reads them).
+            pub const fn known_fields(self) -> &'static [&'static str] {
+                match self { $(SemanticEvent::$variant => &[$($field),*],)* }
+            }
         }
     };
 }
 
 events! {
-    Boot => "boot", "The firmware started (fw, version, reset).";
-    ProvReady => "prov_ready", "The provisioning window opened.";
-    ProvOk => "prov_ok", "Provisioning was accepted.";
-    ProvError => "prov_error", "Provisioning was refused (reason).";
-    WifiConnecting => "wifi_connecting", "Joining Wi-Fi (ssid).";
-    WifiConnected => "wifi_connected", "Joined Wi-Fi (ip).";
-    WifiFailed => "wifi_failed", "Could not join Wi-Fi.";
-    DnsResolved => "dns_resolved", "A name resolved (host, ip).";
-    DnsFailed => "dns_failed", "A name did not resolve (host).";
-    NtpSynced => "ntp_synced", "The clock was set by SNTP (epoch).";
-    NtpFailed => "ntp_failed", "SNTP gave no time.";
-    TlsConnecting => "tls_connecting", "A TLS connection starts (host, port, mode).";
-    TlsOk => "tls_ok", "The TLS handshake completed (version, suite, mfln).";
-    TlsError => "tls_error", "The TLS connection failed (code, text).";
-    MqttConnected => "mqtt_connected", "MQTT connected (client_id).";
-    MqttFailed => "mqtt_failed", "MQTT connection failed (rc).";
-    MqttSubscribed => "mqtt_subscribed", "Subscribed (topic).";
-    MqttPublished => "mqtt_published", "Published (topic, bytes, ok).";
-    MqttMessage => "mqtt_message", "A message arrived (topic, payload).";
-    MqttRetry => "mqtt_retry", "The next attempt is scheduled (in_ms).";
-    Heap => "heap", "Free heap (free).";
-    Crash => "crash", "An exception or watchdog reset.";
-    RomBanner => "rom_banner", "The ROM's boot banner: the chip (re)started.";
+    Boot => "boot", [], ["fw", "version", "reset"], "The firmware started.";
+    ProvReady => "prov_ready", [], ["window_ms"], "The provisioning window opened: the harness writes its PROV line now.";
+    ProvOk => "prov_ok", [], [], "Provisioning was accepted.";
+    ProvError => "prov_error", [], ["reason"], "Provisioning was refused.";
+    WifiConnecting => "wifi_connecting", [], ["ssid"], "Joining Wi-Fi.";
+    WifiConnected => "wifi_connected", [], ["ip"], "Joined Wi-Fi.";
+    WifiFailed => "wifi_failed", [], [], "Could not join Wi-Fi.";
+    DnsResolved => "dns_resolved", [], ["host", "ip"], "A name resolved.";
+    DnsFailed => "dns_failed", [], ["host"], "A name did not resolve.";
+    NtpSynced => "ntp_synced", [], ["epoch"], "The clock was set by SNTP.";
+    NtpFailed => "ntp_failed", [], [], "SNTP gave no time.";
+    TlsConnecting => "tls_connecting", [], ["host", "port", "mode"], "A TLS connection starts.";
+    TlsOk => "tls_ok", [], ["version", "suite", "mfln"], "The TLS handshake completed.";
+    TlsError => "tls_error", ["code"], ["code", "text"], "The TLS connection failed; `code` is BearSSL's error number.";
+    MqttConnected => "mqtt_connected", [], ["client_id"], "MQTT connected (PubSubClient state 0).";
+    MqttFailed => "mqtt_failed", ["rc"], ["rc"], "MQTT connection failed; `rc` is PubSubClient's state.";
+    MqttSubscribed => "mqtt_subscribed", [], ["topic"], "Subscribed.";
+    MqttPublished => "mqtt_published", [], ["topic", "bytes", "ok"], "Published.";
+    MqttMessage => "mqtt_message", [], ["topic", "payload"], "A message arrived.";
+    MqttRetry => "mqtt_retry", [], ["in_ms"], "The next attempt is scheduled.";
+    Heap => "heap", [], ["free"], "Free heap.";
+    Crash => "crash", [], ["cause"], "An exception or watchdog reset.";
+    RomBanner => "rom_banner", [], ["cause", "mode", "sub"], "The ROM's boot banner: the chip (re)started.";
 }
 
 impl fmt::Display for SemanticEvent {
@@ -118,7 +141,7 @@ pub enum LogProfileError {
     #[error("{}:{line}: {message}", path.display())]
     #[diagnostic(
         code(hil::logprofile::syntax),
-        help("a profile is `name = \"...\"` and an [events] table of event = 'regex'")
+        help("a profile is `name = \"...\"`, an optional `description`, and an [events] table of event = 'regex' (see docs/log-profiles.md)")
     )]
     Syntax {
         /// The file.
@@ -140,10 +163,50 @@ pub struct LogProfile {
 
 const REFERENCE: &str = include_str!("../../fixtures/log-profiles/reference.toml");
 
-/// The 1-based line where a key starts; `needle` is the key preceded by a newline.
-fn line_of(text: &str, needle: &str) -> usize {
-    text.find(needle)
-        .map_or(1, |at| text[..=at].matches('\n').count() + 1)
+/// A profile file as written, every part with where it is.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: Option<Spanned<String>>,
+    events: Spanned<RawEvents>,
+}
+
+/// The `[events]` table in file order (first matching pattern wins).
+struct RawEvents(Vec<(Spanned<String>, Spanned<toml::Value>)>);
+
+impl<'de> serde::Deserialize<'de> for RawEvents {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawEvents;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of event = 'regex'")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawEvents, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(RawEvents(entries))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 impl LogProfile {
@@ -161,35 +224,25 @@ impl LogProfile {
     }
 
     /// Parses profile text; `origin` names the file in error messages.
+    ///
+    /// Strict: an unknown top-level key, an unknown event, a pattern that is not
+    /// a string or not a valid regular expression, or a pattern without a named
+    /// group its event needs (`code` for `tls_error`, `rc` for `mqtt_failed`) is
+    /// an error at its line, never skipped.
     pub fn parse(text: &str, origin: &Path) -> Result<LogProfile, LogProfileError> {
-        let syntax = |line: usize, message: String| LogProfileError::Syntax {
+        let syntax = |offset: usize, message: String| LogProfileError::Syntax {
             path: origin.to_owned(),
-            line,
+            line: line_at(text, offset),
             message,
         };
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            let line = e.span().map_or(1, |span| {
-                text[..span.start.min(text.len())].matches('\n').count() + 1
-            });
-            syntax(line, e.message().to_owned())
+        let raw: RawProfile = toml::from_str(text).map_err(|e: toml::de::Error| {
+            let offset = e.span().map_or(0, |span| span.start);
+            syntax(offset, e.message().to_owned())
         })?;
-        let name = table
-            .get("name")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| syntax(1, "missing `name = \"...\"`".into()))?
-            .to_owned();
-        let description = table
-            .get("description")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_owned();
-        let events = table
-            .get("events")
-            .and_then(|v| v.as_table())
-            .ok_or_else(|| syntax(1, "missing [events] table".into()))?;
         let mut patterns = Vec::new();
-        for (key, value) in events {
-            let line = line_of(text, &format!("\n{key}"));
+        for (key, value) in raw.events.into_inner().0 {
+            let at = key.span().start;
+            let key = key.into_inner();
             let event = SemanticEvent::ALL
                 .iter()
                 .copied()
@@ -197,22 +250,35 @@ impl LogProfile {
                 .ok_or_else(|| {
                     let known: Vec<&str> = SemanticEvent::ALL.iter().map(|e| e.key()).collect();
                     syntax(
-                        line,
+                        at,
                         format!("unknown event `{key}` (events: {})", known.join(", ")),
                     )
                 })?;
-            let pattern = value.as_str().ok_or_else(|| {
+            if patterns.iter().any(|(e, _)| *e == event) {
+                return Err(syntax(at, format!("`{key}` is given twice")));
+            }
+            let pattern = value.get_ref().as_str().ok_or_else(|| {
                 syntax(
-                    line,
+                    at,
                     format!("`{key}` must be a string (a regular expression)"),
                 )
             })?;
-            let regex = Regex::new(pattern).map_err(|e| syntax(line, format!("`{key}`: {e}")))?;
+            let regex = Regex::new(pattern).map_err(|e| syntax(at, format!("`{key}`: {e}")))?;
+            for field in event.required_fields() {
+                if !regex.capture_names().flatten().any(|n| n == *field) {
+                    return Err(syntax(
+                        at,
+                        format!(
+                            "`{key}` needs a named group `(?P<{field}>...)`: the steps read the {field} from it"
+                        ),
+                    ));
+                }
+            }
             patterns.push((event, regex));
         }
         Ok(LogProfile {
-            name,
-            description,
+            name: raw.name.into_inner(),
+            description: raw.description.map(Spanned::into_inner).unwrap_or_default(),
             patterns,
         })
     }
@@ -257,23 +323,38 @@ impl LogProfile {
         self.patterns.iter().any(|(e, _)| *e == event)
     }
 
-    /// Recognises one serial line (CR/LF already removed), first matching event wins.
-    pub fn recognise(&self, line: &str) -> Option<Recognised> {
-        self.patterns.iter().find_map(|(event, regex)| {
-            let captures = regex.captures(line)?;
-            let fields = regex
-                .capture_names()
-                .flatten()
-                .filter_map(|name| {
-                    Some((name.to_owned(), captures.name(name)?.as_str().to_owned()))
-                })
-                .collect();
-            Some(Recognised {
-                event: *event,
-                fields,
-            })
-        })
+    /// The events this profile has a pattern for, in file order.
+    pub fn events(&self) -> impl Iterator<Item = SemanticEvent> + '_ {
+        self.patterns.iter().map(|(e, _)| *e)
     }
+
+    /// Recognises one serial line (CR/LF already removed): the first pattern in
+    /// file order that matches wins.
+    pub fn recognise(&self, line: &str) -> Option<Recognised> {
+        self.patterns
+            .iter()
+            .find_map(|(event, regex)| matched(*event, regex, line))
+    }
+
+    /// Every event whose pattern matches `line`, in file order (the first is
+    /// what [`LogProfile::recognise`] says; more than one means the profile is
+    /// ambiguous for that line).
+    pub fn recognise_all(&self, line: &str) -> Vec<Recognised> {
+        self.patterns
+            .iter()
+            .filter_map(|(event, regex)| matched(*event, regex, line))
+            .collect()
+    }
+}
+
+fn matched(event: SemanticEvent, regex: &Regex, line: &str) -> Option<Recognised> {
+    let captures = regex.captures(line)?;
+    let fields = regex
+        .capture_names()
+        .flatten()
+        .filter_map(|name| Some((name.to_owned(), captures.name(name)?.as_str().to_owned())))
+        .collect();
+    Some(Recognised { event, fields })
 }
 
 fn available(dir: &Path) -> String {
@@ -354,6 +435,67 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("p.toml:1:"), "{err}");
+    }
+
+    fn refusal(text: &str) -> String {
+        LogProfile::parse(text, Path::new("p.toml"))
+            .map(|p| format!("accepted: {}", p.name()))
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_pattern_without_the_group_its_event_needs_is_refused_at_its_line() {
+        let err =
+            refusal("name = \"x\"\n[events]\nboot = '^ok'\ntls_error = '^TLS failed (\\d+)'\n");
+        assert!(
+            err.starts_with("p.toml:4:") && err.contains("(?P<code>"),
+            "{err}"
+        );
+        let err =
+            refusal("name = \"x\"\n\n[events]\nmqtt_failed = 'failed, rc=(?P<state>-?\\d+)'\n");
+        assert!(
+            err.starts_with("p.toml:4:") && err.contains("(?P<rc>"),
+            "{err}"
+        );
+        // With the group, the same pattern loads.
+        let ok = refusal("name = \"x\"\n[events]\nmqtt_failed = 'failed, rc=(?P<rc>-?\\d+)'\n");
+        assert_eq!(ok, "accepted: x");
+    }
+
+    #[test]
+    fn unknown_top_level_keys_and_non_string_patterns_are_refused_at_their_line() {
+        let err = refusal("name = \"x\"\ndescripton = \"typo\"\n[events]\n");
+        assert!(
+            err.starts_with("p.toml:2:") && err.contains("descripton"),
+            "{err}"
+        );
+        let err = refusal("name = \"x\"\n[events]\nboot = 3\n");
+        assert!(
+            err.starts_with("p.toml:3:") && err.contains("must be a string"),
+            "{err}"
+        );
+        let err = refusal("description = \"no name\"\n[events]\n");
+        assert!(err.contains("name"), "{err}");
+        let err = refusal("name = \"x\"\n");
+        assert!(err.contains("events"), "{err}");
+    }
+
+    #[test]
+    fn patterns_are_tried_in_file_order() {
+        let text =
+            "name = \"x\"\n[events]\nmqtt_retry = 'retry'\nmqtt_failed = '(?P<rc>-?\\d+) retry'\n";
+        let profile = LogProfile::parse(text, Path::new("p.toml")).unwrap();
+        let line = "-2 retry";
+        assert_eq!(
+            profile.recognise(line).map(|r| r.event),
+            Some(SemanticEvent::MqttRetry)
+        );
+        let all: Vec<_> = profile
+            .recognise_all(line)
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        assert_eq!(all, [SemanticEvent::MqttRetry, SemanticEvent::MqttFailed]);
     }
 
     #[test]

@@ -26,6 +26,10 @@ enum Command {
     Pki(cmd::pki::PkiCommand),
     /// The lab on its own: TLS front, MQTT broker, NTP and DNS, events streamed live.
     Lab(cmd::lab::LabArgs),
+    /// Log profiles: check what a profile makes of your firmware's serial output
+    /// and which steps it cannot judge.
+    #[command(subcommand)]
+    Logprofile(cmd::logprofile::LogprofileCommand),
     /// Virtual firmware images: build, inspect, list variants, benchmark the twin.
     #[command(subcommand)]
     Vfirmware(cmd::vfirmware::VfirmwareCommand),
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Vfirmware(command) => command.run(),
         Command::Vboard(args) => args.run(),
         Command::Lab(args) => args.run(),
+        Command::Logprofile(command) => command.run(),
         Command::Flash(args) => args.run(),
         Command::Monitor(args) => args.run(),
         Command::Reset(args) => args.run(),

@@ -103,6 +103,10 @@ struct RunArgs {
     /// First line: one JSON object with the addresses; then events as JSON lines.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    ca: super::pki::CaArgs,
+    #[command(flatten)]
+    broker_name: super::pki::BrokerNameArgs,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +129,8 @@ struct Ready {
     profile: ProfileId,
     device_anchors: PathBuf,
     broker: String,
+    /// The name the device dials for this profile (the lab's DNS resolves it).
+    host: String,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -167,7 +173,8 @@ impl RunArgs {
                 given: self.handshake_timeout.clone(),
             })?;
         let at = self.at.unwrap_or_else(now);
-        let catalogue = Catalogue::generate(at).wrap_err("generating the certificates")?;
+        let options = super::pki::catalogue_options(&self.ca, &self.broker_name)?;
+        let catalogue = Catalogue::generate_with(at, &options)?;
         let profile = Arc::new(catalogue.profile(id)?.clone());
         let run_dir = match &self.run_dir {
             Some(dir) => dir.clone(),
@@ -201,6 +208,7 @@ impl RunArgs {
     fn run(self) -> Result<ExitCode> {
         let config = self.config()?;
         let id = config.profile.id();
+        let host = config.profile.host().to_owned();
         runtime()?.block_on(async move {
             let lab = Lab::start(config).await?;
             let addrs = lab.addrs();
@@ -212,6 +220,7 @@ impl RunArgs {
                 profile: id,
                 device_anchors: lab.device_anchors(),
                 broker: lab.broker_addr().to_string(),
+                host,
             };
             let mut out = std::io::stdout().lock();
             if self.json {
@@ -229,6 +238,12 @@ impl RunArgs {
                 writeln!(out, "  dns       {}", ready.dns).into_diagnostic()?;
                 writeln!(out, "  anchors   {}", ready.device_anchors.display())
                     .into_diagnostic()?;
+                writeln!(
+                    out,
+                    "  host      {} (the lab's DNS resolves it)",
+                    ready.host
+                )
+                .into_diagnostic()?;
                 writeln!(out, "Ctrl-C stops the lab.").into_diagnostic()?;
             }
             out.flush().into_diagnostic()?;

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod doctor;
 pub mod flash;
 pub mod lab;
+pub mod logprofile;
 pub mod monitor;
 pub mod pki;
 pub mod reset;

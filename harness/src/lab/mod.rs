@@ -214,6 +214,9 @@ impl Lab {
         };
         let policies = PolicyTable::new(config.default_policy.clone());
         let names = dns::NameMap::default();
+        // The name the profile was issued for resolves to the lab, whatever it is
+        // (a team's broker name as much as broker.hil.test).
+        names.insert(config.profile.host());
         for name in &config.names {
             names.insert(name);
         }

@@ -8,8 +8,10 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+use super::catalogue::CatalogueOptions;
 use super::cert::Certificate;
 use super::keys::{generate_all, Key, KeyKind};
+use super::names::Names;
 use super::PkiError;
 
 /// One certificate authority: its certificate, the parameters it was made from (an
@@ -24,6 +26,26 @@ impl Authority {
     pub(crate) fn issuer(&self) -> Issuer<'_, &rcgen::KeyPair> {
         Issuer::from_params(&self.params, &self.key.pair)
     }
+
+    /// An authority made elsewhere: `params` must encode the certificate's
+    /// subject name exactly (see `RootCa::from_pem`).
+    pub(crate) fn external(
+        cert: Certificate,
+        params: CertificateParams,
+        key: std::sync::Arc<Key>,
+    ) -> Authority {
+        Authority { cert, params, key }
+    }
+}
+
+impl Clone for Authority {
+    fn clone(&self) -> Authority {
+        Authority {
+            cert: self.cert.clone(),
+            params: self.params.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// Every authority and shared key of one run, generated relative to one lab clock.
@@ -32,6 +54,8 @@ impl Authority {
 /// it. Keep one per run.
 pub struct Authorities {
     pub(crate) at: OffsetDateTime,
+    /// The names every profile is issued for.
+    pub(crate) names: Names,
     pub(crate) root: Authority,
     pub(crate) intermediate_a: Authority,
     /// "HIL Intermediate A" re-issued with the same name and key, already expired.
@@ -56,6 +80,7 @@ impl std::fmt::Debug for Authorities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authorities")
             .field("at", &self.at)
+            .field("broker", &self.names.broker)
             .finish_non_exhaustive()
     }
 }
@@ -75,7 +100,7 @@ pub(crate) fn name(cn: &str) -> DistinguishedName {
     dn
 }
 
-fn ca_params(
+pub(crate) fn ca_params(
     cn: &str,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
@@ -99,7 +124,10 @@ fn ca_params(
     Ok(params)
 }
 
-fn self_signed(params: CertificateParams, key: std::sync::Arc<Key>) -> Result<Authority, PkiError> {
+pub(crate) fn self_signed(
+    params: CertificateParams,
+    key: std::sync::Arc<Key>,
+) -> Result<Authority, PkiError> {
     let cert = params
         .self_signed(&key.pair)
         .map_err(PkiError::sign("self-signed CA"))?;
@@ -132,20 +160,50 @@ impl Authorities {
     /// from two years before to five after, so clock scenarios that skew the device
     /// by a few years hit the leaf first.
     pub fn generate(at: OffsetDateTime) -> Result<Authorities, PkiError> {
+        Authorities::generate_with(at, &CatalogueOptions::default())
+    }
+
+    /// Like [`Authorities::generate`], rooted in `options.root` when given (a
+    /// team's test CA, which must be valid at `at`) and issuing for
+    /// `options.broker_name` when given.
+    pub fn generate_with(
+        at: OffsetDateTime,
+        options: &CatalogueOptions,
+    ) -> Result<Authorities, PkiError> {
         use KeyKind::*;
-        let [root, int_a, int_b, int_large, evil_root, evil_int, client_ca, foreign_ca, int_ec, broker, renewed, large, ec, device] =
-            generate_all([
-                Rsa2048, Rsa2048, Rsa2048, Rsa4096, Rsa2048, Rsa2048, Rsa2048, Rsa2048, EcdsaP256,
-                Rsa2048, Rsa2048, Rsa4096, EcdsaP256, Rsa2048,
-            ])?;
+        if let Some(root) = &options.root {
+            root.check_valid_at(at)?;
+        }
+        // The lab's own root key, unless a team brought theirs, is generated
+        // alongside the others.
+        let (root_key, keys) = std::thread::scope(|scope| {
+            let own = options
+                .root
+                .is_none()
+                .then(|| scope.spawn(|| Key::generate(Rsa2048)));
+            let keys = generate_all([
+                Rsa2048, Rsa2048, Rsa4096, Rsa2048, Rsa2048, Rsa2048, Rsa2048, EcdsaP256, Rsa2048,
+                Rsa2048, Rsa4096, EcdsaP256, Rsa2048,
+            ]);
+            let own = own
+                .map(|h| h.join().unwrap_or(Err(PkiError::KeyGenerationPanicked)))
+                .transpose();
+            (own, keys)
+        });
+        let root_key = root_key?;
+        let [int_a, int_b, int_large, evil_root, evil_int, client_ca, foreign_ca, int_ec, broker, renewed, large, ec, device] =
+            keys?;
         let years = |n: i64| Duration::days(365 * n);
         let (root_from, root_to) = (at - years(5), at + years(20));
         let (int_from, int_to) = (at - years(2), at + years(5));
 
-        let root = self_signed(
-            ca_params("HIL Root", root_from, root_to, None)?,
-            root.into(),
-        )?;
+        let root = match (&options.root, root_key) {
+            (Some(team), _) => team.authority().clone(),
+            (None, Some(key)) => {
+                self_signed(ca_params("HIL Root", root_from, root_to, None)?, key.into())?
+            }
+            (None, None) => return Err(PkiError::KeyGenerationPanicked),
+        };
         let int_a = std::sync::Arc::new(int_a);
         let intermediate_a = signed(
             ca_params("HIL Intermediate A", int_from, int_to, Some(0))?,
@@ -201,8 +259,13 @@ impl Authorities {
             foreign_ca.into(),
         )?;
 
+        let names = match &options.broker_name {
+            Some(name) => Names::for_broker(name),
+            None => Names::lab(),
+        };
         Ok(Authorities {
             at,
+            names,
             root,
             intermediate_a,
             intermediate_a_expired,
@@ -224,5 +287,15 @@ impl Authorities {
     /// The lab clock these authorities were generated for.
     pub fn at(&self) -> OffsetDateTime {
         self.at
+    }
+
+    /// The root every good profile chains to (what devices trust).
+    pub fn root(&self) -> &Certificate {
+        &self.root.cert
+    }
+
+    /// The name the device dials and good leaves carry.
+    pub fn broker_name(&self) -> &str {
+        &self.names.broker
     }
 }

@@ -13,7 +13,9 @@ use super::authority::{name, random_serial, Authorities, Authority};
 use super::cert::{Certificate, PrivateKeyPem};
 use super::der;
 use super::keys::Key;
-use super::{PkiError, ProfileId, BROKER_HOST};
+use super::names::BrokerName;
+use super::root::RootCa;
+use super::{PkiError, ProfileId};
 
 /// The client identity the device presents when a broker requires one, and the CAs
 /// a broker may be told to trust for it.
@@ -34,7 +36,7 @@ pub struct ClientAuth {
 pub struct Profile {
     id: ProfileId,
     at: OffsetDateTime,
-    host: &'static str,
+    host: String,
     broker_chain: Vec<Certificate>,
     broker_key: PrivateKeyPem,
     device_anchors: Vec<Certificate>,
@@ -53,8 +55,8 @@ impl Profile {
     }
 
     /// The host name the device is told to connect to (and the lab's DNS answers).
-    pub fn host(&self) -> &'static str {
-        self.host
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// The chain exactly as the broker serves it, in order (normally leaf first).
@@ -76,6 +78,46 @@ impl Profile {
     /// The client certificate material for brokers that require one.
     pub fn client_auth(&self) -> &ClientAuth {
         &self.client
+    }
+}
+
+/// Choices about the catalogue beyond the lab clock: whose root every good chain
+/// ends in, and which name the device dials.
+///
+/// The default is the lab's own: a fresh "HIL Root" and `broker.hil.test`.
+///
+/// ```
+/// use hil::pki::{Catalogue, CatalogueOptions, ProfileId};
+/// use time::macros::datetime;
+///
+/// let options = CatalogueOptions::default().with_broker_name("mqtt.example.com".parse()?);
+/// let catalogue = Catalogue::generate_with(datetime!(2026-06-01 12:00 UTC), &options)?;
+/// // Every profile is presented for the name the firmware dials...
+/// assert_eq!(catalogue.profile(ProfileId::WildcardMismatch)?.host(), "mqtt.example.com");
+/// // ...and wrong-san is still wrong for it.
+/// assert_eq!(catalogue.profile(ProfileId::WrongSan)?.host(), "mqtt.example.com");
+/// # Ok::<(), hil::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct CatalogueOptions {
+    /// The root every good profile chains to; `None`: a fresh "HIL Root".
+    pub root: Option<Arc<RootCa>>,
+    /// The name the device dials; `None`: `broker.hil.test`.
+    pub broker_name: Option<BrokerName>,
+}
+
+impl CatalogueOptions {
+    /// Roots the catalogue in `root` (a team's test CA, or a kept lab root).
+    pub fn with_root(mut self, root: Arc<RootCa>) -> Self {
+        self.root = Some(root);
+        self
+    }
+
+    /// Issues every profile for `name`.
+    pub fn with_broker_name(mut self, name: BrokerName) -> Self {
+        self.broker_name = Some(name);
+        self
     }
 }
 
@@ -103,6 +145,14 @@ impl Catalogue {
     /// Generates the authorities and every profile for the lab clock `at`.
     pub fn generate(at: OffsetDateTime) -> Result<Catalogue, PkiError> {
         Catalogue::from_authorities(Arc::new(Authorities::generate(at)?))
+    }
+
+    /// Generates the catalogue for `at` with a chosen root and broker name.
+    pub fn generate_with(
+        at: OffsetDateTime,
+        options: &CatalogueOptions,
+    ) -> Result<Catalogue, PkiError> {
+        Catalogue::from_authorities(Arc::new(Authorities::generate_with(at, options)?))
     }
 
     /// Builds every profile from authorities generated earlier (the warm path).
@@ -158,8 +208,8 @@ impl<'a> Leaf<'a> {
         Leaf {
             key: &a.broker_key,
             issuer: Some(&a.intermediate_a),
-            cn: Some(BROKER_HOST),
-            sans: vec![BROKER_HOST.to_owned()],
+            cn: Some(&a.names.broker),
+            sans: vec![a.names.broker.clone()],
             not_before: a.at - Duration::days(30),
             not_after: a.at + Duration::days(365),
             eku: vec![ExtendedKeyUsagePurpose::ServerAuth],
@@ -211,7 +261,8 @@ fn build(a: &Authorities, id: ProfileId) -> Result<Profile, PkiError> {
     use ProfileId::*;
     let day = Duration::days(1);
     let int_a = &a.intermediate_a.cert;
-    let mut host = BROKER_HOST;
+    let names = &a.names;
+    let mut host = names.broker.clone();
     let mut key = &a.broker_key;
 
     let chain = match id {
@@ -250,8 +301,8 @@ fn build(a: &Authorities, id: ProfileId) -> Result<Profile, PkiError> {
         }
         LargeChain => {
             key = &a.large_broker_key;
-            let mut sans = vec![BROKER_HOST.to_owned()];
-            sans.extend((1..=60).map(|n| format!("node-{n:02}.broker.hil.test")));
+            let mut sans = vec![names.broker.clone()];
+            sans.extend((1..=60).map(|n| format!("node-{n:02}.{}", names.broker)));
             vec![
                 Leaf {
                     key,
@@ -265,18 +316,18 @@ fn build(a: &Authorities, id: ProfileId) -> Result<Profile, PkiError> {
         }
         WrongSan => vec![
             Leaf {
-                sans: vec!["other.hil.test".into()],
+                sans: vec![names.wrong_san.clone()],
                 ..Leaf::normal(a)
             }
             .sign()?,
             int_a.clone(),
         ],
         WildcardMismatch => {
-            host = "mqtt.broker.hil.test";
+            host = names.wildcard_host.clone();
             vec![
                 Leaf {
-                    cn: Some("*.hil.test"),
-                    sans: vec!["*.hil.test".into()],
+                    cn: Some(&names.wildcard_san),
+                    sans: vec![names.wildcard_san.clone()],
                     ..Leaf::normal(a)
                 }
                 .sign()?,

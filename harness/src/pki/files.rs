@@ -41,7 +41,7 @@ pub struct Manifest {
     /// What the broker presents.
     pub description: &'static str,
     /// The name the device connects to.
-    pub host: &'static str,
+    pub host: String,
     /// The lab clock the certificates are relative to.
     #[serde(with = "time::serde::rfc3339")]
     pub lab_clock: OffsetDateTime,
@@ -112,7 +112,7 @@ impl Profile {
         Ok(Manifest {
             id: self.id(),
             description: self.id().description(),
-            host: self.host(),
+            host: self.host().to_owned(),
             lab_clock: self.at(),
             expected: self.id().expectation().into(),
             divergence: self.id().divergence(),
@@ -161,14 +161,14 @@ impl Profile {
     }
 }
 
-fn write_public(path: &Path, text: &str) -> Result<(), PkiError> {
+pub(crate) fn write_public(path: &Path, text: &str) -> Result<(), PkiError> {
     fs::write(path, text).map_err(|source| PkiError::Write {
         path: path.to_owned(),
         source,
     })
 }
 
-fn write_secret(path: &Path, key: &PrivateKeyPem) -> Result<(), PkiError> {
+pub(crate) fn write_secret(path: &Path, key: &PrivateKeyPem) -> Result<(), PkiError> {
     let err = |source| PkiError::Write {
         path: path.to_owned(),
         source,

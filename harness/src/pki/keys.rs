@@ -91,3 +91,63 @@ pub(crate) fn generate_all<const N: usize>(kinds: [KeyKind; N]) -> Result<[Key; 
     let keys: Vec<Key> = results.into_iter().collect::<Result<_, _>>()?;
     keys.try_into().map_err(|_| PkiError::KeyGenerationPanicked)
 }
+
+/// The smallest RSA key a catalogue root may have.
+pub(crate) const MIN_RSA_BITS: u32 = 2048;
+
+impl Key {
+    /// Imports a private key a team brought (PKCS#8, PKCS#1 or SEC1 PEM) for
+    /// signing certificates: RSA of at least 2048 bits, or ECDSA on P-256 or
+    /// P-384 (what both rcgen and the device's BearSSL handle).
+    pub(crate) fn import_pem(pem: &[u8], origin: &std::path::Path) -> Result<Key, PkiError> {
+        let text = String::from_utf8_lossy(pem);
+        if text.contains("ENCRYPTED") {
+            return Err(PkiError::EncryptedKey {
+                path: origin.to_owned(),
+            });
+        }
+        let pkey = PKey::private_key_from_pem(pem).map_err(|_| PkiError::KeyParse {
+            path: origin.to_owned(),
+        })?;
+        let unsupported = |kind: String| PkiError::UnsupportedKey {
+            path: origin.to_owned(),
+            kind,
+        };
+        let algorithm = match pkey.id() {
+            openssl::pkey::Id::RSA => {
+                let bits = pkey.bits();
+                if bits < MIN_RSA_BITS {
+                    return Err(PkiError::WeakKey {
+                        path: origin.to_owned(),
+                        bits,
+                    });
+                }
+                &rcgen::PKCS_RSA_SHA256
+            }
+            openssl::pkey::Id::EC => {
+                let curve = pkey.ec_key().ok().and_then(|ec| ec.group().curve_name());
+                match curve {
+                    Some(openssl::nid::Nid::X9_62_PRIME256V1) => &PKCS_ECDSA_P256_SHA256,
+                    Some(openssl::nid::Nid::SECP384R1) => &rcgen::PKCS_ECDSA_P384_SHA384,
+                    Some(other) => {
+                        return Err(unsupported(format!(
+                            "an EC key on {}",
+                            other.short_name().unwrap_or("an unnamed curve")
+                        )))
+                    }
+                    None => return Err(unsupported("an EC key on an unnamed curve".into())),
+                }
+            }
+            other => return Err(unsupported(format!("a key of type {other:?}"))),
+        };
+        let der = pkey
+            .private_key_to_pkcs8()
+            .map_err(|_| PkiError::KeyParse {
+                path: origin.to_owned(),
+            })?;
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from(der);
+        let pair = KeyPair::from_pkcs8_der_and_sign_algo(&der, algorithm)
+            .map_err(|e| unsupported(format!("a key the signer refuses ({e})")))?;
+        Ok(Key { pair })
+    }
+}
