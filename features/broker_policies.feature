@@ -43,7 +43,7 @@ Feature: Broker policies the device meets in the field
     When the board boots
     Then the device subscribes to "hil/commands" within 20 s
     When the broker publishes a 4096-byte message to "hil/commands"
-    Then the device opens at most 1 connection per 3 s
+    Then the device opens at most 1 connection per 2 s
     And the serial output never contains "[tls] error"
 
   Scenario: a broker that stalls after the ServerHello

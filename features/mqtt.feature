@@ -27,7 +27,7 @@ Feature: MQTT behaviour once connected
     When the board boots
     Then the device connects to the broker within 20 s
     When the broker restarts
-    Then the device opens at most 6 connections per 10 s
+    Then the device opens at most 4 connections per 5 s
     And the device connects to the broker within 30 s
 
   Scenario: a dropped connection is noticed and re-established

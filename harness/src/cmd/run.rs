@@ -102,7 +102,7 @@ pub struct CommonRunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, help_heading = "Device")]
     pub settle: Option<Duration>,
     /// How long a scenario still watches for a crash after its last step
-    /// (default 300 ms on virtual boards, 1 s on real ones).
+    /// (default 150 ms on virtual boards, 1 s on real ones).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, help_heading = "Device")]
     pub grace: Option<Duration>,
     /// Directory of log profiles.

@@ -4,12 +4,14 @@
 //! so cucumber's writer has nothing to do.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cucumber::gherkin;
 use futures::future::LocalBoxFuture;
 
 use super::context::RunContext;
 use super::scenario::ScenarioWorld;
+use super::steps::{self, Step};
 use super::suite::Suite;
 
 /// Runs the suite's scenarios, `jobs` at a time.
@@ -42,8 +44,79 @@ pub(crate) async fn run(ctx: Arc<RunContext>, suite: &Suite, jobs: usize) {
             }
         })
     })
-    .run(suite.features().to_vec())
+    .run(longest_first(suite.features()))
     .await;
+}
+
+/// A scenario's expected length, from what its steps wait on: the protocol
+/// timeouts of the ESP8266 core (15 s for a CONNACK or a stalled handshake), the
+/// windows and pauses it asks for, flashing, the provisioning window of an
+/// unprovisioned board, the retry a negative step must see. Only the order of
+/// the scenarios depends on it.
+fn expected_length(steps: &[Step]) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut negative = false;
+    for step in steps {
+        total += match step {
+            Step::BrokerNoConnack | Step::BrokerStallsAfterHello => Duration::from_secs(15),
+            Step::BrokerRestarts => Duration::from_secs(3),
+            Step::Pass(d) => *d,
+            Step::PublishesAtMost { per, .. } | Step::OpensAtMost { per, .. } => *per,
+            Step::FlashedWith(_) => Duration::from_secs(2),
+            Step::NotProvisioned => Duration::from_millis(1500),
+            Step::NtpSilent => Duration::from_secs(4),
+            _ => Duration::ZERO,
+        };
+        negative |= matches!(
+            step,
+            Step::HandshakeDoesNotComplete | Step::NeverConnects | Step::TlsFailureCode(_)
+        );
+    }
+    if negative {
+        total += Duration::from_secs(1);
+    }
+    total
+}
+
+/// The features with one scenario each, the longest expected first: with N
+/// boards, the long scenarios overlap instead of ending the run alone.
+fn longest_first(features: &[gherkin::Feature]) -> Vec<gherkin::Feature> {
+    let mut single: Vec<(Duration, gherkin::Feature)> = Vec::new();
+    for feature in features {
+        let background: Vec<Step> = feature
+            .background
+            .iter()
+            .flat_map(|b| &b.steps)
+            .filter_map(|s| steps::parse(&s.value).ok())
+            .collect();
+        let mut push = |scenario: &gherkin::Scenario, rule: Option<&gherkin::Rule>| {
+            let mut own = background.clone();
+            own.extend(scenario.steps.iter().filter_map(|s| steps::parse(&s.value).ok()));
+            let mut one = feature.clone();
+            one.scenarios.clear();
+            one.rules.clear();
+            match rule {
+                Some(rule) => {
+                    let mut rule = rule.clone();
+                    rule.scenarios = vec![scenario.clone()];
+                    one.rules.push(rule);
+                }
+                None => one.scenarios.push(scenario.clone()),
+            }
+            single.push((expected_length(&own), one));
+        };
+        for scenario in &feature.scenarios {
+            push(scenario, None);
+        }
+        for rule in &feature.rules {
+            for scenario in &rule.scenarios {
+                push(scenario, Some(rule));
+            }
+        }
+    }
+    // Stable: equal lengths keep the suite's order.
+    single.sort_by(|a, b| b.0.cmp(&a.0));
+    single.into_iter().map(|(_, f)| f).collect()
 }
 
 /// A step that did not go through; the scenario already recorded why.

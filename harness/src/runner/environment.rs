@@ -337,7 +337,7 @@ impl Environment {
             }),
             quiet: options.quiet,
             grace: options.grace.unwrap_or(if self.pool_is_virtual {
-                Duration::from_millis(300)
+                Duration::from_millis(150)
             } else {
                 Duration::from_secs(1)
             }),
@@ -396,7 +396,7 @@ pub struct RunOptions {
     /// How long "does not reboot" watches when it ends a scenario.
     pub quiet: Duration,
     /// How long a scenario still watches for a crash after its last step
-    /// (default 300 ms on virtual boards, 1 s on real ones).
+    /// (default 150 ms on virtual boards, 1 s on real ones).
     pub grace: Option<Duration>,
     /// How long `When the broker restarts` keeps the broker away.
     pub restart_downtime: Duration,

@@ -664,7 +664,7 @@ the device's events and a clock, and its unit tests prove each Then step can fai
   image), its backtrace decoded to function and file:line. Only a scenario that
   says `Then the board reboots within <duration>` expects a reboot.
 - **A scenario ends after its grace window.** After the last step passes, the
-  scenario keeps watching for a short grace window (`--grace`; 300 ms virtual,
+  scenario keeps watching for a short grace window (`--grace`; 150 ms virtual,
   1 s real) and as long as `the board does not reboot` (2 s) or `at most ... per`
   need: a crash 50 ms after CONNACK is that scenario's crash.
 - **Only the device's own events count**, and only those after the scenario

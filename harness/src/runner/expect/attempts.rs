@@ -11,8 +11,9 @@ use super::Scene;
 use crate::logprofile::SemanticEvent;
 use crate::timeline::{DnsAnswer, EventKind, HandshakeOutcome};
 
-/// BearSSL's X.509 errors: the device judged the certificate.
-const CERTIFICATE_VERDICTS: std::ops::RangeInclusive<i64> = 32..=63;
+/// BearSSL codes that say nothing about the broker: 0 (no engine error: a
+/// timeout, a refused TCP connection) and 31 (`BR_ERR_IO`, a dead transport).
+const NOT_A_VERDICT: [i64; 2] = [0, 31];
 
 /// What the events say about the device's connection attempts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,10 +24,11 @@ pub(crate) struct Attempts {
     pub failures: usize,
     /// Where the latest failure was seen, and what it was.
     pub last_failure: Option<(u64, String)>,
-    /// Failed attempts whose reported reason was a certificate verdict, with
-    /// the last code and its name.
-    pub certificate_verdicts: usize,
-    /// The last certificate verdict reported: code and name.
+    /// Failed attempts whose handshake the device's TLS engine refused (a
+    /// certificate verdict, a bad signature, a version it does not speak): the
+    /// same broker gets the same answer on every retry.
+    pub verdicts: usize,
+    /// The last such refusal reported: code and name.
     pub last_verdict: Option<(i64, String)>,
     /// CONNECTs the broker refused (CONNACK other than 0).
     pub refusals: usize,
@@ -48,6 +50,9 @@ impl Attempts {
         // What the broker saw: per TLS connection, how it ended.
         let mut network = 0usize;
         let mut open: HashMap<SocketAddr, bool> = HashMap::new();
+        // Whether the attempt being reported got past its handshake: an error
+        // after `[tls] ok` ends a session, not a handshake.
+        let mut handshake_done = false;
         let failed = |out: &mut Attempts, seq: u64, what: String| {
             out.last_failure = Some((seq, what));
         };
@@ -121,13 +126,15 @@ impl Attempts {
                         reported += 1;
                         failed(&mut out, seq, format!("it reported `{line}`"));
                     }
-                    if o.said(SemanticEvent::TlsError) {
-                        if let Some(code) = o.number("code") {
-                            if CERTIFICATE_VERDICTS.contains(&code) {
-                                out.certificate_verdicts += 1;
-                                let name = o.field("text").unwrap_or_default().to_owned();
-                                out.last_verdict = Some((code, name));
-                            }
+                    if o.said(SemanticEvent::TlsConnecting) {
+                        handshake_done = false;
+                    } else if o.said(SemanticEvent::TlsOk) {
+                        handshake_done = true;
+                    } else if o.said(SemanticEvent::TlsError) && !handshake_done {
+                        if let Some(code) = o.number("code").filter(|c| !NOT_A_VERDICT.contains(c)) {
+                            out.verdicts += 1;
+                            let name = o.field("text").unwrap_or_default().to_owned();
+                            out.last_verdict = Some((code, name));
                         }
                     }
                     [

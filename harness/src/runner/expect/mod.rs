@@ -123,6 +123,15 @@ pub enum Judgement {
     },
 }
 
+/// What a positive expectation needs of the device's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// A completed handshake.
+    Handshake,
+    /// A connection the broker accepted.
+    Connection,
+}
+
 /// Which events `at most N per D` counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Counted {
@@ -489,7 +498,7 @@ impl Expectation {
                 now_us,
                 deadline(*within),
                 Observed::handshake_completed,
-                false,
+                Needs::Handshake,
             ),
             Check::ConnectsWithin { within } => self.positive_unless_refused(
                 scene,
@@ -497,7 +506,7 @@ impl Expectation {
                 now_us,
                 deadline(*within),
                 |o| o.connack() == Some(0),
-                true,
+                Needs::Connection,
             ),
             Check::StartsHandshake { within } => self.positive(
                 after_act,
@@ -506,12 +515,13 @@ impl Expectation {
                 |o| matches!(o.event.kind, EventKind::TlsClientHello { .. }),
                 "no ClientHello reached the broker",
             ),
-            Check::SendsConnect { within } => self.positive(
+            Check::SendsConnect { within } => self.positive_unless_refused(
+                scene,
                 after_act,
                 now_us,
                 deadline(*within),
                 |o| matches!(o.event.kind, EventKind::MqttConnect { .. }),
-                "no CONNECT reached the broker",
+                Needs::Handshake,
             ),
             Check::HandshakeDoesNotComplete | Check::NeverConnects => {
                 match self.violation(scene, after_act) {
@@ -534,7 +544,8 @@ impl Expectation {
                     None => Some("its ClientHello had no max_fragment_length extension".into()),
                 }
             }),
-            Check::PublishesTo { topic, matching, within } => self.positive(
+            Check::PublishesTo { topic, matching, within } => self.positive_unless_refused(
+                scene,
                 after_act,
                 now_us,
                 deadline(*within),
@@ -543,14 +554,15 @@ impl Expectation {
                         t == topic && matching.as_ref().is_none_or(|r| r.is_match(payload))
                     })
                 },
-                "no such PUBLISH reached the broker",
+                Needs::Connection,
             ),
-            Check::SubscribesTo { topic, within } => self.positive(
+            Check::SubscribesTo { topic, within } => self.positive_unless_refused(
+                scene,
                 after_act,
                 now_us,
                 deadline(*within),
                 |o| matches!(&o.event.kind, EventKind::MqttSubscribe { topics } if topics.contains(topic)),
-                "no SUBSCRIBE for it reached the broker",
+                Needs::Connection,
             ),
             Check::AskedForTime { within } => self.positive(
                 after_act,
@@ -721,9 +733,10 @@ impl Expectation {
         Judgement::Pending { until_us: deadline }
     }
 
-    /// A positive expectation about the connection that stops waiting once the
-    /// device has failed twice for a reason no retry changes (a certificate
-    /// verdict; with `refusals`, also a broker refusing its CONNECT).
+    /// A positive expectation that needs the device connected: it stops waiting
+    /// once the device has failed twice for a reason no retry changes (its TLS
+    /// engine refusing the handshake; when it needs the whole connection, also
+    /// the broker refusing its CONNECT).
     fn positive_unless_refused(
         &self,
         scene: &Scene,
@@ -731,19 +744,23 @@ impl Expectation {
         now_us: u64,
         deadline: u64,
         wanted: impl Fn(&Observed) -> bool,
-        refusals: bool,
+        needs: Needs,
     ) -> Judgement {
         if events.iter().any(|o| o.t_us() <= deadline && wanted(o)) {
             return pass();
         }
         let attempts = Attempts::read(scene, events);
-        let hopeless = attempts.certificate_verdicts + if refusals { attempts.refusals } else { 0 };
+        let refusals = match needs {
+            Needs::Connection => attempts.refusals,
+            Needs::Handshake => 0,
+        };
+        let hopeless = attempts.verdicts + refusals;
         let last = last_seq(events, self.act);
         if hopeless >= 2 {
             let why = match &attempts.last_verdict {
-                Some((code, name)) if attempts.certificate_verdicts >= 2 => format!(
-                    "the device refused the broker's certificate on {} attempts (BearSSL {code} {name})",
-                    attempts.certificate_verdicts
+                Some((code, name)) if attempts.verdicts >= 2 => format!(
+                    "the device refused the broker on {} attempts (BearSSL {code} {name}), an answer no retry changes",
+                    attempts.verdicts
                 ),
                 _ => format!(
                     "the broker refused it on {} attempts; last: {}",
