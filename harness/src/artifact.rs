@@ -17,8 +17,9 @@ use std::sync::{Arc, OnceLock, RwLock};
 use regex::Regex;
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a
-/// rename, so a reader (or a run killed half-way) sees the old file or the new
-/// one, never a torn one.
+/// rename, so a reader (or a run killed half-way, even by SIGKILL) sees the old
+/// file or the new one, never a torn one. (No fsync: the guarantee is about the
+/// process dying, not the machine losing power, and a run writes many files.)
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -32,7 +33,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        drop(file);
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {

@@ -337,7 +337,13 @@ impl RunArgs {
         let mut options = self.common.options(firmware, jobs);
         options.log_profile = self.log_profile.clone();
         options.elf = elf;
-        let partial = Partial::new(&suite, &run_dir, &firmware_name, options.secrets.clone(), outputs.clone());
+        let partial = Partial::new(
+            &suite,
+            &run_dir,
+            &firmware_name,
+            options.secrets.clone(),
+            outputs.clone(),
+        );
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
         let outcome = runtime.block_on(async {
             stop_on_signals(options.interrupt.clone(), partial.clone());
@@ -390,13 +396,16 @@ impl RunArgs {
         }
         let board = match (&self.board, self.common.jobs) {
             (None, Some(jobs)) => BoardChoice::Virtual {
-                count: u8::try_from(jobs).ok().filter(|n| *n <= MAX_VIRTUAL).ok_or_else(|| {
-                    miette::miette!(
+                count: u8::try_from(jobs)
+                    .ok()
+                    .filter(|n| *n <= MAX_VIRTUAL)
+                    .ok_or_else(|| {
+                        miette::miette!(
                         code = "hil::run::jobs",
                         help = "virtual boards are numbered 1 to 200 (127.0.1.k)",
                         "--jobs {jobs} asks for more virtual boards than the 200 a run can have"
                     )
-                })?,
+                    })?,
             },
             (None, None) => BoardChoice::Virtual { count: 1 },
             (Some(board), _) => board.clone(),
@@ -441,7 +450,10 @@ impl Outputs {
         ];
         for file in files.into_iter().flatten() {
             writable(&file).wrap_err_with(|| {
-                format!("cannot write a report to {} (fix the path or its permissions)", file.display())
+                format!(
+                    "cannot write a report to {} (fix the path or its permissions)",
+                    file.display()
+                )
             })?;
         }
         Ok(())
@@ -456,7 +468,10 @@ impl Outputs {
         let copies = [
             (&written.junit, self.junit.clone()),
             (&written.json, self.json.clone()),
-            (&written.html, self.html.as_ref().map(|d| d.join("index.html"))),
+            (
+                &written.html,
+                self.html.as_ref().map(|d| d.join("index.html")),
+            ),
         ];
         for (from, to) in copies {
             if let Some(to) = to {
@@ -534,9 +549,9 @@ impl Partial {
     pub fn write(&self, reason: &str) -> Result<()> {
         let mut scenarios = self.finished.lock().map(|f| f.clone()).unwrap_or_default();
         for info in &self.scenarios {
-            let done = scenarios
-                .iter()
-                .any(|s| s.info.path == info.path && s.info.line == info.line && s.info.name == info.name);
+            let done = scenarios.iter().any(|s| {
+                s.info.path == info.path && s.info.line == info.line && s.info.name == info.name
+            });
             if !done {
                 let mut result = ScenarioResult::not_run(info.clone(), &self.firmware);
                 result.error = Some(reason.to_owned());

@@ -91,7 +91,12 @@ fn longest_first(features: &[gherkin::Feature]) -> Vec<gherkin::Feature> {
             .collect();
         let mut push = |scenario: &gherkin::Scenario, rule: Option<&gherkin::Rule>| {
             let mut own = background.clone();
-            own.extend(scenario.steps.iter().filter_map(|s| steps::parse(&s.value).ok()));
+            own.extend(
+                scenario
+                    .steps
+                    .iter()
+                    .filter_map(|s| steps::parse(&s.value).ok()),
+            );
             let mut one = feature.clone();
             one.scenarios.clear();
             one.rules.clear();

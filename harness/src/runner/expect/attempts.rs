@@ -131,7 +131,8 @@ impl Attempts {
                     } else if o.said(SemanticEvent::TlsOk) {
                         handshake_done = true;
                     } else if o.said(SemanticEvent::TlsError) && !handshake_done {
-                        if let Some(code) = o.number("code").filter(|c| !NOT_A_VERDICT.contains(c)) {
+                        if let Some(code) = o.number("code").filter(|c| !NOT_A_VERDICT.contains(c))
+                        {
                             out.verdicts += 1;
                             let name = o.field("text").unwrap_or_default().to_owned();
                             out.last_verdict = Some((code, name));

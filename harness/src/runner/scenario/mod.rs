@@ -21,11 +21,11 @@ use super::expect::{Expectation, Mark, Observed, Scene};
 use super::results::{Failure, ScenarioResult, Status, StepOutcome, StepRecord};
 use super::steps::{self, Step};
 use super::suite::ScenarioInfo;
+use super::Interrupt;
 use crate::lab::{DevicePolicy, LabMqttClient};
 use crate::logprofile::{LogProfile, SemanticEvent};
 use crate::pki::ProfileId;
 use crate::serial::session::ConsoleSession;
-use super::Interrupt;
 use crate::timeline::{BoardEvent, Cursor, Event, EventKind, HarnessEvent, Source, Timeline};
 
 /// Why a step did not go through.

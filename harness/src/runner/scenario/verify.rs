@@ -63,7 +63,9 @@ impl ScenarioWorld {
                     return Err(Problem::Verdict(Box::new(failure)));
                 }
                 Judgement::Pending { until_us } => {
-                    self.view.wait(&ctx.timeline, until_us, &ctx.interrupt).await;
+                    self.view
+                        .wait(&ctx.timeline, until_us, &ctx.interrupt)
+                        .await;
                 }
             }
         }
