@@ -120,7 +120,7 @@ fn longest_first(features: &[gherkin::Feature]) -> Vec<gherkin::Feature> {
         }
     }
     // Stable: equal lengths keep the suite's order.
-    single.sort_by(|a, b| b.0.cmp(&a.0));
+    single.sort_by_key(|(length, _)| std::cmp::Reverse(*length));
     single.into_iter().map(|(_, f)| f).collect()
 }
 
