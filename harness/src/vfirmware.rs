@@ -45,13 +45,19 @@ pub enum VfirmwareError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Image(#[from] ImageError),
-    /// A valid image without a usable descriptor.
+    /// A valid image without a usable descriptor (its words in the message, once).
     #[error("{0}")]
     #[diagnostic(
         code(hil::vfirmware::descriptor),
         help("build virtual firmware with `hil vfirmware build --variant <name>`")
     )]
-    Descriptor(#[from] DescriptorError),
+    Descriptor(DescriptorError),
+}
+
+impl From<DescriptorError> for VfirmwareError {
+    fn from(e: DescriptorError) -> Self {
+        VfirmwareError::Descriptor(e)
+    }
 }
 
 fn padded(mut bytes: Vec<u8>) -> Vec<u8> {

@@ -173,6 +173,18 @@ impl RunArgs {
                 given: self.handshake_timeout.clone(),
             })?;
         let at = self.at.unwrap_or_else(now);
+        let reported = match policy.ntp {
+            NtpPolicy::Skewed(by) => at.checked_add(by),
+            NtpPolicy::Fixed(t) => Some(t),
+            _ => Some(at),
+        };
+        if !reported.is_some_and(hil::lab::ntp_can_carry) {
+            miette::bail!(miette::miette!(
+                code = "hil::lab::ntp_range",
+                help = "NTP carries 1968 to 2104 (RFC 4330 eras 0 and 1); pick a skew or a time inside it",
+                "the NTP server would report a time NTP cannot carry"
+            ));
+        }
         let options = super::pki::catalogue_options(&self.ca, &self.broker_name)?;
         let catalogue = Catalogue::generate_with(at, &options)?;
         let profile = Arc::new(catalogue.profile(id)?.clone());

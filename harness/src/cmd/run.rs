@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Only scenarios whose tags match, e.g. `@tls and not @slow`.
     #[arg(long, value_name = "EXPR", help_heading = "Selection")]
     tags: Option<TagFilter>,
+    /// Exit 0 when --tags or --shard select no scenario (by default that is exit 2:
+    /// a typo in a tag should not pass as "nothing to run").
+    #[arg(long, help_heading = "Selection")]
+    allow_empty: bool,
     /// Only this runner's share when N runners split the suite: K/N (1-based).
     #[arg(
         long,
@@ -74,6 +78,9 @@ pub struct RunArgs {
     /// address of the interface that routes to --device-ip).
     #[arg(long, env = "HIL_LAB_BIND", help_heading = "Board")]
     lab_bind: Option<IpAddr>,
+    /// Flash --firmware even when it is not an image the ROM boots (raw data).
+    #[arg(long, help_heading = "Board")]
+    force: bool,
     /// The firmware's ELF (with DWARF), to decode crash backtraces to function and
     /// file:line. Default: an `.elf` beside the --firmware image, if there is one.
     #[arg(long, value_name = "FILE", env = "HIL_ELF", help_heading = "Device")]
@@ -308,6 +315,14 @@ impl RunArgs {
             (None, BoardChoice::Virtual { .. }) => Some(FirmwareSource::reference()),
             (None, BoardChoice::Port(_)) => None,
         };
+        if let Some(firmware) = firmware.as_ref().filter(|_| !self.force) {
+            if let Err(bad) = firmware.check() {
+                // Nothing ran, but a CI job still gets its reports, saying why.
+                let reason = bad.to_string();
+                let _ = not_run_reports(&suite, &outputs, &reason);
+                return Err(bad.into());
+            }
+        }
         println!(
             "hil run: {} of {} scenario(s){}{} on {board}, {jobs} at a time",
             suite.scenarios().len(),
@@ -322,6 +337,15 @@ impl RunArgs {
         );
         if suite.scenarios().is_empty() {
             println!("nothing to run");
+            let asked = self.tags.is_some() || self.shard.is_some();
+            if asked && !self.allow_empty {
+                miette::bail!(miette::miette!(
+                    code = "hil::run::nothing_selected",
+                    help = "check the tags (`hil run --tags` takes e.g. `@tls and not @slow`), or pass --allow-empty when an empty selection is fine",
+                    "the selection matches none of the {} scenario(s)",
+                    suite.total()
+                ));
+            }
             return Ok(ExitCode::SUCCESS);
         }
         let run_dir = new_run_dir(&self.common.runs_dir)?;
@@ -424,6 +448,23 @@ impl RunArgs {
         };
         Ok((board, jobs))
     }
+}
+
+/// When nothing could run: the reports the user asked for (`--junit`, `--json`,
+/// `--report`), every scenario not run, with the reason.
+fn not_run_reports(suite: &Suite, outputs: &Outputs, reason: &str) -> Result<()> {
+    let dir = tempfile_dir()?;
+    let partial = Partial::new(suite, &dir, "none", Secrets::default(), outputs.clone());
+    let written = partial.write(reason);
+    let _ = std::fs::remove_dir_all(&dir);
+    written
+}
+
+/// A scratch run directory for reports of a run that never started.
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("hil-not-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).into_diagnostic()?;
+    Ok(dir)
 }
 
 /// Virtual boards a run can have.

@@ -59,6 +59,15 @@ pub(crate) fn answer(
     Some(reply)
 }
 
+/// The instants an NTP timestamp can carry under RFC 4330's era rule: a set
+/// top bit is 1968-2036 (era 0), a clear one 2036-2104 (era 1).
+pub fn representable(t: OffsetDateTime) -> bool {
+    let unix = t.unix_timestamp();
+    let first = (1i64 << 31) - NTP_UNIX_OFFSET;
+    let last = (1i64 << 32) + (1i64 << 31) - NTP_UNIX_OFFSET;
+    (first..last).contains(&unix)
+}
+
 fn reported_time(policy: NtpPolicy, now: OffsetDateTime) -> Option<OffsetDateTime> {
     match policy {
         NtpPolicy::Exact => Some(now),
@@ -66,6 +75,9 @@ fn reported_time(policy: NtpPolicy, now: OffsetDateTime) -> Option<OffsetDateTim
         NtpPolicy::Fixed(at) => Some(at),
         NtpPolicy::Silent => None,
     }
+    // A time NTP cannot carry is not answered (and recorded as not answered),
+    // never sent wrapped around.
+    .filter(|t| representable(*t))
 }
 
 /// Serves requests until `shutdown` fires.
@@ -123,6 +135,18 @@ mod tests {
             i64::from(secs) + (1 << 32) - NTP_UNIX_OFFSET,
             t.unix_timestamp()
         );
+    }
+
+    #[test]
+    fn times_ntp_cannot_carry_are_not_answered() {
+        let now = datetime!(2026-12-02 0:00 UTC);
+        let years = |n: i64| time::Duration::days(365 * n);
+        assert!(reported_time(NtpPolicy::Skewed(years(10)), now).is_some());
+        assert!(reported_time(NtpPolicy::Skewed(years(-50)), now).is_some());
+        assert!(reported_time(NtpPolicy::Skewed(years(100)), now).is_none());
+        assert!(reported_time(NtpPolicy::Skewed(years(-3000)), now).is_none());
+        assert!(reported_time(NtpPolicy::Fixed(datetime!(2104-01-01 0:00 UTC)), now).is_some());
+        assert!(reported_time(NtpPolicy::Fixed(datetime!(1900-01-01 0:00 UTC)), now).is_none());
     }
 
     #[test]

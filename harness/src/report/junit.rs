@@ -64,7 +64,13 @@ fn case(out: &mut String, result: &ScenarioResult, secrets: &Secrets) {
                 clean(&message)
             );
         }
-        Status::NotRun => out.push_str("      <skipped message=\"not run\"/>\n"),
+        Status::NotRun => {
+            let why = match &result.error {
+                Some(reason) => format!("not run: {reason}"),
+                None => "not run".to_owned(),
+            };
+            let _ = writeln!(out, "      <skipped message=\"{}\"/>", clean(&why));
+        }
     }
     let transcript: String = result
         .events

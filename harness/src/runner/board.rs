@@ -56,12 +56,14 @@ impl FromStr for BoardChoice {
             return Ok(BoardChoice::Virtual { count: 1 });
         }
         if let Some(n) = s.strip_prefix("virtual:") {
-            let count: u8 = n
+            let range = "a run has 1 to 200 virtual boards (127.0.1.1 to 127.0.1.200)";
+            let count: u32 = n
                 .parse()
-                .map_err(|_| bad(format!("`{n}` is not a board count")))?;
-            if count == 0 || count > 200 {
-                return Err(bad("between 1 and 200 virtual boards".into()));
-            }
+                .map_err(|_| bad(format!("`{n}` is not a number of boards; {range}")))?;
+            let count = u8::try_from(count)
+                .ok()
+                .filter(|c| (1..=200).contains(c))
+                .ok_or_else(|| bad(format!("{count} virtual boards: {range}")))?;
             return Ok(BoardChoice::Virtual { count });
         }
         s.parse::<PortSpec>()

@@ -24,7 +24,7 @@ pub enum FirmwareSource {
 
 /// A firmware name that is neither an existing file nor a variant.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("`{given}` is neither an image file nor a firmware variant: {source}")]
+#[error("`{given}` is neither an image file nor a firmware variant: {problem}")]
 #[diagnostic(
     code(hil::runner::unknown_firmware),
     help("name an image file, or a variant from `hil vfirmware list` with optional knobs: `no-ntp`, `reference+trust=insecure`")
@@ -33,18 +33,78 @@ pub struct UnknownFirmware {
     /// What was given.
     pub given: String,
     /// Why it is not a variant.
-    pub source: DescriptorError,
+    pub problem: DescriptorError,
+}
+
+/// The ESP8266 maps at most 16 MB of flash.
+const MAX_IMAGE: usize = 16 * 1024 * 1024;
+
+/// A file that cannot be the firmware a board boots.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{} is not firmware an ESP8266 boots: {reason}", path.display())]
+#[diagnostic(
+    code(hil::runner::bad_image),
+    help("give an ESP8266 image (a .bin that starts with 0xe9, as PlatformIO or elf2bin write it) or its ELF; `--force` flashes the file as raw data anyway")
+)]
+pub struct BadImage {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Why a file cannot be flashed even as raw data: unreadable, empty, or larger
+/// than any ESP8266's flash.
+pub(crate) fn raw_problem(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Err(e) => Some(format!("cannot read it ({e})")),
+        Ok(m) if m.len() == 0 => Some("it is empty".into()),
+        Ok(m) if m.len() > MAX_IMAGE as u64 => Some(format!(
+            "it is {} bytes, more than the 16 MB an ESP8266 can map",
+            m.len()
+        )),
+        Ok(_) => None,
+    }
 }
 
 impl FirmwareSource {
+    /// Checks, before anything is flashed, that an image file is firmware the
+    /// ROM boots: not empty, at most 16 MB, and an ELF or a v1 image (magic
+    /// 0xe9, a sound segment table, a matching checksum). A twin variant always is.
+    pub fn check(&self) -> Result<(), BadImage> {
+        let FirmwareSource::Image(path) = self else {
+            return Ok(());
+        };
+        let bad = |reason: String| BadImage {
+            path: path.clone(),
+            reason,
+        };
+        if let Some(reason) = raw_problem(path) {
+            return Err(bad(reason));
+        }
+        let data = std::fs::read(path).map_err(|e| bad(format!("cannot read it ({e})")))?;
+        if data.starts_with(b"\x7fELF") {
+            return Ok(());
+        }
+        let image = crate::image::ImageV1::parse(&data).map_err(|e| bad(e.to_string()))?;
+        if !image.checksum_ok() {
+            return Err(bad(format!(
+                "its checksum byte is {:#04x} but its segments sum to {:#04x} (the ROM stops with `csum err`)",
+                image.stored_checksum(),
+                image.computed_checksum()
+            )));
+        }
+        Ok(())
+    }
+
     /// An existing file is an image; anything else must be `variant[+knob=value...]`.
     pub fn parse(given: &str) -> Result<FirmwareSource, UnknownFirmware> {
         if Path::new(given).is_file() {
             return Ok(FirmwareSource::Image(PathBuf::from(given)));
         }
-        let unknown = |source| UnknownFirmware {
+        let unknown = |problem| UnknownFirmware {
             given: given.to_owned(),
-            source,
+            problem,
         };
         let mut parts = given.split('+');
         let variant = Variant::parse(parts.next().unwrap_or_default().trim()).map_err(unknown)?;
@@ -109,6 +169,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn files_that_are_not_firmware_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            FirmwareSource::Image(path)
+                .check()
+                .map_err(|e| e.to_string())
+        };
+        let empty = check("empty.bin", b"").unwrap_err();
+        assert!(empty.contains("empty"), "{empty}");
+        let text = check("passwd", b"root:x:0:0:root:/root:/bin/bash\n").unwrap_err();
+        assert!(text.contains("0xe9"), "{text}");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+        let corrupt = FirmwareSource::Image(fixtures.join("images/corrupt.bin"))
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(corrupt.contains("csum err"), "{corrupt}");
+        assert!(FirmwareSource::Image(fixtures.join("images/reference.bin"))
+            .check()
+            .is_ok());
+        assert!(
+            FirmwareSource::Image(fixtures.join("firmware/reference-nodemcuv2.bin"))
+                .check()
+                .is_ok(),
+            "a real Arduino image (eboot first) is firmware"
+        );
+    }
+
+    #[test]
     fn variants_compose_with_knobs() {
         let FirmwareSource::Twin { descriptor, .. } =
             FirmwareSource::parse("no-ntp+trust=insecure").unwrap()
@@ -120,6 +211,7 @@ mod tests {
         assert!(entries.contains(&("clock", "uptime".into())));
         assert!(FirmwareSource::parse("no-such-variant").is_err());
         assert!(FirmwareSource::parse("reference+warp=9").is_err());
+        assert!(FirmwareSource::reference().check().is_ok());
         assert_eq!(
             FirmwareSource::parse("seed-style-logs")
                 .unwrap()

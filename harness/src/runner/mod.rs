@@ -52,7 +52,7 @@ use std::path::PathBuf;
 pub use board::{BadBoard, BoardChoice};
 pub use context::{Progress, SnapshotMode};
 pub use environment::{Environment, EnvironmentOptions, RunOptions, MQTT_TLS_PORT};
-pub use firmware::{FirmwareSource, UnknownFirmware};
+pub use firmware::{BadImage, FirmwareSource, UnknownFirmware};
 pub use interrupt::Interrupt;
 pub use results::{
     CrashReport, Failure, RunEvent, RunReport, ScenarioResult, Status, StepOutcome, StepRecord,

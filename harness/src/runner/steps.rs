@@ -380,14 +380,26 @@ pub fn vocabulary() -> &'static [Phrase] {
             phrase!(Given, "the NTP server reports a time skewed by <duration>",
                 "The device's NTP answers are the lab clock plus this signed offset (e.g. `-2 days`, `+10 years`).",
                 r#"^the NTP server reports a time skewed by (?P<d>[+-]?\s*\d+\s*[a-z]+)$"#,
-                |c| signed(c, "d").map(Step::NtpSkew)),
+                |c| {
+                    let skew = signed(c, "d")?;
+                    // Judged against today: the lab clock starts at the run's start.
+                    let at = OffsetDateTime::now_utc().checked_add(skew);
+                    if at.is_some_and(crate::lab::ntp::representable) {
+                        Ok(Step::NtpSkew(skew))
+                    } else {
+                        Err(format!("`{}` is beyond what NTP can carry: the lab clock plus the skew must fall between 1968 and 2104 (RFC 4330 eras 0 and 1)", text(c, "d")))
+                    }
+                }),
             phrase!(Given, r#"the NTP server reports the time "<RFC 3339 timestamp>""#,
                 "The device's NTP answers are this instant.",
                 r#"^the NTP server reports the time Q(t)$"#, |c| {
                     let given = text(c, "t");
-                    OffsetDateTime::parse(&given, &time::format_description::well_known::Rfc3339)
-                        .map(Step::NtpFixed)
-                        .map_err(|_| format!("`{given}` is not an RFC 3339 timestamp (e.g. 2035-01-01T00:00:00Z)"))
+                    let at = OffsetDateTime::parse(&given, &time::format_description::well_known::Rfc3339)
+                        .map_err(|_| format!("`{given}` is not an RFC 3339 timestamp (e.g. 2035-01-01T00:00:00Z)"))?;
+                    if !crate::lab::ntp::representable(at) {
+                        return Err(format!("`{given}` is beyond what NTP can carry (1968 to 2104, RFC 4330 eras 0 and 1)"));
+                    }
+                    Ok(Step::NtpFixed(at))
                 }),
             phrase!(Given, "the NTP server does not answer",
                 "NTP requests from the device get no answer.",
@@ -579,21 +591,55 @@ fn unescape_step(step: Step) -> Step {
     }
 }
 
-/// The documented phrase closest to `text` by word overlap, when it is close.
+/// A phrase or a step text as a list of words, its arguments replaced by `_`
+/// (quoted text, `/regex/`, numbers with their unit, `<placeholders>`), so a
+/// step is compared with the vocabulary by its wording alone.
+fn shape(text: &str) -> Vec<String> {
+    static ARGS: OnceLock<Regex> = OnceLock::new();
+    let args = ARGS.get_or_init(|| {
+        Regex::new(r#""(?:[^"\\]|\\.)*"|/[^/]*/|<[^>]*>|[+-]?\d+(?:\.\d+)?(?:-byte)?(?:\s*(?:ms|s|seconds?|min|h|days?|years?|bytes?))?"#)
+            .expect("a literal pattern")
+    });
+    args.replace_all(text.trim(), " _ ")
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// Words that turn a step into its opposite: a suggestion must not add one.
+const NEGATIONS: &[&str] = &["never", "not", "no", "does"];
+
+/// How close a step text's words are to a phrase's: the longest common
+/// subsequence of words, a misspelt word counting as the same word, over the
+/// longer of the two, minus a penalty for every negation the phrase adds.
+fn similarity(text: &[String], phrase: &[String]) -> f64 {
+    let same = |a: &str, b: &str| a == b || strsim::normalized_damerau_levenshtein(a, b) >= 0.7;
+    let mut lcs = vec![vec![0usize; phrase.len() + 1]; text.len() + 1];
+    for (i, a) in text.iter().enumerate() {
+        for (j, b) in phrase.iter().enumerate() {
+            lcs[i + 1][j + 1] = if same(a, b) {
+                lcs[i][j] + 1
+            } else {
+                lcs[i][j + 1].max(lcs[i + 1][j])
+            };
+        }
+    }
+    let common = lcs[text.len()][phrase.len()] as f64;
+    let added_negations = phrase
+        .iter()
+        .filter(|w| NEGATIONS.contains(&w.as_str()) && !text.contains(w))
+        .count() as f64;
+    common / text.len().max(phrase.len()).max(1) as f64 - 0.3 * added_negations
+}
+
+/// The documented phrase closest to `text`, when one is close.
 fn closest(text: &str) -> Option<String> {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let words = shape(text);
     vocabulary()
         .iter()
-        .map(|phrase| {
-            let doc_words: Vec<&str> = phrase.doc.split_whitespace().collect();
-            let common = words.iter().filter(|w| doc_words.contains(w)).count();
-            (
-                common * 100 / doc_words.len().max(words.len()).max(1),
-                phrase.doc,
-            )
-        })
-        .filter(|(score, _)| *score >= 50)
-        .max_by_key(|(score, _)| *score)
+        .map(|phrase| (similarity(&words, &shape(phrase.doc)), phrase.doc))
+        .filter(|(score, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, doc)| doc.to_owned())
 }
 
@@ -783,10 +829,84 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("regular expression"), "{err}");
+        for skew in ["+100000 years", "-3000 years", "+200 years"] {
+            let err = parse(&format!("the NTP server reports a time skewed by {skew}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("beyond what NTP can carry"), "{skew}: {err}");
+        }
+        let err = parse(r#"the NTP server reports the time "2200-01-01T00:00:00Z""#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("beyond what NTP can carry"), "{err}");
         let err = parse("the TLS handshake succeeds within -2 s")
             .unwrap_err()
             .to_string();
         assert!(err.contains("negative"), "{err}");
+    }
+
+    #[test]
+    fn typos_get_the_phrase_they_meant() {
+        let table = [
+            (
+                r#"the device publishs to "hil/t" within 20 s"#,
+                Some(r#"the device publishes to "<topic>" within <duration>"#),
+            ),
+            (
+                r#"the serial output contain "x""#,
+                Some(r#"the serial output contains "<text>" within <duration>"#),
+            ),
+            (
+                r#"the serial output contain "x" within 5 s"#,
+                Some(r#"the serial output contains "<text>" within <duration>"#),
+            ),
+            (
+                "the device connects to the broker in 20 s",
+                Some("the device connects to the broker within <duration>"),
+            ),
+            (
+                r#"the broker present the "valid" certificate"#,
+                Some(r#"the broker presents the "<certificate profile>" certificate"#),
+            ),
+            (
+                "the TLS handshake succeed within 20 s",
+                Some("the TLS handshake succeeds within <duration>"),
+            ),
+            (
+                "the device never complete an MQTT connection",
+                Some("the device never completes an MQTT connection"),
+            ),
+            ("the board boot", Some("the board boots")),
+            (
+                "the NTP server report a time skewed by -2 days",
+                Some("the NTP server reports a time skewed by <duration>"),
+            ),
+            (
+                "the device sent SNI broker.hil.test",
+                Some(r#"the device sent SNI "<host>""#),
+            ),
+            (
+                "the devise reports a TLS failure with code 56",
+                Some("the device reports a TLS failure with code <n>"),
+            ),
+            (
+                "the broker publishes led=on to hil/commands",
+                Some(r#"the broker publishes "<payload>" to "<topic>""#),
+            ),
+            ("flibber", None),
+            ("the weather is nice today", None),
+        ];
+        let mut wrong = Vec::new();
+        for (typo, wanted) in table {
+            let got = match parse(typo) {
+                Err(StepError::Unknown { suggestion, .. }) => suggestion,
+                other => panic!("`{typo}` parsed: {other:?}"),
+            };
+            if got.as_deref() != wanted {
+                wrong.push(format!("`{typo}`: suggested {got:?}, wanted {wanted:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]

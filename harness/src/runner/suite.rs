@@ -65,14 +65,18 @@ pub enum SuiteError {
         problems: Vec<Problem>,
     },
     /// A tag expression that does not parse.
-    #[error("bad tag expression `{given}`")]
+    #[error("bad tag expression `{given}`: {problem}")]
     #[diagnostic(
         code(hil::runner::bad_tags),
-        help("tag expressions look like `@tls and not @slow` or `@mqtt or @clock`")
+        help(
+            "tag expressions look like `@tls and not @slow` or `(@mqtt or @clock) and not @slow`"
+        )
     )]
     BadTags {
-        /// What was given.
+        /// What was given (shortened when long).
         given: String,
+        /// Why it is bad.
+        problem: String,
     },
     /// A shard that is not `K/N` with 1 <= K <= N.
     #[error("bad shard `{given}`: {problem}")]
@@ -117,13 +121,70 @@ impl fmt::Display for TagFilter {
     }
 }
 
+/// How deep parentheses and `not`s may nest: far beyond any real selection,
+/// well within what the recursive parser's stack can take.
+const MAX_TAG_DEPTH: usize = 32;
+
+/// Why a tag expression is bad before parsing it: nesting too deep (the parser
+/// recurses), parentheses that do not balance, a tag without `@`.
+fn tag_problem(text: &str) -> Option<String> {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return Some("a `)` closes nothing".into()),
+            ')' => depth -= 1,
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+    }
+    if depth > 0 {
+        return Some(format!("{depth} `(` never closed"));
+    }
+    // A run of `not`s nests as deep as parentheses do.
+    let mut nots = 0usize;
+    for word in text.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
+        match word {
+            "not" => {
+                nots += 1;
+                deepest = deepest.max(nots);
+            }
+            "" => {}
+            _ => nots = 0,
+        }
+    }
+    if deepest > MAX_TAG_DEPTH {
+        return Some(format!(
+            "it nests {deepest} levels deep (parentheses or `not`s); at most {MAX_TAG_DEPTH}"
+        ));
+    }
+    text.split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .find(|w| !w.is_empty() && !matches!(*w, "and" | "or" | "not") && !w.starts_with('@'))
+        .map(|w| format!("`{w}` is neither a tag (they start with @) nor and/or/not"))
+}
+
 impl FromStr for TagFilter {
     type Err = SuiteError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let op = s.parse::<TagOperation>().map_err(|_| SuiteError::BadTags {
-            given: s.to_owned(),
-        })?;
+        let bad = |problem: String| SuiteError::BadTags {
+            given: if s.len() > 80 {
+                format!("{}...", s.chars().take(60).collect::<String>())
+            } else {
+                s.to_owned()
+            },
+            problem,
+        };
+        if s.trim().is_empty() {
+            return Err(bad("it is empty".into()));
+        }
+        if let Some(problem) = tag_problem(s) {
+            return Err(bad(problem));
+        }
+        let op = s
+            .parse::<TagOperation>()
+            .map_err(|_| bad("`and`/`or` needs a tag on both sides, `not` one after it".into()))?;
         Ok(TagFilter {
             text: s.to_owned(),
             op,
@@ -343,6 +404,22 @@ fn parse_file(path: &Path) -> Result<gherkin::Feature, Problem> {
         line,
         message,
     };
+    // gherkin reports an empty file at a line after its end.
+    let lines = std::fs::read_to_string(path).map_or(0, |t| {
+        if t.lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            usize::MAX
+        } else {
+            t.lines().count()
+        }
+    });
+    if lines == usize::MAX {
+        return Err(problem(
+            0,
+            "the file has no feature (it starts with `Feature: <name>`)".into(),
+        ));
+    }
     let feature =
         gherkin::Feature::parse_path(path, GherkinEnv::default()).map_err(|e| match e {
             gherkin::ParseFileError::Reading { source, .. } => {
@@ -355,8 +432,8 @@ fn parse_file(path: &Path) -> Result<gherkin::Feature, Problem> {
                     .ok()
                     .and_then(|r| r.captures(&text))
                     .and_then(|c| c.get(1))
-                    .and_then(|m| m.as_str().parse().ok())
-                    .unwrap_or(0);
+                    .and_then(|m| m.as_str().parse::<usize>().ok())
+                    .map_or(0, |l| l.min(lines.max(1)));
                 problem(
                     line,
                     "not valid Gherkin here (expected a keyword such as Feature:, Scenario:, \
@@ -410,15 +487,20 @@ fn check_feature(feature: &gherkin::Feature, check: &CheckContext) -> Vec<Proble
 fn check_argument(step: &Step, check: &CheckContext) -> Result<(), String> {
     match step {
         Step::VirtualBoardRunning(firmware) => super::firmware::FirmwareSource::parse(firmware)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.check().map_err(|e| e.to_string())),
+        // A scenario may flash anything on purpose (a corrupt image, erased
+        // flash) to see what the ROM does; only what cannot be flashed at all
+        // is refused.
         Step::FlashedWith(image) => {
-            if Path::new(image).is_file() {
-                Ok(())
-            } else {
+            if !Path::new(image).is_file() {
                 Err(format!(
                     "image `{image}` not found (paths are relative to the working directory)"
                 ))
+            } else if let Some(problem) = super::firmware::raw_problem(Path::new(image)) {
+                Err(format!("image `{image}` cannot be flashed: {problem}"))
+            } else {
+                Ok(())
             }
         }
         Step::UsesLogProfile(name) => LogProfile::load(name, &check.log_profiles)
@@ -513,6 +595,33 @@ mod tests {
         };
         assert_eq!(problems.len(), 1);
         assert!(problems[0].line >= 4, "{}", problems[0]);
+    }
+
+    #[test]
+    fn tag_expressions_say_why_they_are_bad_and_deep_ones_do_not_overflow() {
+        let deep = format!("{}@a{}", "(".repeat(20_000), ")".repeat(20_000));
+        let err = deep.parse::<TagFilter>().unwrap_err().to_string();
+        assert!(err.contains("20000 levels"), "{err}");
+        let nots = format!("{}@a", "not ".repeat(30_000));
+        let err = nots.parse::<TagFilter>().unwrap_err().to_string();
+        assert!(err.contains("30000 levels"), "{err}");
+        for (expr, why) in [
+            ("(@a", "never closed"),
+            ("@a)", "closes nothing"),
+            ("tls", "neither a tag"),
+            ("@a and and @b", "both sides"),
+            ("", "empty"),
+        ] {
+            let err = expr.parse::<TagFilter>().unwrap_err().to_string();
+            assert!(err.contains(why), "{expr}: {err}");
+        }
+        let ok: TagFilter = "(@tls or @mqtt) and not @slow".parse().unwrap();
+        assert!(ok.matches(&["tls".into()]));
+        assert!(!ok.matches(&["tls".into(), "slow".into()]));
+        let nested: TagFilter = format!("{}@a{}", "(".repeat(30), ")".repeat(30))
+            .parse()
+            .unwrap();
+        assert!(nested.matches(&["a".into()]));
     }
 
     #[test]

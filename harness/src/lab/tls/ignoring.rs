@@ -21,15 +21,21 @@ pub(crate) enum IgnoringError {
     /// rustls speaks TLS 1.2 and 1.3 only.
     #[error("a broker that ignores max_fragment_length (rustls) speaks TLS 1.2 and 1.3 only")]
     Versions,
-    /// A key or certificate rustls refused.
+    /// A key or certificate rustls refused (its words in the message, once).
     #[error("rustls refused the configuration: {0}")]
-    Rustls(#[from] rustls::Error),
+    Rustls(rustls::Error),
     /// The client CA could not be used.
     #[error("rustls refused the client CA: {0}")]
     ClientCa(String),
     /// The key is not PKCS#8 PEM.
     #[error("the broker key is not PKCS#8 PEM")]
     Key,
+}
+
+impl From<rustls::Error> for IgnoringError {
+    fn from(e: rustls::Error) -> Self {
+        IgnoringError::Rustls(e)
+    }
 }
 
 pub(crate) fn server_config(
