@@ -407,6 +407,18 @@ pub enum EventKind {
         #[serde(flatten)]
         answer: DnsAnswer,
     },
+    /// The lab's DHCP server acknowledged a lease (a new one or a renewal): which
+    /// board (by MAC) has which address from now on.
+    DhcpLease {
+        /// The board's hardware address, `aa:bb:cc:dd:ee:ff`.
+        mac: String,
+        /// The address leased.
+        ip: IpAddr,
+        /// The host name the board sent (DHCP option 12), if any.
+        hostname: Option<String>,
+        /// The lease time granted, in seconds.
+        lease_secs: u32,
+    },
     /// One line of serial output (bytes decoded lossily; never assumed UTF-8).
     SerialLine {
         /// The line without its line ending.
