@@ -586,12 +586,12 @@ fn a_stale_table_from_a_crashed_run_is_replaced_and_an_existing_address_kept() {
 /// A stand-in for hostapd: keeps the configuration it was given, says
 /// AP-ENABLED as hostapd does, and notes the SIGTERM that stops it.
 const FAKE_HOSTAPD: &str = "#!/bin/sh
+trap 'echo term > \"$FAKE_DIR/term\"; exit 0' TERM
 cp \"$1\" \"$FAKE_DIR/seen.conf\"
 echo $$ > \"$FAKE_DIR/pid\"
 iface=$(sed -n 's/^interface=//p' \"$1\")
 echo \"$iface: interface state UNINITIALIZED->ENABLED\"
 echo \"$iface: AP-ENABLED\"
-trap 'echo term > \"$FAKE_DIR/term\"; exit 0' TERM
 while :; do sleep 1 & wait $!; done
 ";
 
@@ -802,6 +802,124 @@ fn bad_network_input_exits_2_with_the_fix_and_changes_nothing() {
     assert_eq!(ns.table(), None);
     assert!(
         !ns.lab_addresses().contains("10."),
+        "{}",
+        ns.lab_addresses()
+    );
+}
+
+/// Moves the calling thread into the network namespace at `path`: sockets it
+/// opens, programs it starts and threads it creates from then on live there.
+#[allow(unsafe_code)]
+fn enter(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    // SAFETY: setns with a descriptor of a network namespace only changes this
+    // thread's namespace; the descriptor stays open for the call.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn the_library_tells_a_boards_address_by_mac_and_undoes_everything_on_drop() {
+    use hil::lab::network::{MacAddr, NetworkConfig, NetworkError};
+    use hil::lab::{Lab, LabConfig, LabError};
+
+    let ns = Namespaces::new("l");
+    let lab_ns = Path::new("/run/netns").join(&ns.lab);
+    let (lab_if, board, board_if) = (ns.lab_if.clone(), ns.board.clone(), ns.board_if.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, script, lease_file) = (
+        dir.path().join("run"),
+        dir.path().join("udhcpc.sh"),
+        dir.path().join("lease.env"),
+    );
+    std::fs::write(&script, UDHCPC_SCRIPT).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A thread of its own enters the lab's namespace, so the test's other
+    // threads stay where they were.
+    let worker = std::thread::spawn(move || {
+        enter(&lab_ns);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let now = time::OffsetDateTime::now_utc();
+            let catalogue = hil::pki::Catalogue::generate(now).unwrap();
+            let profile = std::sync::Arc::new(
+                catalogue
+                    .profile(hil::pki::ProfileId::Valid)
+                    .unwrap()
+                    .clone(),
+            );
+
+            // An interface that is not there: the typed error, nothing started.
+            let mut bad = LabConfig::new(profile.clone(), &run_dir);
+            bad.network = Some(NetworkConfig::new("hil-absent0"));
+            match Lab::start(bad).await {
+                Err(LabError::Network(NetworkError::NoSuchInterface { known, .. })) => {
+                    assert!(known.contains(&lab_if), "{known}");
+                }
+                other => panic!("expected NoSuchInterface, got {other:?}"),
+            }
+
+            let mut config = LabConfig::new(profile, &run_dir);
+            config.network = Some(NetworkConfig::new(lab_if.clone()));
+            let lab = Lab::start(config).await.unwrap();
+            let network = lab.network().expect("a served network");
+            assert_eq!(network.address().to_string(), "10.77.0.1");
+            let mac: MacAddr = BOARD_MAC.to_uppercase().parse().unwrap();
+            assert_eq!(network.lease_for(mac), None);
+            // Nobody asks: the wait ends empty at its deadline.
+            assert_eq!(
+                network
+                    .wait_for_lease(mac, Duration::from_millis(200))
+                    .await,
+                None
+            );
+
+            let waiting = network.wait_for_lease(mac, Duration::from_secs(20));
+            let client = async {
+                let out = tokio::process::Command::new("ip")
+                    .args(["netns", "exec", &board, "udhcpc", "-i", &board_if])
+                    .args(["-n", "-q", "-f", "-t", "5", "-T", "1"])
+                    .args(["-x", "hostname:esp-lib", "-s"])
+                    .arg(&script)
+                    .env("LEASE_FILE", &lease_file)
+                    .stdin(Stdio::null())
+                    .output()
+                    .await
+                    .unwrap();
+                assert!(out.status.success(), "{}", text(&out));
+            };
+            let (leased, ()) = tokio::join!(waiting, client);
+            let given = lease_vars(&lease_file)["ip"].clone();
+            assert_eq!(leased.map(|ip| ip.to_string()), Some(given.clone()));
+            assert_eq!(
+                network.lease_for(mac).map(|ip| ip.to_string()),
+                Some(given.clone())
+            );
+            let leases = network.leases();
+            assert_eq!(leases.len(), 1, "{leases:?}");
+            assert_eq!(leases[0].mac, mac);
+            assert_eq!(leases[0].hostname.as_deref(), Some("esp-lib"));
+            // Asked again once leased, the answer is immediate.
+            let started = Instant::now();
+            assert!(network
+                .wait_for_lease(mac, Duration::from_secs(5))
+                .await
+                .is_some());
+            assert!(started.elapsed() < Duration::from_millis(100));
+            // Dropped without shutdown, as on a panic: everything is undone.
+            drop(lab);
+        });
+    });
+    if let Err(panic) = worker.join() {
+        std::panic::resume_unwind(panic);
+    }
+    assert_eq!(ns.table(), None, "the table outlived the dropped lab");
+    assert!(
+        !ns.lab_addresses().contains("10.77.0.1"),
         "{}",
         ns.lab_addresses()
     );

@@ -444,7 +444,12 @@ pub(crate) async fn serve(
             _ = shutdown.changed() => break,
             got = socket.recv_from(&mut buf) => match got {
                 Ok((n, _)) => n,
-                Err(_) => continue,
+                Err(_) => {
+                    // An adapter unplugged mid-run fails every receive: wait
+                    // instead of spinning until it is back or the lab stops.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
             },
         };
         let Ok(request) = Message::from_bytes(&buf[..n]) else {

@@ -261,7 +261,7 @@ impl Hostapd {
     }
 
     /// Asks hostapd to stop (SIGTERM: it takes the interface out of AP mode),
-    /// and kills it if it has not within two seconds.
+    /// and kills it if it has not within five seconds.
     pub fn stop(&mut self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
@@ -269,7 +269,7 @@ impl Hostapd {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
             while std::time::Instant::now() < deadline {
                 if matches!(self.child.try_wait(), Ok(Some(_))) {
                     return;

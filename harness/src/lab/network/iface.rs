@@ -126,9 +126,12 @@ pub(crate) fn parse_routes(text: &str) -> Vec<Route> {
         .collect()
 }
 
-/// This namespace's IPv4 routes (empty when /proc cannot be read).
+/// This namespace's IPv4 routes (empty when /proc cannot be read). Read through
+/// /proc/thread-self: a thread that entered another network namespace (setns)
+/// sees that namespace's routes, where /proc/self shows the main thread's.
 pub fn routes() -> Vec<Route> {
-    std::fs::read_to_string("/proc/self/net/route")
+    std::fs::read_to_string("/proc/thread-self/net/route")
+        .or_else(|_| std::fs::read_to_string("/proc/self/net/route"))
         .map(|text| parse_routes(&text))
         .unwrap_or_default()
 }

@@ -158,7 +158,7 @@ pub enum NetworkError {
         suggestion: String,
     },
     /// The access point cannot be served.
-    #[error("the access point cannot be served: {0}")]
+    #[error("the access point cannot be served")]
     #[diagnostic(
         code(hil::lab::ap_config),
         help("the ESP8266 joins WPA2-PSK networks on 2.4 GHz channels 1-13")
