@@ -1,9 +1,10 @@
 //! `hil doctor --network IFACE [--ap]` against fakes: an `iw` on PATH that prints
 //! `iw list` in iw 5.19's layout with and without AP mode, hostapd and iw hidden
 //! (a private mount namespace lays /dev/null over the installed ones), the
-//! capability dropped with capsh, and a network namespace made by the test for
-//! an interface that is down, a network already in use and a DHCP port already
-//! held (deleted on drop, failed test or not). Needs root, as CI runs.
+//! capability dropped with capsh, an interface that is down, a network already
+//! in use and a DHCP port already held. Every doctor runs in a network namespace
+//! the test made (deleted on drop, failed test or not), so the ports it tries
+//! are never this host's. Needs root, as CI runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::io::{BufRead, BufReader};
@@ -150,8 +151,8 @@ Wiphy phy1
     )
 }
 
-fn doctor(fakes: &Fakes, args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::new(hil());
+fn doctor(ns: &Netns, fakes: &Fakes, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = ns.exec(hil());
     cmd.arg("doctor")
         .args(args)
         .arg("--json")
@@ -165,7 +166,8 @@ fn doctor(fakes: &Fakes, args: &[&str], env: &[(&str, &Path)]) -> Output {
 
 #[test]
 fn ap_mode_is_read_from_the_adapters_own_supported_modes() {
-    require_root();
+    let ns = Netns::new("a");
+    ns.ip(&["link", "set", "lo", "up"]);
     let fakes = Fakes::new();
     fakes.add("iw", FAKE_IW);
     let with_ap = fakes.file("with-ap.txt", &iw_list(true));
@@ -174,6 +176,7 @@ fn ap_mode_is_read_from_the_adapters_own_supported_modes() {
     let wifi = Path::new("lo");
 
     let out = doctor(
+        &ns,
         &fakes,
         &["--network", "lo", "--ap"],
         &[("FAKE_IW_LIST", &with_ap), ("FAKE_WIFI_IF", wifi)],
@@ -197,6 +200,7 @@ fn ap_mode_is_read_from_the_adapters_own_supported_modes() {
     // AP appears in the software modes, the combinations and a band's HE
     // interface types, but not among the supported modes: no access point.
     let out = doctor(
+        &ns,
         &fakes,
         &["--network", "lo", "--ap"],
         &[("FAKE_IW_LIST", &without), ("FAKE_WIFI_IF", wifi)],
@@ -213,6 +217,7 @@ fn ap_mode_is_read_from_the_adapters_own_supported_modes() {
 
     // A wired interface is no access point.
     let out = doctor(
+        &ns,
         &fakes,
         &["--network", "lo", "--ap"],
         &[("FAKE_IW_LIST", &with_ap)],
@@ -226,7 +231,12 @@ fn ap_mode_is_read_from_the_adapters_own_supported_modes() {
     );
 
     // Without --ap none of it is checked.
-    let out = doctor(&fakes, &["--network", "lo"], &[("FAKE_IW_LIST", &with_ap)]);
+    let out = doctor(
+        &ns,
+        &fakes,
+        &["--network", "lo"],
+        &[("FAKE_IW_LIST", &with_ap)],
+    );
     let c = checks(&out);
     assert!(c
         .iter()
@@ -250,7 +260,7 @@ fn ap_mode_is_read_from_the_adapters_own_supported_modes() {
 
 /// Runs `hil doctor` in a private mount namespace where the installed hostapd
 /// and iw are /dev/null (no longer files), as on a runner without them.
-fn doctor_without_installed(fakes: &Fakes, programs: &[&str], args: &[&str]) -> Output {
+fn doctor_without_installed(ns: &Netns, fakes: &Fakes, programs: &[&str], args: &[&str]) -> Output {
     let mut hide = String::new();
     for p in programs {
         for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
@@ -260,7 +270,7 @@ fn doctor_without_installed(fakes: &Fakes, programs: &[&str], args: &[&str]) -> 
         }
     }
     let script = format!("{hide}exec \"$@\"");
-    Command::new("unshare")
+    ns.exec("unshare")
         .args([
             "--mount",
             "--propagation",
@@ -282,9 +292,15 @@ fn doctor_without_installed(fakes: &Fakes, programs: &[&str], args: &[&str]) -> 
 
 #[test]
 fn missing_hostapd_and_iw_fail_with_the_package_to_install() {
-    require_root();
+    let ns = Netns::new("m");
+    ns.ip(&["link", "set", "lo", "up"]);
     let fakes = Fakes::new();
-    let out = doctor_without_installed(&fakes, &["hostapd", "iw"], &["--network", "lo", "--ap"]);
+    let out = doctor_without_installed(
+        &ns,
+        &fakes,
+        &["hostapd", "iw"],
+        &["--network", "lo", "--ap"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let c = checks(&out);
     assert_check(
@@ -306,7 +322,12 @@ fn missing_hostapd_and_iw_fail_with_the_package_to_install() {
 
     // A hostapd on PATH is found even so.
     fakes.add("hostapd", "#!/bin/sh\nexit 0\n");
-    let out = doctor_without_installed(&fakes, &["hostapd", "iw"], &["--network", "lo", "--ap"]);
+    let out = doctor_without_installed(
+        &ns,
+        &fakes,
+        &["hostapd", "iw"],
+        &["--network", "lo", "--ap"],
+    );
     assert_check(
         &checks(&out),
         "tool: hostapd",
@@ -318,8 +339,10 @@ fn missing_hostapd_and_iw_fail_with_the_package_to_install() {
 
 #[test]
 fn without_cap_net_admin_the_privilege_and_nft_fail_with_setcap() {
-    require_root();
-    let out = Command::new("capsh")
+    let ns = Netns::new("c");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let out = ns
+        .exec("capsh")
         .args([
             "--drop=cap_net_admin",
             "--",
@@ -376,6 +399,13 @@ impl Netns {
             .output()
             .unwrap();
         assert!(out.status.success(), "ip {args:?}: {}", text(&out));
+    }
+
+    /// `program` run in the namespace.
+    fn exec(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
     }
 
     fn doctor(&self, args: &[&str]) -> Output {

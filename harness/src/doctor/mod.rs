@@ -118,9 +118,7 @@ pub fn run_checks(options: &Options) -> Vec<Check> {
         None => vec![check_serial_ports()],
     };
     if let Some(interface) = &options.network {
-        let subnet = options
-            .subnet
-            .unwrap_or_else(|| crate::lab::network::NetworkConfig::new(interface.as_str()).subnet);
+        let subnet = options.subnet.unwrap_or(Ipv4Cidr::LAB_DEFAULT);
         checks.extend(check_network(interface, subnet, options.ap));
     }
     let lab = options

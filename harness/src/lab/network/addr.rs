@@ -26,6 +26,12 @@ pub struct CidrError {
 }
 
 impl Ipv4Cidr {
+    /// The network the lab serves unless told otherwise, 10.77.0.0/24.
+    pub const LAB_DEFAULT: Ipv4Cidr = Ipv4Cidr {
+        address: Ipv4Addr::new(10, 77, 0, 0),
+        prefix: 24,
+    };
+
     /// `address/prefix`; `None` when the prefix is above 32.
     pub fn new(address: Ipv4Addr, prefix: u8) -> Option<Ipv4Cidr> {
         (prefix <= 32).then_some(Ipv4Cidr { address, prefix })
@@ -251,6 +257,11 @@ mod tests {
             ]
         );
         assert_eq!(host.as_network().to_string(), "192.168.50.4/30");
+    }
+
+    #[test]
+    fn the_default_is_what_its_text_says() {
+        assert_eq!(Ipv4Cidr::LAB_DEFAULT, cidr(super::super::DEFAULT_SUBNET));
     }
 
     #[test]

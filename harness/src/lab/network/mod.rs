@@ -96,8 +96,7 @@ impl NetworkConfig {
     pub fn new(interface: impl Into<String>) -> NetworkConfig {
         NetworkConfig {
             interface: interface.into(),
-            subnet: Ipv4Cidr::new(Ipv4Addr::new(10, 77, 0, 0), 24)
-                .unwrap_or_else(|| unreachable!("/24 is a prefix")),
+            subnet: Ipv4Cidr::LAB_DEFAULT,
             lease_time: Duration::from_secs(3600),
             broker_ports: vec![MQTT_TLS_PORT],
             ap: None,
