@@ -373,6 +373,9 @@ pub struct FlashReport {
     pub outcome: FlashOutcome,
     /// Bytes the harness sent and received on the serial link.
     pub wire: WireCount,
+    /// Of those, what connecting took (reset, SYNC, espflash's stub upload at
+    /// 115200, flash detection): the same for any tool that uses a stub.
+    pub connect_wire: WireCount,
     /// The rate the data went at.
     pub baud: BaudReport,
     /// Bytes of the input.
@@ -544,6 +547,7 @@ pub fn flash_with(
     };
     let (port, wire) = counting::CountingPort::wrap(spec.open(ROM_BAUD)?);
     let (client, device) = connect(Box::new(port), &link)?;
+    let connect_wire = wire.get();
     on_event(FlashEvent::Connected(device.clone()));
     // Against the board's own flash size (an ELF's header records it).
     let regions = input.regions(Some(device.flash_size))?;
@@ -569,6 +573,7 @@ pub fn flash_with(
         device,
         outcome: FlashOutcome::Skipped,
         wire: WireCount::default(),
+        connect_wire,
         baud,
         image_bytes: regions.iter().map(|r| r.data.len() as u64).sum(),
         written_bytes: 0,
