@@ -82,9 +82,9 @@ impl FlashArgs {
     /// Flashes, drawing a progress bar.
     pub fn run(self) -> Result<ExitCode> {
         let input = if self.force {
-            FlashInput::raw_from_file(&self.image, self.offset)?
+            FlashInput::from_file(&self.image, self.offset)?
         } else {
-            match FlashInput::from_file(&self.image, self.offset) {
+            match FlashInput::from_image_file(&self.image, self.offset) {
                 Err(error @ (FlashError::NotAnImage { .. } | FlashError::ImageChecksum { .. })) => {
                     return Err(miette::Report::new(error).wrap_err(
                         "refused before touching the board (--force writes it as raw data)",

@@ -1,7 +1,7 @@
-//! What to flash, checked before the board is touched: a binary must be an
-//! ESP8266 v1 image (magic 0xE9, segments that fit, the checksum the ROM checks)
-//! unless it was read as raw data; an ELF is converted by espflash into the
-//! regions it writes.
+//! What to flash, checked before the board is touched: an ELF is converted by
+//! espflash into the regions it writes; a binary read as firmware must be an
+//! ESP8266 v1 image (magic 0xE9, segments that fit, the checksum the ROM checks),
+//! one read as raw data may hold anything.
 
 use std::path::Path;
 
@@ -96,9 +96,10 @@ pub fn check_image(path: &str, data: &[u8]) -> Result<(), FlashError> {
 }
 
 impl FlashInput {
-    /// Reads a file: an ELF when it starts with the ELF magic, otherwise a binary
-    /// for `offset` (default 0) that must be an ESP8266 image. Everything is
-    /// checked here, before a board is touched.
+    /// Reads a file: an ELF when it starts with the ELF magic (converted here, so
+    /// a broken one is refused before a board is touched), otherwise raw bytes for
+    /// `offset` (default 0), whatever they hold: a file system, calibration data,
+    /// or an image a scenario flashes broken on purpose.
     pub fn from_file(path: &Path, offset: Option<u32>) -> Result<FlashInput, FlashError> {
         let data = read(path)?;
         if data.starts_with(b"\x7fELF") {
@@ -106,19 +107,20 @@ impl FlashInput {
             input.regions(None)?;
             return Ok(input);
         }
-        check_image(&path.display().to_string(), &data)?;
         let offset = offset.unwrap_or(0);
         fits(offset, data.len(), MAX_FLASH)?;
         Ok(FlashInput::Bin { data, offset })
     }
 
-    /// Reads a file as raw bytes for `offset` (default 0), whatever it holds: for
-    /// data that is not firmware (a file system, calibration data).
-    pub fn raw_from_file(path: &Path, offset: Option<u32>) -> Result<FlashInput, FlashError> {
-        let data = read(path)?;
-        let offset = offset.unwrap_or(0);
-        fits(offset, data.len(), MAX_FLASH)?;
-        Ok(FlashInput::Bin { data, offset })
+    /// Reads firmware: an ELF, or a binary that must be an ESP8266 image the ROM
+    /// would load (magic 0xE9, segments, checksum); anything else is refused here,
+    /// before a board is touched.
+    pub fn from_image_file(path: &Path, offset: Option<u32>) -> Result<FlashInput, FlashError> {
+        let input = FlashInput::from_file(path, offset)?;
+        if let FlashInput::Bin { data, .. } = &input {
+            check_image(&path.display().to_string(), data)?;
+        }
+        Ok(input)
     }
 
     /// The regions to write on a board with `flash_size` bytes of flash (an
@@ -233,34 +235,34 @@ mod tests {
         let good = dir.path().join("good.bin");
         std::fs::write(&good, image.to_bytes()).unwrap();
         assert!(matches!(
-            FlashInput::from_file(&good, None).unwrap(),
+            FlashInput::from_image_file(&good, None).unwrap(),
             FlashInput::Bin { offset: 0, .. }
         ));
 
         let text = dir.path().join("notes.txt");
         std::fs::write(&text, b"hello").unwrap();
-        let err = FlashInput::from_file(&text, None).unwrap_err();
+        let err = FlashInput::from_image_file(&text, None).unwrap_err();
         assert!(err.to_string().contains("first byte is 0x68"), "{err}");
-        assert!(FlashInput::raw_from_file(&text, Some(0x8000)).is_ok());
+        assert!(FlashInput::from_file(&text, Some(0x8000)).is_ok());
 
         let spoiled = dir.path().join("spoiled.bin");
         std::fs::write(&spoiled, image.with_stored_checksum(0).to_bytes()).unwrap();
         assert!(matches!(
-            FlashInput::from_file(&spoiled, None),
+            FlashInput::from_image_file(&spoiled, None),
             Err(FlashError::ImageChecksum { stored: 0, .. })
         ));
 
         let empty = dir.path().join("empty.bin");
         std::fs::write(&empty, b"").unwrap();
         assert!(matches!(
-            FlashInput::raw_from_file(&empty, None),
+            FlashInput::from_file(&empty, None),
             Err(FlashError::Empty)
         ));
         assert!(matches!(
-            FlashInput::raw_from_file(&text, Some(MAX_FLASH - 2)),
+            FlashInput::from_file(&text, Some(MAX_FLASH - 2)),
             Err(FlashError::TooBig { .. })
         ));
-        let input = FlashInput::raw_from_file(&text, Some(0x3F_FFFC)).unwrap();
+        let input = FlashInput::from_file(&text, Some(0x3F_FFFC)).unwrap();
         assert!(matches!(
             input.regions(Some(0x40_0000)),
             Err(FlashError::TooBig {

@@ -21,7 +21,7 @@
 //! use hil::flash::{flash_with, FlashInput, FlashOptions};
 //!
 //! let port = "rfc2217://127.0.0.1:4000".parse()?;
-//! let input = FlashInput::from_file("app.bin".as_ref(), None)?;
+//! let input = FlashInput::from_image_file("app.bin".as_ref(), None)?;
 //! let report = flash_with(&port, &input, &FlashOptions::default(), &mut |_| {})?;
 //! println!("{} bytes sent at {} baud", report.wire.sent, report.baud.used);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
