@@ -27,6 +27,8 @@ pub(crate) const CHIP_MAGIC_REG: u32 = 0x4000_1000;
 /// The value there.
 pub(crate) const ESP8266_MAGIC: u32 = 0xFFF0_C101;
 
+/// How long one read of the port may block.
+const READ_SLICE: Duration = Duration::from_millis(20);
 /// How long the stub may take over an ordinary command.
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// Erasing and writing a megabyte of a slow chip's flash (esptool's figure).
@@ -84,7 +86,10 @@ pub(crate) struct StubClient {
 
 impl StubClient {
     /// Talks to a stub on `port`, which runs at `baud`.
-    pub(crate) fn new(port: Box<dyn SerialPort>, baud: u32) -> StubClient {
+    pub(crate) fn new(mut port: Box<dyn SerialPort>, baud: u32) -> StubClient {
+        // Short reads, so every wait ends at its own deadline (espflash leaves
+        // the port at 3 s).
+        let _ = port.set_timeout(READ_SLICE);
         StubClient {
             port,
             decoder: slip::Decoder::new(),
