@@ -532,6 +532,7 @@ async fn standalone_hil_vboard_serves_esptool() {
             "127.0.0.1:0",
             "--index",
             "9",
+            "--line-rate",
             "--flash",
         ])
         .arg(&flash)
@@ -617,6 +618,9 @@ const STUB_RATE: &str = r#"
 import sys, time, struct, serial
 s = serial.serial_for_url(sys.argv[1], baudrate=115200, timeout=0.2)
 s.dtr = False; s.rts = True; time.sleep(0.1); s.dtr = True; s.rts = False; time.sleep(0.05); s.dtr = False
+# What the board printed at power-on, before the reset, is not the loader's.
+time.sleep(0.05)
+s.reset_input_buffer()
 def slip(b):
     return b"\xc0" + b.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
 def req(op, data, chk=0):
@@ -692,19 +696,24 @@ async fn with_the_line_rate_bytes_take_ten_bit_times_each_way() {
         .line_rate(true);
     let board = VirtualBoard::start(options).await.unwrap();
     let url = board.url().to_string();
-    let (seconds, echoed) = tokio::task::spawn_blocking(move || {
+    let (seconds, echoed, what) = tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let spec: hil::serial::PortSpec = url.parse().unwrap();
         let mut port = spec.open(115_200).unwrap();
         port.set_timeout(Duration::from_millis(200)).unwrap();
         hil::serial::hard_reset(port.as_mut()).unwrap();
-        // Wait for the twin's first line, then time an echo of 5760 bytes:
-        // half a second each way at 115200 (10 bits a byte), overlapping.
+        // Wait for the twin's line and then quiet (the board's power-on boot may
+        // have printed one too), then time an echo of 5760 bytes: half a second
+        // each way at 115200 (10 bits a byte), overlapping.
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&seen).contains("recording-twin\r\n") {
+        let mut quiet_since = std::time::Instant::now();
+        while !String::from_utf8_lossy(&seen).contains("recording-twin\r\n")
+            || quiet_since.elapsed() < Duration::from_millis(400)
+        {
             if let Ok(n) = port.read(&mut buf) {
                 seen.extend_from_slice(&buf[..n]);
+                quiet_since = std::time::Instant::now();
             }
         }
         let sent: Vec<u8> = (0..5760).map(|i| b'a' + (i % 26) as u8).collect();
@@ -716,11 +725,23 @@ async fn with_the_line_rate_bytes_take_ten_bit_times_each_way() {
                 echoed.extend_from_slice(&buf[..n]);
             }
         }
-        (started.elapsed().as_secs_f64(), echoed == sent)
+        let same = echoed == sent;
+        let first_difference = echoed.iter().zip(&sent).position(|(a, b)| a != b);
+        (
+            started.elapsed().as_secs_f64(),
+            same,
+            format!(
+                "{} of {} bytes back, first difference at {first_difference:?}: {:?}",
+                echoed.len(),
+                sent.len(),
+                String::from_utf8_lossy(&echoed[..echoed.len().min(300)])
+            ),
+        )
     })
     .await
     .unwrap();
-    assert!(echoed);
+    let (seconds, echoed, what) = (seconds, echoed, what);
+    assert!(echoed, "{what}");
     // A lower bound the model guarantees (the last byte cannot be back before
     // it went out and came back): no upper bound, this is not a speed target.
     assert!(
