@@ -267,6 +267,14 @@ async fn bad_input_is_refused_before_the_board_is_touched() {
     .unwrap();
     let small = dir.path().join("small.bin");
     std::fs::write(&small, noise(4096, 9)).unwrap();
+    // Linked like an Arduino sketch (code at flash 0x1010, after eboot), which
+    // espflash's conversion would lay over its own image at 0.
+    let arduino_elf = dir.path().join("sketch.elf");
+    std::fs::write(
+        &arduino_elf,
+        common::tiny_elf(&noise(8192, 10), 0x4020_1010, &noise(1000, 11)),
+    )
+    .unwrap();
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
@@ -274,6 +282,10 @@ async fn bad_input_is_refused_before_the_board_is_touched() {
             "is not an ESP8266 image: not an ESP8266 v1 image: first byte is 0x72",
         ),
         (vec![empty.to_str().unwrap()], "the image is empty"),
+        (
+            vec![arduino_elf.to_str().unwrap()],
+            "the ELF is not linked for the layout espflash writes",
+        ),
         (
             vec![bad_checksum.to_str().unwrap()],
             "does not match its segments",

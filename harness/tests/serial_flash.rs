@@ -574,59 +574,6 @@ async fn a_new_release_rewrites_only_the_sectors_that_differ() {
     );
 }
 
-/// A tiny ESP8266 ELF: code for IRAM (into the image at 0) and code that runs
-/// from flash (written as-is at 0x10000).
-fn tiny_elf(iram: &[u8], irom: &[u8]) -> Vec<u8> {
-    let names = b"\0.text\0.irom0.text\0.shstrtab\0";
-    let text_at = 52;
-    let irom_at = text_at + iram.len();
-    let names_at = irom_at + irom.len();
-    let headers_at = (names_at + names.len()).div_ceil(4) * 4;
-    let mut elf = Vec::new();
-    elf.extend([0x7f, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    let half = |v: u16| v.to_le_bytes().to_vec();
-    let word = |v: u32| v.to_le_bytes().to_vec();
-    elf.extend(half(2)); // executable
-    elf.extend(half(94)); // Xtensa
-    elf.extend(word(1));
-    elf.extend(word(0x4010_0004)); // entry
-    elf.extend(word(0)); // no program headers
-    elf.extend(word(headers_at as u32));
-    elf.extend(word(0));
-    elf.extend(half(52));
-    elf.extend(half(32));
-    elf.extend(half(0));
-    elf.extend(half(40));
-    elf.extend(half(4));
-    elf.extend(half(3)); // .shstrtab
-    elf.extend(iram);
-    elf.extend(irom);
-    elf.extend(names);
-    elf.resize(headers_at, 0);
-    let section = |name: u32, kind: u32, flags: u32, addr: u32, offset: usize, size: usize| {
-        [
-            name,
-            kind,
-            flags,
-            addr,
-            offset as u32,
-            size as u32,
-            0,
-            0,
-            4,
-            0,
-        ]
-        .iter()
-        .flat_map(|w| w.to_le_bytes())
-        .collect::<Vec<u8>>()
-    };
-    elf.extend([0u8; 40]);
-    elf.extend(section(1, 1, 6, 0x4010_0000, text_at, iram.len()));
-    elf.extend(section(7, 1, 6, 0x4021_0000, irom_at, irom.len()));
-    elf.extend(section(19, 3, 0, 0, names_at, names.len()));
-    elf
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_elf_is_converted_written_and_verified() {
     let dir = tempfile::tempdir().unwrap();
@@ -637,7 +584,7 @@ async fn an_elf_is_converted_written_and_verified() {
     let iram = noise(2000, 41);
     let irom = noise(30_000, 42);
     let elf = dir.path().join("app.elf");
-    std::fs::write(&elf, tiny_elf(&iram, &irom)).unwrap();
+    std::fs::write(&elf, common::tiny_elf(&iram, 0x4021_0000, &irom)).unwrap();
 
     let input = FlashInput::from_file(&elf, None).unwrap();
     let spec: PortSpec = board.url().parse().unwrap();
