@@ -2,6 +2,7 @@
 //! over RFC 2217. One client at a time, as with a real serial port; the board keeps
 //! running (and its output is lost) while nobody is connected.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -10,9 +11,12 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::boot::{self, ImageCheck, ResetCause, ROM_BAUD};
+use super::fault::Faults;
 use super::flash::Flash;
+use super::line::{self, Direction};
 use super::loader::{Effect, Efuse, Loader};
 use super::reset::{BootMode, Circuit, Edge};
 use super::rfc2217::{self, Incoming, PortRequest};
@@ -30,6 +34,7 @@ enum Run {
     Loader {
         slip: slip::Decoder,
         loader: Box<Loader>,
+        uart: LoaderUart,
     },
     /// A valid image was handed to the firmware runner.
     Firmware {
@@ -38,6 +43,14 @@ enum Run {
     },
     /// The ROM stopped (`ets_main.c`): only a reset gets it going again.
     Stopped,
+}
+
+/// The loader's UART rate. The ROM measures the rate of the client's SYNC and
+/// follows it; a stub keeps the rate it started at until CHANGE_BAUDRATE.
+#[derive(Debug, Clone, Copy)]
+struct LoaderUart {
+    baud: u32,
+    autobaud: bool,
 }
 
 pub(crate) struct Chip {
@@ -49,15 +62,20 @@ pub(crate) struct Chip {
     firmware: Arc<dyn FirmwareRunner>,
     out: mpsc::UnboundedSender<Output>,
     out_rx: Option<mpsc::UnboundedReceiver<Output>>,
+    faults: Faults,
 }
 
 impl Chip {
     pub(crate) fn new(
         index: BoardIndex,
-        flash: Flash,
+        mut flash: Flash,
         timeline: Option<Timeline>,
         firmware: Arc<dyn FirmwareRunner>,
+        faults: Faults,
     ) -> Chip {
+        for (offset, times) in faults.corrupt_writes() {
+            flash.spoil_writes(offset, times);
+        }
         let (out, out_rx) = mpsc::unbounded_channel();
         Chip {
             index,
@@ -68,6 +86,7 @@ impl Chip {
             firmware,
             out,
             out_rx: Some(out_rx),
+            faults,
         }
     }
 
@@ -125,9 +144,15 @@ impl Chip {
                     mode: RomMode::Download,
                     cause: cause.code(),
                 });
+                let loader = Loader::new(Efuse::for_mac(self.index.mac()))
+                    .hang_at_block(self.faults.stub_hang());
                 self.run = Run::Loader {
                     slip: slip::Decoder::new(),
-                    loader: Box::new(Loader::new(Efuse::for_mac(self.index.mac()))),
+                    loader: Box::new(loader),
+                    uart: LoaderUart {
+                        baud: 115_200,
+                        autobaud: true,
+                    },
                 };
             }
             BootMode::Flash => {
@@ -217,26 +242,42 @@ impl Chip {
         self.set_rts(false);
     }
 
-    fn receive(&mut self, bytes: &[u8], client_baud: u32) -> Result<(), VboardError> {
+    /// Bytes reach the chip's UART; `sent_at` is the rate the client's adapter
+    /// sent them at. A chip listening at another rate samples garbage.
+    fn receive(&mut self, bytes: &[u8], sent_at: u32) -> Result<(), VboardError> {
         let mut boot_flash = false;
         let mut notes = Vec::new();
         match &mut self.run {
-            Run::Loader { slip, loader } => {
+            Run::Loader { slip, loader, uart } => {
+                if uart.autobaud {
+                    uart.baud = sent_at;
+                }
+                let heard = boot::resample(bytes, sent_at, uart.baud);
                 let noise_before = slip.noise();
-                let frames = slip.feed(bytes);
+                let frames = slip.feed(&heard);
                 if slip.noise() > noise_before {
                     notes.push(BoardEvent::LoaderNoise {
                         bytes: slip.noise() - noise_before,
                     });
                 }
                 for frame in frames {
-                    for effect in loader.handle(&frame, &mut self.flash, client_baud)? {
+                    for effect in loader.handle(&frame, &mut self.flash, uart.baud)? {
                         match effect {
                             Effect::Send(bytes) => {
-                                let _ = self.out.send(Output::Loader(bytes));
+                                let _ = self.out.send(Output::Uart {
+                                    bytes,
+                                    baud: uart.baud,
+                                });
                             }
+                            Effect::SetBaud(baud) => uart.baud = baud,
                             Effect::BootFlash => boot_flash = true,
-                            Effect::Event(event) => notes.push(event),
+                            Effect::Event(event) => {
+                                if matches!(event, BoardEvent::StubStarted { .. }) {
+                                    // The stub keeps the divisor the ROM measured.
+                                    uart.autobaud = false;
+                                }
+                                notes.push(event);
+                            }
                         }
                     }
                 }
@@ -266,16 +307,46 @@ async fn read_some(reader: &mut Option<OwnedReadHalf>, buf: &mut [u8]) -> std::i
     }
 }
 
+/// How the board carries its UART to the client.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LinkOptions {
+    /// Bytes take the time a UART at the current rate needs (see [`line`]).
+    pub(crate) line_rate: bool,
+    pub(crate) faults: Faults,
+}
+
 struct Client {
     writer: OwnedWriteHalf,
     telnet: rfc2217::Server,
     /// Bytes on the TCP connection, Telnet framing included.
     from_client: u64,
     to_client: u64,
+    /// With the line rate modelled: bytes on their way, each due when its last
+    /// stop bit would arrive.
+    to_chip: VecDeque<(Instant, Vec<u8>, u32)>,
+    to_client_queue: VecDeque<(Instant, Vec<u8>)>,
+    rx: Direction,
+    tx: Direction,
+}
+
+impl Client {
+    fn next_due(&self) -> Option<Instant> {
+        let rx = self.to_chip.front().map(|(due, ..)| *due);
+        let tx = self.to_client_queue.front().map(|(due, _)| *due);
+        match (rx, tx) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 fn gone(chip: &mut Chip, client: &mut Option<Client>, reader: &mut Option<OwnedReadHalf>) {
-    if let Some(c) = client.take() {
+    if let Some(mut c) = client.take() {
+        // What the adapter already sent still reaches the chip (the last request,
+        // a reset's tail); what was on its way back is lost with the client.
+        for (_, bytes, baud) in c.to_chip.drain(..) {
+            let _ = chip.receive(&bytes, baud);
+        }
         chip.note(BoardEvent::ClientDisconnected {
             rx: c.from_client,
             tx: c.to_client,
@@ -285,10 +356,18 @@ fn gone(chip: &mut Chip, client: &mut Option<Client>, reader: &mut Option<OwnedR
     chip.disconnected();
 }
 
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Serves the board until `stop` fires.
 pub(crate) async fn serve(
     listener: TcpListener,
     mut chip: Chip,
+    link: LinkOptions,
     mut stop: oneshot::Receiver<()>,
 ) -> Result<(), VboardError> {
     let Some(mut out_rx) = chip.out_rx.take() else {
@@ -299,6 +378,7 @@ pub(crate) async fn serve(
     let mut client: Option<Client> = None;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        let due = client.as_ref().and_then(Client::next_due);
         tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept(), if client.is_none() => {
@@ -308,9 +388,13 @@ pub(crate) async fn serve(
                     reader = Some(r);
                     client = Some(Client {
                         writer: w,
-                        telnet: rfc2217::Server::new(115_200),
+                        telnet: rfc2217::Server::new(115_200).max_baud(link.faults.max_baud()),
                         from_client: 0,
                         to_client: 0,
+                        to_chip: VecDeque::new(),
+                        to_client_queue: VecDeque::new(),
+                        rx: Direction::default(),
+                        tx: Direction::default(),
                     });
                     chip.note(BoardEvent::ClientConnected { peer });
                 }
@@ -327,18 +411,38 @@ pub(crate) async fn serve(
                 c.from_client += n as u64;
                 let incoming = c.telnet.feed(&buf[..n]);
                 let replies = c.telnet.take_replies();
-                let baud = c.telnet.baud();
                 c.to_client += replies.len() as u64;
                 if !replies.is_empty() && c.writer.write_all(&replies).await.is_err() {
                     gone(&mut chip, &mut client, &mut reader);
                     continue;
                 }
+                let now = Instant::now();
                 for item in incoming {
+                    // The rate the adapter really sends at (a fault may skew it).
+                    let baud = link.faults.line_baud(c.telnet.baud());
                     match item {
+                        Incoming::Data(bytes) if link.line_rate => {
+                            for piece in bytes.chunks(line::RX_PIECE) {
+                                let due = c.rx.send(now, piece.len(), baud);
+                                c.to_chip.push_back((due, piece.to_vec(), baud));
+                            }
+                        }
                         Incoming::Data(bytes) => chip.receive(&bytes, baud)?,
                         Incoming::Port(PortRequest::Dtr(on)) => chip.set_dtr(on),
                         Incoming::Port(PortRequest::Rts(on)) => chip.set_rts(on),
-                        Incoming::Port(PortRequest::Baud(_) | PortRequest::Purge(_)) => {}
+                        Incoming::Port(PortRequest::Purge(what)) => {
+                            // 1: what the board sent that the client has not read;
+                            // 2: what the client sent that the chip has not had.
+                            if what & 1 != 0 {
+                                c.to_client_queue.clear();
+                                c.tx.clear();
+                            }
+                            if what & 2 != 0 {
+                                c.to_chip.clear();
+                                c.rx.clear();
+                            }
+                        }
+                        Incoming::Port(PortRequest::Baud(_)) => {}
                     }
                 }
             }
@@ -348,18 +452,40 @@ pub(crate) async fn serve(
                     continue;
                 }
                 let Some(c) = client.as_mut() else { continue };
-                let baud = c.telnet.baud();
+                let Output::Uart { bytes, baud: sent_at } = output else { continue };
+                // The client's adapter samples the chip's waveform at its own rate.
+                let heard_at = link.faults.line_baud(c.telnet.baud());
                 let mut wire = Vec::new();
-                match output {
-                    Output::Loader(bytes) => rfc2217::escape_into(&mut wire, &bytes),
-                    Output::Restart => {}
-                    Output::Uart { bytes, baud: sent_at } => {
-                        rfc2217::escape_into(&mut wire, &boot::resample(&bytes, sent_at, baud));
-                    }
+                rfc2217::escape_into(&mut wire, &boot::resample(&bytes, sent_at, heard_at));
+                if link.line_rate {
+                    let due = c.tx.send(Instant::now(), bytes.len(), sent_at);
+                    c.to_client_queue.push_back((due, wire));
+                    continue;
                 }
                 c.to_client += wire.len() as u64;
                 if c.writer.write_all(&wire).await.is_err() {
                     gone(&mut chip, &mut client, &mut reader);
+                }
+            }
+            _ = sleep_until(due) => {
+                let Some(c) = client.as_mut() else { continue };
+                let now = Instant::now();
+                while c.to_chip.front().is_some_and(|(due, ..)| *due <= now) {
+                    if let Some((_, bytes, baud)) = c.to_chip.pop_front() {
+                        chip.receive(&bytes, baud)?;
+                    }
+                }
+                let mut wire = Vec::new();
+                while c.to_client_queue.front().is_some_and(|(due, _)| *due <= now) {
+                    if let Some((_, bytes)) = c.to_client_queue.pop_front() {
+                        wire.extend(bytes);
+                    }
+                }
+                if !wire.is_empty() {
+                    c.to_client += wire.len() as u64;
+                    if c.writer.write_all(&wire).await.is_err() {
+                        gone(&mut chip, &mut client, &mut reader);
+                    }
                 }
             }
         }

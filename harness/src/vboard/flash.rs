@@ -22,6 +22,8 @@ pub(crate) struct Flash {
     path: PathBuf,
     file: File,
     bytes: Vec<u8>,
+    /// Injected faults: (address, writes left to spoil there).
+    spoil: Vec<(usize, u32)>,
 }
 
 impl Flash {
@@ -55,7 +57,14 @@ impl Flash {
             path: path.to_path_buf(),
             file,
             bytes,
+            spoil: Vec::new(),
         })
+    }
+
+    /// Makes the next `times` writes reaching `offset` store that byte flipped
+    /// (a test fault: flash that does not keep what was written).
+    pub(crate) fn spoil_writes(&mut self, offset: u32, times: u32) {
+        self.spoil.push((offset as usize, times));
     }
 
     /// The whole contents.
@@ -77,6 +86,12 @@ impl Flash {
             return Ok(false);
         };
         self.bytes[offset..end].copy_from_slice(data);
+        for (at, left) in &mut self.spoil {
+            if *left > 0 && (offset..end).contains(at) {
+                self.bytes[*at] ^= 0xA5;
+                *left -= 1;
+            }
+        }
         self.persist(offset, end)?;
         Ok(true)
     }
@@ -123,6 +138,11 @@ mod tests {
         assert_eq!(flash.read(0x1000, 5).unwrap(), b"hello");
         assert!(flash.erase(0x1002, 1).unwrap());
         assert_eq!(flash.read(0x1000, 5).unwrap(), &[0xFF; 5]);
+        flash.spoil_writes(0x2001, 1);
+        assert!(flash.write(0x2000, b"abc").unwrap());
+        assert_eq!(flash.read(0x2000, 3).unwrap(), &[b'a', b'b' ^ 0xA5, b'c']);
+        assert!(flash.write(0x2000, b"abc").unwrap());
+        assert_eq!(flash.read(0x2000, 3).unwrap(), b"abc");
         std::fs::write(&path, b"short").unwrap();
         assert!(matches!(
             Flash::open(&path),
