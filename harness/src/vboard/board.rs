@@ -317,6 +317,10 @@ pub(crate) struct LinkOptions {
 
 struct Client {
     writer: OwnedWriteHalf,
+    /// Who holds the board, for the next client's "busy" answer.
+    peer: std::net::SocketAddr,
+    /// When it connected: a client that says nothing at all is let go.
+    since: Instant,
     telnet: rfc2217::Server,
     /// Bytes on the TCP connection, Telnet framing included.
     from_client: u64,
@@ -329,7 +333,17 @@ struct Client {
     tx: Direction,
 }
 
+/// How long a client may hold the board without sending a single byte (no
+/// Telnet negotiation, no data): a TCP connection that never speaks must not
+/// keep the board from everyone else forever.
+const SILENT_CLIENT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Client {
+    /// When a client that never spoke is let go.
+    fn silent_until(&self) -> Option<Instant> {
+        (self.from_client == 0).then(|| self.since + SILENT_CLIENT)
+    }
+
     fn next_due(&self) -> Option<Instant> {
         let rx = self.to_chip.front().map(|(due, ..)| *due);
         let tx = self.to_client_queue.front().map(|(due, _)| *due);
@@ -379,15 +393,39 @@ pub(crate) async fn serve(
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let due = client.as_ref().and_then(Client::next_due);
+        let silent = client.as_ref().and_then(Client::silent_until);
         tokio::select! {
             _ = &mut stop => break,
-            accepted = listener.accept(), if client.is_none() => {
-                if let Ok((stream, peer)) = accepted {
+            _ = sleep_until(silent) => {
+                if let Some(c) = client.as_ref() {
+                    chip.note(BoardEvent::ClientSilent { peer: c.peer });
+                }
+                gone(&mut chip, &mut client, &mut reader);
+            }
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                if let Some(holder) = client.as_ref() {
+                    // One client at a time, as a real port: the next one is told
+                    // who holds it rather than left waiting in silence.
+                    let held_by = holder.peer;
+                    chip.note(BoardEvent::ClientRefused { peer, held_by });
+                    tokio::spawn(async move {
+                        let mut stream = stream;
+                        let _ = stream
+                            .write_all(format!("busy: held by {held_by}\r\n").as_bytes())
+                            .await;
+                        let _ = stream.shutdown().await;
+                    });
+                    continue;
+                }
+                {
                     let _ = stream.set_nodelay(true);
                     let (r, w) = stream.into_split();
                     reader = Some(r);
                     client = Some(Client {
                         writer: w,
+                        peer,
+                        since: Instant::now(),
                         telnet: rfc2217::Server::new(115_200).max_baud(link.faults.max_baud()),
                         from_client: 0,
                         to_client: 0,

@@ -265,7 +265,8 @@ impl Console {
 #[derive(Clone)]
 pub struct BoardOptions {
     index: BoardIndex,
-    flash: PathBuf,
+    /// The flash file (`None`: flash in memory only).
+    flash: Option<PathBuf>,
     listen: SocketAddr,
     timeline: Option<Timeline>,
     firmware: Arc<dyn FirmwareRunner>,
@@ -290,12 +291,19 @@ impl BoardOptions {
     pub fn new(index: BoardIndex, flash: impl Into<PathBuf>) -> BoardOptions {
         BoardOptions {
             index,
-            flash: flash.into(),
+            flash: Some(flash.into()),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             timeline: None,
             firmware: Arc::new(SilentFirmware),
             link: board::LinkOptions::default(),
         }
+    }
+
+    /// Keeps the flash in memory only, erased at start and gone with the board
+    /// (no 4 MB file per board: what a scenario run wants of its boards).
+    pub fn flash_in_memory(mut self) -> BoardOptions {
+        self.flash = None;
+        self
     }
 
     /// Models the UART's line rate: every byte takes 10 bit times at the rate of
@@ -353,7 +361,10 @@ impl VirtualBoard {
                 addr: options.listen,
             });
         }
-        let flash = flash::Flash::open(&options.flash)?;
+        let flash = match &options.flash {
+            Some(path) => flash::Flash::open(path)?,
+            None => flash::Flash::in_memory(),
+        };
         let listener =
             TcpListener::bind(options.listen)
                 .await
