@@ -218,7 +218,10 @@ pub fn console_progress(total: usize) -> Progress {
                     let _ = writeln!(
                         out,
                         "             {}: the harness could not run it: {error}",
-                        result.info.location()
+                        match result.error_line {
+                            0 => result.info.location(),
+                            line => format!("{}:{line}", result.info.path.display()),
+                        }
                     );
                 }
             }

@@ -3,12 +3,12 @@
 //! running (and its output is lost) while nobody is connected.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -377,6 +377,42 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
+/// How long a client arriving while another holds the board waits for the
+/// holder to leave before it is told the board is busy.
+const HANDOVER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A connection that now holds the board.
+fn new_client(stream: TcpStream, peer: SocketAddr, link: &LinkOptions) -> (OwnedReadHalf, Client) {
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let client = Client {
+        writer: w,
+        peer,
+        since: Instant::now(),
+        telnet: rfc2217::Server::new(115_200).max_baud(link.faults.max_baud()),
+        from_client: 0,
+        to_client: 0,
+        to_chip: VecDeque::new(),
+        to_client_queue: VecDeque::new(),
+        rx: Direction::default(),
+        tx: Direction::default(),
+    };
+    (r, client)
+}
+
+/// One client at a time, as a real port: the next one is told who holds it
+/// rather than left waiting in silence.
+fn refuse(chip: &mut Chip, stream: TcpStream, peer: SocketAddr, held_by: SocketAddr) {
+    chip.note(BoardEvent::ClientRefused { peer, held_by });
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = stream
+            .write_all(format!("busy: held by {held_by}\r\n").as_bytes())
+            .await;
+        let _ = stream.shutdown().await;
+    });
+}
+
 /// Serves the board until `stop` fires.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -390,10 +426,23 @@ pub(crate) async fn serve(
     chip.power_on();
     let mut reader: Option<OwnedReadHalf> = None;
     let mut client: Option<Client> = None;
+    // A client that arrived while another held the board: the holder may be on
+    // its way out (a tool closes its port and opens it again at once), so the
+    // newcomer waits a moment before it is told the board is busy.
+    let mut waiting: Option<(TcpStream, SocketAddr, Instant)> = None;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        if client.is_none() {
+            if let Some((stream, peer, _)) = waiting.take() {
+                let (r, c) = new_client(stream, peer, &link);
+                reader = Some(r);
+                client = Some(c);
+                chip.note(BoardEvent::ClientConnected { peer });
+            }
+        }
         let due = client.as_ref().and_then(Client::next_due);
         let silent = client.as_ref().and_then(Client::silent_until);
+        let handover = waiting.as_ref().map(|(_, _, until)| *until);
         tokio::select! {
             _ = &mut stop => break,
             _ = sleep_until(silent) => {
@@ -402,39 +451,24 @@ pub(crate) async fn serve(
                 }
                 gone(&mut chip, &mut client, &mut reader);
             }
+            _ = sleep_until(handover) => {
+                if let (Some((stream, peer, _)), Some(holder)) = (waiting.take(), client.as_ref()) {
+                    refuse(&mut chip, stream, peer, holder.peer);
+                }
+            }
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
-                if let Some(holder) = client.as_ref() {
-                    // One client at a time, as a real port: the next one is told
-                    // who holds it rather than left waiting in silence.
-                    let held_by = holder.peer;
-                    chip.note(BoardEvent::ClientRefused { peer, held_by });
-                    tokio::spawn(async move {
-                        let mut stream = stream;
-                        let _ = stream
-                            .write_all(format!("busy: held by {held_by}\r\n").as_bytes())
-                            .await;
-                        let _ = stream.shutdown().await;
-                    });
-                    continue;
-                }
-                {
-                    let _ = stream.set_nodelay(true);
-                    let (r, w) = stream.into_split();
-                    reader = Some(r);
-                    client = Some(Client {
-                        writer: w,
-                        peer,
-                        since: Instant::now(),
-                        telnet: rfc2217::Server::new(115_200).max_baud(link.faults.max_baud()),
-                        from_client: 0,
-                        to_client: 0,
-                        to_chip: VecDeque::new(),
-                        to_client_queue: VecDeque::new(),
-                        rx: Direction::default(),
-                        tx: Direction::default(),
-                    });
-                    chip.note(BoardEvent::ClientConnected { peer });
+                match (&client, &waiting) {
+                    (None, _) => {
+                        let (r, c) = new_client(stream, peer, &link);
+                        reader = Some(r);
+                        client = Some(c);
+                        chip.note(BoardEvent::ClientConnected { peer });
+                    }
+                    (Some(_), None) => {
+                        waiting = Some((stream, peer, Instant::now() + HANDOVER));
+                    }
+                    (Some(holder), Some(_)) => refuse(&mut chip, stream, peer, holder.peer),
                 }
             }
             read = read_some(&mut reader, &mut buf) => {

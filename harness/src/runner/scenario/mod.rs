@@ -151,6 +151,8 @@ pub struct ScenarioWorld {
     steps: Vec<StepRecord>,
     failure: Option<Failure>,
     error: Option<String>,
+    /// The line of the step the harness could not run.
+    error_line: usize,
     mqtt: Option<LabMqttClient>,
     artifacts: Option<PathBuf>,
 }
@@ -419,6 +421,7 @@ impl ScenarioWorld {
                 );
                 if self.error.is_none() {
                     self.error = Some(message);
+                    self.error_line = self.current.as_ref().map_or(0, |(_, line)| *line);
                 }
             }
         }
@@ -520,6 +523,7 @@ impl ScenarioWorld {
             provisioning: provisioning_time(&events, &self.log()),
             failure: self.failure.clone(),
             error: self.error.clone(),
+            error_line: self.error_line,
             artifacts,
             firmware: self.firmware.clone().unwrap_or_default(),
             events,
