@@ -132,6 +132,25 @@ fn a_bad_ca_broker_name_or_run_wide_name_exits_2_before_anything_starts() {
         assert!(!dir.path().join("runs").exists(), "{args:?} started a run");
         assert!(!shown.contains("PRIVATE KEY"), "{shown}");
     }
+    // A compiled-in root is one certificate: a key file is refused, unprinted.
+    let out = hil(dir.path(), &["pki", "export", "--out", "ca"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = hil(
+        dir.path(),
+        &[
+            "vfirmware",
+            "build",
+            "--root-pem",
+            "ca/lab-root-key.pem",
+            "-o",
+            "fw.bin",
+        ],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("hil::vfirmware::root_pem"), "{shown}");
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    assert!(!dir.path().join("fw.bin").exists());
 }
 
 #[test]
