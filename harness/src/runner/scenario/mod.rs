@@ -313,6 +313,11 @@ impl ScenarioWorld {
             }
         }
         self.view.cursor = Some(ctx.timeline.cursor());
+        // An unprovisioned run: as if every scenario said `Given the board is
+        // not provisioned` (the suite was checked for steps that need it).
+        if ctx.unprovisioned {
+            self.provision = false;
+        }
         self.broker_names = ctx.broker_names.clone();
         for step in &parsed {
             match step {
