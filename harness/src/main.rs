@@ -45,8 +45,18 @@ enum Command {
     /// A virtual ESP8266 board on a loopback RFC 2217 port (`hil vboard --listen
     /// 127.0.0.1:PORT --flash FILE`), and its flashing benchmark (`hil vboard bench`).
     Vboard(cmd::vboard::VboardArgs),
-    /// Write an image to a board through espflash 2.1: chip and MAC, progress,
-    /// skip when unchanged, MD5 verification.
+    /// Write an image to a board: espflash 2.1 connects and uploads its stub, then
+    /// a raised baud rate, compressed writes of only the sectors that changed,
+    /// and MD5 verification.
+    ///
+    /// espflash resets the board into its ROM loader, identifies the chip and
+    /// uploads its flasher stub. Then the baud rate goes up (--baud, stepping down
+    /// when the port or the link cannot hold it), flash is compared with the image
+    /// by MD5 so that only the 4 KB sectors that differ are written, they go
+    /// zlib-compressed, everything written is verified by MD5 (ELF inputs too), a
+    /// sector that does not match is written once more, and the board is reset
+    /// into its firmware. A file that is not an ESP8266 image is refused before the
+    /// board is touched unless --force is given.
     Flash(cmd::flash::FlashArgs),
     /// Print a board's serial output as timestamped lines (Ctrl-C leaves).
     Monitor(cmd::monitor::MonitorArgs),

@@ -276,6 +276,19 @@ pub enum BoardEvent {
         /// The client.
         peer: SocketAddr,
     },
+    /// Virtual board: another client asked while one held the board; it was
+    /// told so and closed.
+    ClientRefused {
+        /// The client refused.
+        peer: SocketAddr,
+        /// The client holding the board.
+        held_by: SocketAddr,
+    },
+    /// Virtual board: a client that never sent a byte was let go.
+    ClientSilent {
+        /// The client.
+        peer: SocketAddr,
+    },
     /// Virtual board: the client went away.
     ClientDisconnected {
         /// Bytes received on the connection, Telnet framing included.

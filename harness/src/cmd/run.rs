@@ -85,6 +85,53 @@ pub struct RunArgs {
     /// file:line. Default: an `.elf` beside the --firmware image, if there is one.
     #[arg(long, value_name = "FILE", env = "HIL_ELF", help_heading = "Device")]
     elf: Option<PathBuf>,
+    /// Provision no device: every scenario runs as if it said `Given the board
+    /// is not provisioned`, for firmware that cannot read the PROV line (a
+    /// release binary, a test build with a compiled-in lab root and broker
+    /// name). Steps that need provisioning are refused before the run.
+    /// (HIL_UNPROVISIONED: 1, true, yes or on.)
+    #[arg(
+        long,
+        env = "HIL_UNPROVISIONED",
+        value_parser = clap::builder::FalseyValueParser::new(),
+        help_heading = "Your firmware"
+    )]
+    unprovisioned: bool,
+    /// A name the lab's DNS resolves to the lab for the whole run, e.g. the NTP
+    /// server your firmware looks up (`pool.ntp.org`); repeat for several. For
+    /// the broker's name use --broker-name, which also issues the certificates
+    /// for it.
+    #[arg(
+        long = "name",
+        value_name = "HOST",
+        value_parser = parse_host,
+        env = "HIL_NAMES",
+        value_delimiter = ',',
+        help_heading = "Your firmware"
+    )]
+    names: Vec<String>,
+}
+
+/// A DNS name for `--name`: labels of letters, digits and hyphens; an IP
+/// address needs no name.
+fn parse_host(text: &str) -> Result<String, String> {
+    let host = text.trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let numeric = host
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) || numeric {
+        return Err(format!(
+            "`{text}` is not a DNS name (labels of letters, digits and hyphens; an IP address needs no name)"
+        ));
+    }
+    Ok(host)
 }
 
 /// Options `hil run` and `hil demo` share.
@@ -128,6 +175,12 @@ pub struct CommonRunArgs {
         help_heading = "Reports"
     )]
     pub snapshots: PathBuf,
+    /// Your test CA: the catalogue's root.
+    #[command(flatten)]
+    pub ca: super::pki::CaArgs,
+    /// The broker name your firmware dials.
+    #[command(flatten)]
+    pub broker_name: super::pki::BrokerNameArgs,
 }
 
 fn parse_positive(text: &str) -> Result<Duration, String> {
@@ -218,7 +271,10 @@ pub fn console_progress(total: usize) -> Progress {
                     let _ = writeln!(
                         out,
                         "             {}: the harness could not run it: {error}",
-                        result.info.location()
+                        match result.error_line {
+                            0 => result.info.location(),
+                            line => format!("{}:{line}", result.info.path.display()),
+                        }
                     );
                 }
             }
@@ -303,6 +359,11 @@ impl RunArgs {
             shard: self.shard,
         };
         let suite = load_suite(&self.features, &selection, &self.common.log_profiles)?;
+        if self.unprovisioned {
+            suite.check_unprovisioned()?;
+        }
+        // The CA and the name are checked before anything starts.
+        let catalogue = super::pki::catalogue_options(&self.common.ca, &self.common.broker_name)?;
         let outputs = Outputs {
             junit: self.junit.clone(),
             json: self.json.clone(),
@@ -324,7 +385,7 @@ impl RunArgs {
             }
         }
         println!(
-            "hil run: {} of {} scenario(s){}{} on {board}, {jobs} at a time",
+            "hil run: {} of {} scenario(s){}{} on {board}, {jobs} at a time{}",
             suite.scenarios().len(),
             suite.total(),
             self.tags
@@ -334,6 +395,11 @@ impl RunArgs {
             self.shard
                 .map(|s| format!(", shard {s}"))
                 .unwrap_or_default(),
+            if self.unprovisioned {
+                ", unprovisioned"
+            } else {
+                ""
+            },
         );
         if suite.scenarios().is_empty() {
             println!("nothing to run");
@@ -361,6 +427,7 @@ impl RunArgs {
         let mut options = self.common.options(firmware, jobs);
         options.log_profile = self.log_profile.clone();
         options.elf = elf;
+        options.unprovisioned = self.unprovisioned;
         let partial = Partial::new(
             &suite,
             &run_dir,
@@ -374,6 +441,8 @@ impl RunArgs {
             let mut env_options = EnvironmentOptions::new(board, &run_dir);
             env_options.device_ip = self.device_ip;
             env_options.lab_bind = self.lab_bind;
+            env_options.catalogue = catalogue;
+            env_options.names = self.names.clone();
             let env = Environment::start(env_options).await?;
             for warning in &env.warnings {
                 println!("  warning: {warning}");

@@ -11,7 +11,7 @@ use hil::lab::{Lab, LabConfig};
 use hil::pki::{Catalogue, ProfileId};
 use hil::provisioning::{self, ProvisionOptions};
 use hil::vfirmware::{self, DetachedTwin};
-use hil_twin::descriptor::{Variant, KNOB_NAMES};
+use hil_twin::descriptor::{CompiledRoot, Variant, KNOB_NAMES};
 use hil_twin::BoardEnv;
 use miette::{Context, IntoDiagnostic, Result};
 
@@ -51,6 +51,11 @@ pub struct BuildArgs {
     /// Change one knob: `--set trust=insecure --set rx_buffer=512` (any combination).
     #[arg(long = "set", value_name = "KNOB=VALUE")]
     settings: Vec<String>,
+    /// A test build: the compiled-in settings trust this root (one PEM
+    /// certificate, e.g. the lab-root.pem `hil pki export` writes) instead of the
+    /// production root. Sets the `root_der` knob.
+    #[arg(long, value_name = "PEM")]
+    root_pem: Option<PathBuf>,
     /// Where to write the image.
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
@@ -69,7 +74,11 @@ impl BuildArgs {
                 .into_diagnostic()
                 .wrap_err_with(|| format!("--set {setting}"))?;
         }
-        if !self.settings.is_empty() {
+        if let Some(path) = &self.root_pem {
+            let root = root_from_pem(path)?;
+            descriptor.knobs.root_der = root;
+        }
+        if !self.settings.is_empty() || self.root_pem.is_some() {
             descriptor.variant = format!("{}+custom", self.variant);
         }
         let image = vfirmware::build(&descriptor);
@@ -85,6 +94,60 @@ impl BuildArgs {
         );
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The one certificate in a PEM file, as the `root_der` knob.
+fn root_from_pem(path: &std::path::Path) -> Result<CompiledRoot> {
+    let text = std::fs::read(path)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading --root-pem {}", path.display()))?;
+    let certs = openssl::x509::X509::stack_from_pem(&text).unwrap_or_default();
+    let [cert] = certs.as_slice() else {
+        miette::bail!(miette::miette!(
+            code = "hil::vfirmware::root_pem",
+            help = "give the root certificate alone, e.g. the lab-root.pem `hil pki export` writes",
+            "--root-pem {} holds {} certificate(s); a compiled-in root is exactly one",
+            path.display(),
+            certs.len()
+        ));
+    };
+    let der = cert.to_der().into_diagnostic()?;
+    CompiledRoot::from_der(der).map_err(|valid| {
+        miette::miette!(
+            code = "hil::vfirmware::root_pem",
+            "--root-pem {}: the knob takes {valid}",
+            path.display()
+        )
+    })
+}
+
+/// How `inspect` shows the compiled-in root: whose it is, not its bytes.
+fn describe_root(root: &CompiledRoot) -> String {
+    let Some(der) = root.der() else {
+        return "(the production root)".into();
+    };
+    let sha256: Vec<String> = openssl::sha::sha256(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let subject = openssl::x509::X509::from_der(der)
+        .ok()
+        .map(|cert| {
+            cert.subject_name()
+                .entries()
+                .map(|e| {
+                    let key = e.object().nid().short_name().unwrap_or("?");
+                    format!("{key}={}", String::from_utf8_lossy(e.data().as_slice()))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_else(|| "not a certificate BearSSL can read".into());
+    format!(
+        "{subject}; {} bytes; sha256 {}",
+        der.len(),
+        sha256.join(":")
+    )
 }
 
 /// Arguments of `hil vfirmware inspect`.
@@ -122,6 +185,11 @@ impl InspectArgs {
         }
         println!("variant   {}", descriptor.variant);
         for (name, value) in descriptor.entries() {
+            let value = if name == "root_der" {
+                describe_root(&descriptor.knobs.root_der)
+            } else {
+                value
+            };
             println!("  {name:<12} {value}");
         }
         Ok(ExitCode::SUCCESS)

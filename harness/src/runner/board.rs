@@ -115,13 +115,8 @@ impl Board {
         timeline: &Timeline,
     ) -> Result<Board, crate::Error> {
         let index = BoardIndex::new(index)?;
-        std::fs::create_dir_all(dir).map_err(|source| {
-            crate::Error::Runner(super::RunnerError::Write {
-                path: dir.to_path_buf(),
-                source,
-            })
-        })?;
         let options = BoardOptions::new(index, dir.join(format!("board-{}.flash", index.get())))
+            .flash_in_memory()
             .timeline(timeline.clone())
             .firmware(Arc::new(TwinRunner::new(network)));
         let vboard = VirtualBoard::start(options).await?;

@@ -54,6 +54,8 @@ pub(crate) struct RunContext {
     pub(crate) network: TwinNetwork,
     /// Names the device reaches its broker by (the lab's, and the ones mapped to it).
     pub(crate) broker_names: Vec<String>,
+    /// No scenario provisions its device (`RunOptions::unprovisioned`).
+    pub(crate) unprovisioned: bool,
     pub(crate) secrets: Secrets,
     pub(crate) interrupt: super::Interrupt,
     pub(crate) adhoc: Arc<Semaphore>,

@@ -18,7 +18,7 @@ use super::RunnerError;
 use crate::artifact::Secrets;
 use crate::lab::{Lab, LabConfig};
 use crate::logprofile::LogProfile;
-use crate::pki::{Catalogue, ProfileId};
+use crate::pki::{Catalogue, CatalogueOptions, ProfileId};
 use crate::timeline::Timeline;
 use crate::vfirmware::TwinNetwork;
 
@@ -44,6 +44,16 @@ fn address_towards(device: IpAddr) -> Option<IpAddr> {
     socket.local_addr().ok().map(|a| a.ip())
 }
 
+/// SHA-256 of a certificate's DER as `AB:CD:...`, the way `openssl x509
+/// -fingerprint -sha256` and the header `hil pki export` writes show it.
+fn sha256_fingerprint(der: &[u8]) -> String {
+    openssl::sha::sha256(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// The port a device's compiled-in settings use for MQTT over TLS.
 pub const MQTT_TLS_PORT: u16 = 8883;
 
@@ -58,6 +68,13 @@ pub struct EnvironmentOptions {
     pub lab_bind: Option<IpAddr>,
     /// For a real board: its own address, as the lab sees it.
     pub device_ip: Option<IpAddr>,
+    /// The catalogue's root and the broker name it is issued for (default: the
+    /// lab's own root and `broker.hil.test`).
+    pub catalogue: CatalogueOptions,
+    /// More names the lab's DNS resolves to the lab for the whole run, e.g. the
+    /// NTP server a firmware looks up by name. A query for one of them is no
+    /// attempt to reach the broker.
+    pub names: Vec<String>,
 }
 
 impl EnvironmentOptions {
@@ -68,6 +85,8 @@ impl EnvironmentOptions {
             run_dir: run_dir.into(),
             lab_bind: None,
             device_ip: None,
+            catalogue: CatalogueOptions::default(),
+            names: Vec::new(),
         }
     }
 }
@@ -125,13 +144,14 @@ impl Environment {
         let begun = Instant::now();
         std::fs::create_dir_all(&options.run_dir).map_err(write_error(&options.run_dir))?;
         let at = time::OffsetDateTime::now_utc();
-        let catalogue = Arc::new(Catalogue::generate(at)?);
+        let catalogue = Arc::new(Catalogue::generate_with(at, &options.catalogue)?);
         let timeline_path = options.run_dir.join("timeline.jsonl");
         let timeline = Timeline::with_jsonl(&timeline_path).map_err(write_error(&timeline_path))?;
         let valid = Arc::new(catalogue.profile(ProfileId::Valid)?.clone());
         let mut config = LabConfig::new(valid, options.run_dir.join("lab"));
         config.timeline = Some(timeline.clone());
         config.at = at;
+        config.names = options.names.clone();
         let mut warnings = Vec::new();
         let (lab, pool_is_virtual) = match &options.board {
             BoardChoice::Virtual { .. } => (start_virtual_lab(config).await?, true),
@@ -197,10 +217,17 @@ impl Environment {
                 vec![Board::real(spec.clone(), device)]
             }
         };
+        let root = catalogue.authorities().root();
         let manifest = serde_json::json!({
             "lab": addrs,
             "lab_clock": at.to_string(),
             "board": options.board.to_string(),
+            "root": {
+                "subject": root.info()?.subject,
+                "sha256": sha256_fingerprint(root.der()),
+            },
+            "broker_name": catalogue.authorities().broker_name(),
+            "names": options.names,
         });
         let manifest_path = options.run_dir.join("lab.json");
         std::fs::write(
@@ -249,6 +276,9 @@ impl Environment {
         progress: Progress,
     ) -> Result<RunReport, crate::Error> {
         let begun = Instant::now();
+        if options.unprovisioned {
+            suite.check_unprovisioned()?;
+        }
         let run_dir = options
             .name
             .as_ref()
@@ -317,7 +347,9 @@ impl Environment {
             });
             pool.install(firmware, &self.timeline).await?;
         }
-        let broker_names = vec![crate::pki::BROKER_HOST.to_owned()];
+        // What the catalogue is issued for: the name a provisioned device is
+        // told, and the one a test build is compiled with.
+        let broker_names = vec![self.catalogue.authorities().broker_name().to_owned()];
         let ctx = Arc::new(RunContext {
             lab: self.lab.clone(),
             timeline: self.timeline.clone(),
@@ -347,6 +379,7 @@ impl Environment {
             run_dir,
             network: self.network.clone(),
             broker_names,
+            unprovisioned: options.unprovisioned,
             secrets: options.secrets.clone(),
             interrupt: options.interrupt.clone(),
             adhoc: Arc::new(Semaphore::new(options.jobs.max(1))),
@@ -417,6 +450,10 @@ pub struct RunOptions {
     /// Stops the run early: no scenario starts after it, the running ones end
     /// where they are; all are reported as not run.
     pub interrupt: super::Interrupt,
+    /// Every scenario runs as if it said `Given the board is not provisioned`:
+    /// for firmware that cannot read the `PROV` line. A suite with steps that
+    /// need provisioning is refused ([`Suite::check_unprovisioned`]).
+    pub unprovisioned: bool,
 }
 
 impl Default for RunOptions {
@@ -436,6 +473,7 @@ impl Default for RunOptions {
             name: None,
             secrets: Secrets::default(),
             interrupt: super::Interrupt::new(),
+            unprovisioned: false,
         }
     }
 }

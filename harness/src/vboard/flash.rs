@@ -16,12 +16,15 @@ pub(crate) const SECTOR: usize = 4096;
 /// JEDEC id in the byte order RDID leaves in SPI W0: Winbond (EF), 0x40, 0x16 = 4 MB.
 pub(crate) const JEDEC_ID: u32 = 0x0016_40EF;
 
-/// Flash contents mirrored in memory and written through to a file.
+/// Flash contents in memory, written through to a file when the board has one.
 #[derive(Debug)]
 pub(crate) struct Flash {
-    path: PathBuf,
-    file: File,
+    /// The file that keeps the contents across restarts (`None`: a board that
+    /// lives as long as its process, such as the scenario runner's).
+    file: Option<(PathBuf, File)>,
     bytes: Vec<u8>,
+    /// Injected faults: (address, writes left to spoil there).
+    spoil: Vec<(usize, u32)>,
 }
 
 impl Flash {
@@ -52,10 +55,25 @@ impl Flash {
             file.read_to_end(&mut bytes).map_err(io)?;
         }
         Ok(Flash {
-            path: path.to_path_buf(),
-            file,
+            file: Some((path.to_path_buf(), file)),
             bytes,
+            spoil: Vec::new(),
         })
+    }
+
+    /// Erased flash kept in memory only: nothing on disk to clean up.
+    pub(crate) fn in_memory() -> Flash {
+        Flash {
+            file: None,
+            bytes: vec![0xFF; FLASH_SIZE],
+            spoil: Vec::new(),
+        }
+    }
+
+    /// Makes the next `times` writes reaching `offset` store that byte flipped
+    /// (a test fault: flash that does not keep what was written).
+    pub(crate) fn spoil_writes(&mut self, offset: u32, times: u32) {
+        self.spoil.push((offset as usize, times));
     }
 
     /// The whole contents.
@@ -77,6 +95,12 @@ impl Flash {
             return Ok(false);
         };
         self.bytes[offset..end].copy_from_slice(data);
+        for (at, left) in &mut self.spoil {
+            if *left > 0 && (offset..end).contains(at) {
+                self.bytes[*at] ^= 0xA5;
+                *left -= 1;
+            }
+        }
         self.persist(offset, end)?;
         Ok(true)
     }
@@ -97,12 +121,15 @@ impl Flash {
     }
 
     fn persist(&mut self, start: usize, end: usize) -> Result<(), VboardError> {
+        let Some((path, file)) = self.file.as_mut() else {
+            return Ok(());
+        };
         let io = |source| VboardError::FlashFile {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
-        self.file.seek(SeekFrom::Start(start as u64)).map_err(io)?;
-        self.file.write_all(&self.bytes[start..end]).map_err(io)
+        file.seek(SeekFrom::Start(start as u64)).map_err(io)?;
+        file.write_all(&self.bytes[start..end]).map_err(io)
     }
 }
 
@@ -123,6 +150,11 @@ mod tests {
         assert_eq!(flash.read(0x1000, 5).unwrap(), b"hello");
         assert!(flash.erase(0x1002, 1).unwrap());
         assert_eq!(flash.read(0x1000, 5).unwrap(), &[0xFF; 5]);
+        flash.spoil_writes(0x2001, 1);
+        assert!(flash.write(0x2000, b"abc").unwrap());
+        assert_eq!(flash.read(0x2000, 3).unwrap(), &[b'a', b'b' ^ 0xA5, b'c']);
+        assert!(flash.write(0x2000, b"abc").unwrap());
+        assert_eq!(flash.read(0x2000, 3).unwrap(), b"abc");
         std::fs::write(&path, b"short").unwrap();
         assert!(matches!(
             Flash::open(&path),

@@ -72,6 +72,9 @@ pub(crate) enum Effect {
     BootFlash,
     /// Something worth a timeline entry.
     Event(BoardEvent),
+    /// The stub changes its UART to this rate, once the frames before this
+    /// effect are out (CHANGE_BAUDRATE answers at the old rate).
+    SetBaud(u32),
 }
 
 #[derive(Debug)]
@@ -127,6 +130,9 @@ pub(crate) struct Loader {
     upload: Upload,
     read: Option<ReadJob>,
     halted: bool,
+    /// Data blocks the stub received (for [`Loader::hang_at_block`]).
+    data_blocks: u32,
+    hang_at: Option<u32>,
 }
 
 fn word(data: &[u8], index: usize) -> Option<u32> {
@@ -149,7 +155,15 @@ impl Loader {
             upload: Upload::default(),
             read: None,
             halted: false,
+            data_blocks: 0,
+            hang_at: None,
         }
+    }
+
+    /// A test fault: the stub goes silent when it receives its `n`th data block.
+    pub(crate) fn hang_at_block(mut self, n: Option<u32>) -> Loader {
+        self.hang_at = n;
+        self
     }
 
     fn response(&self, op: u8, value: u32, data: &[u8], failure: Option<u8>) -> Effect {
@@ -303,6 +317,13 @@ impl Loader {
                 stub_code::NOT_IMPLEMENTED,
             )]);
         }
+        if self.protocol == Protocol::Stub && matches!(op, FLASH_DATA | FLASH_DEFL_DATA) {
+            if self.hang_at == Some(self.data_blocks) {
+                self.halted = true;
+                return Ok(Vec::new());
+            }
+            self.data_blocks += 1;
+        }
         // Data-carrying commands: 16-byte header, then a payload covered by `chk`.
         if matches!(op, FLASH_DATA | MEM_DATA | FLASH_DEFL_DATA) {
             let Some(payload) = data.get(16..) else {
@@ -433,7 +454,15 @@ impl Loader {
                 Ok(vec![self.ok(op)])
             }
             MEM_END => self.mem_end(op, data),
-            SPI_SET_PARAMS | SPI_ATTACH | CHANGE_BAUDRATE => Ok(vec![self.ok(op)]),
+            SPI_SET_PARAMS | SPI_ATTACH => Ok(vec![self.ok(op)]),
+            CHANGE_BAUDRATE => match (word(data, 0), word(data, 1)) {
+                // New rate, then the rate the client believes the stub runs at; the
+                // stub answers at the old rate and switches after the answer is out.
+                (Some(new), Some(_old)) if data.len() == 8 && new != 0 => {
+                    Ok(vec![self.ok(op), Effect::SetBaud(new)])
+                }
+                _ => self.malformed(op),
+            },
             SPI_FLASH_MD5 => {
                 let (Some(addr), Some(size)) = (word(data, 0), word(data, 1)) else {
                     return self.malformed(op);
