@@ -878,6 +878,12 @@ fn the_library_tells_a_boards_address_by_mac_and_undoes_everything_on_drop() {
                 None
             );
 
+            // The runner knows the MAC from flashing: it can learn the board's
+            // address (and set its policies) before the board boots.
+            let promised = network.reserve(mac).expect("an address to promise");
+            assert_eq!(network.reserve(mac), Some(promised));
+            assert_eq!(network.lease_for(mac), None);
+
             let waiting = network.wait_for_lease(mac, Duration::from_secs(20));
             let client = async {
                 let out = tokio::process::Command::new("ip")
@@ -895,6 +901,7 @@ fn the_library_tells_a_boards_address_by_mac_and_undoes_everything_on_drop() {
             let (leased, ()) = tokio::join!(waiting, client);
             let given = lease_vars(&lease_file)["ip"].clone();
             assert_eq!(leased.map(|ip| ip.to_string()), Some(given.clone()));
+            assert_eq!(promised.to_string(), given);
             assert_eq!(
                 network.lease_for(mac).map(|ip| ip.to_string()),
                 Some(given.clone())

@@ -144,6 +144,8 @@ pub(crate) struct Outcome {
 pub(crate) struct Server {
     config: ServerConfig,
     book: LeaseBook,
+    /// Addresses promised to boards before they ask (see [`Server::reserve`]).
+    reservations: BTreeMap<MacAddr, Ipv4Addr>,
 }
 
 impl Server {
@@ -151,6 +153,7 @@ impl Server {
         Server {
             config,
             book: LeaseBook::default(),
+            reservations: BTreeMap::new(),
         }
     }
 
@@ -166,12 +169,32 @@ impl Server {
     }
 
     fn available(&self, ip: Ipv4Addr, mac: MacAddr, now: Instant) -> bool {
-        self.in_pool(ip) && self.book.free_for(ip, mac, now)
+        let promised_elsewhere = self
+            .reservations
+            .iter()
+            .any(|(owner, promised)| *promised == ip && *owner != mac);
+        self.in_pool(ip) && !promised_elsewhere && self.book.free_for(ip, mac, now)
+    }
+
+    /// Promises `mac` an address before it asks: the one it holds, or a free
+    /// one. From then on it is offered that address and no other, and no other
+    /// board is given it; asking again returns the same. `None` when the pool
+    /// is exhausted.
+    pub fn reserve(&mut self, mac: MacAddr, now: Instant) -> Option<Ipv4Addr> {
+        if let Some(ip) = self.reservations.get(&mac) {
+            return Some(*ip);
+        }
+        let ip = self.choose(mac, None, now)?;
+        self.reservations.insert(mac, ip);
+        Some(ip)
     }
 
     /// The address to offer `mac`: the one it holds, the one it asks for, or the
     /// first free one.
     fn choose(&self, mac: MacAddr, requested: Option<Ipv4Addr>, now: Instant) -> Option<Ipv4Addr> {
+        if let Some(ip) = self.reservations.get(&mac) {
+            return Some(*ip);
+        }
         if let Some((ip, _)) = self.book.entry_of(mac, now) {
             return Some(ip);
         }
@@ -314,6 +337,11 @@ impl Server {
                     (None, None) if !ciaddr.is_unspecified() => ciaddr,
                     (None, None) => return self.nak(request),
                 };
+                // A board promised an address gets that one: asking for another
+                // (an old lease, say) is refused so it starts over with DISCOVER.
+                if self.reservations.get(&mac).is_some_and(|ip| *ip != wanted) {
+                    return self.nak(request);
+                }
                 match self.bind(mac, wanted, hostname, now) {
                     Some(lease) => Outcome {
                         reply: Some(self.reply(request, MessageType::Ack, wanted)),
@@ -774,6 +802,63 @@ mod tests {
             .0
             .yiaddr();
         assert_ne!(next, old);
+    }
+
+    #[test]
+    fn a_reserved_address_goes_to_its_board_only() {
+        let mut s = server();
+        let now = Instant::now();
+        let promised = s.reserve(MacAddr(MAC), now).unwrap();
+        assert_eq!(s.reserve(MacAddr(MAC), now), Some(promised));
+        // Another board asking for it is given another.
+        let other = s
+            .handle(
+                &request(
+                    MessageType::Discover,
+                    OTHER,
+                    vec![DhcpOption::RequestedIpAddress(promised)],
+                ),
+                now,
+            )
+            .reply
+            .unwrap()
+            .0
+            .yiaddr();
+        assert_ne!(other, promised);
+        assert_ne!(s.reserve(MacAddr(OTHER), now), Some(promised));
+        // The board itself, rebooting with an old address in mind, is refused
+        // and then offered the promised one.
+        let out = s.handle(
+            &request(
+                MessageType::Request,
+                MAC,
+                vec![DhcpOption::RequestedIpAddress(Ipv4Addr::new(
+                    10, 77, 0, 200,
+                ))],
+            ),
+            now,
+        );
+        assert_eq!(kind(&out.reply.unwrap().0), Some(MessageType::Nak));
+        let offered = s
+            .handle(&request(MessageType::Discover, MAC, vec![]), now)
+            .reply
+            .unwrap()
+            .0
+            .yiaddr();
+        assert_eq!(offered, promised);
+        let out = s.handle(
+            &request(
+                MessageType::Request,
+                MAC,
+                vec![
+                    DhcpOption::ServerIdentifier(LAB),
+                    DhcpOption::RequestedIpAddress(promised),
+                ],
+            ),
+            now,
+        );
+        assert_eq!(out.leased.unwrap().ip, promised);
+        assert_eq!(s.lease_for(MacAddr(MAC), now), Some(promised));
     }
 
     #[test]

@@ -728,6 +728,18 @@ impl ServedNetwork {
             .map(IpAddr::V4)
     }
 
+    /// Promises the board with `mac` an address before it asks (the flasher
+    /// read its MAC): DHCP will give it that address and no other, and no other
+    /// board that one, so per-device policies can be set for it before the board
+    /// boots. The same address on every call; `None` when the pool is exhausted.
+    pub fn reserve(&self, mac: MacAddr) -> Option<IpAddr> {
+        self.server
+            .lock()
+            .ok()?
+            .reserve(mac, Instant::now())
+            .map(IpAddr::V4)
+    }
+
     /// Every lease held now.
     pub fn leases(&self) -> Vec<Lease> {
         self.server
