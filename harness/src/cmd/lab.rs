@@ -118,13 +118,18 @@ struct RunArgs {
 /// for real boards").
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Network for real boards")]
-struct NetworkArgs {
+pub struct NetworkArgs {
     /// Serve the boards' network on this interface: the lab takes an address on
     /// it, hands out addresses by DHCP (the lab as router, DNS and NTP), and
     /// redirects the boards' MQTT/TLS (8883), NTP and DNS traffic to any address
     /// to itself with nftables. The services then listen on that address
     /// (--bind does not apply). Needs root or CAP_NET_ADMIN.
-    #[arg(long, value_name = "IFACE", env = "HIL_SERVE_NETWORK")]
+    #[arg(
+        long,
+        visible_alias = "network",
+        value_name = "IFACE",
+        env = "HIL_SERVE_NETWORK"
+    )]
     serve_network: Option<String>,
     /// The network to serve: `10.77.0.0/24` (the lab at .1, or at the
     /// interface's own address in it), or the lab's address with its prefix.
@@ -166,7 +171,7 @@ struct NetworkArgs {
 impl NetworkArgs {
     /// The network to serve, checked (privilege, interface, overlap) before
     /// anything slow happens.
-    fn config(&self) -> Result<Option<NetworkConfig>> {
+    pub fn config(&self) -> Result<Option<NetworkConfig>> {
         let Some(interface) = &self.serve_network else {
             return Ok(None);
         };

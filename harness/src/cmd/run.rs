@@ -29,10 +29,11 @@ pub struct RunArgs {
     #[command(flatten)]
     common: CommonRunArgs,
     /// The board: `virtual`, `virtual:N`, a tty (/dev/ttyUSB0), serial:<USB serial
-    /// number>, location:<USB path>, or rfc2217://host:port. Default: virtual
-    /// boards, as many as --jobs (one).
-    #[arg(long, env = "HIL_BOARD", help_heading = "Board")]
-    board: Option<BoardChoice>,
+    /// number>, location:<USB path>, or rfc2217://host:port. Repeat for several
+    /// real boards (scenarios are spread over them). Default: virtual boards, as
+    /// many as --jobs (one).
+    #[arg(long, env = "HIL_BOARD", value_delimiter = ',', help_heading = "Board")]
+    board: Vec<BoardChoice>,
     /// Flash this first: an image file, or a twin variant with optional knobs
     /// (`no-ntp`, `reference+trust=insecure`). Default on virtual boards: reference.
     #[arg(
@@ -71,9 +72,18 @@ pub struct RunArgs {
     /// harness knows it, else `reference`.
     #[arg(long, value_name = "NAME", help_heading = "Device")]
     log_profile: Option<String>,
-    /// A real board's IP address as the lab sees it (give it a fixed DHCP lease).
-    #[arg(long, env = "HIL_DEVICE_IP", help_heading = "Board")]
-    device_ip: Option<IpAddr>,
+    /// A real board's IP address as the lab sees it (give it a fixed DHCP lease);
+    /// repeat, in the order of --board. Not needed with --network: the lab's
+    /// DHCP finds each board by its MAC.
+    #[arg(
+        long,
+        env = "HIL_DEVICE_IP",
+        value_delimiter = ',',
+        help_heading = "Board"
+    )]
+    device_ip: Vec<IpAddr>,
+    #[command(flatten)]
+    network: super::lab::NetworkArgs,
     /// For a real board: the runner's address the lab binds to (default: the
     /// address of the interface that routes to --device-ip).
     #[arg(long, env = "HIL_LAB_BIND", help_heading = "Board")]
@@ -371,10 +381,19 @@ impl RunArgs {
         };
         outputs.check()?;
         let (board, jobs) = self.boards()?;
+        // Checked (privilege, interface, overlap) before anything slow happens.
+        let network_config = self.network.config()?;
+        if network_config.is_some() && matches!(board, BoardChoice::Virtual { .. }) {
+            miette::bail!(miette::miette!(
+                code = "hil::run::network",
+                help = "virtual boards have the lab on loopback; --network is for real boards (--board /dev/ttyUSB0 ...)",
+                "--network serves real boards"
+            ));
+        }
         let firmware = match (&self.firmware, &board) {
             (Some(f), _) => Some(FirmwareSource::parse(f)?),
             (None, BoardChoice::Virtual { .. }) => Some(FirmwareSource::reference()),
-            (None, BoardChoice::Port(_)) => None,
+            (None, BoardChoice::Ports(_)) => None,
         };
         if let Some(firmware) = firmware.as_ref().filter(|_| !self.force) {
             if let Err(bad) = firmware.check() {
@@ -439,7 +458,8 @@ impl RunArgs {
         let outcome = runtime.block_on(async {
             stop_on_signals(options.interrupt.clone(), partial.clone());
             let mut env_options = EnvironmentOptions::new(board, &run_dir);
-            env_options.device_ip = self.device_ip;
+            env_options.device_ips = self.device_ip.clone();
+            env_options.network = network_config;
             env_options.lab_bind = self.lab_bind;
             env_options.catalogue = catalogue;
             env_options.names = self.names.clone();
@@ -487,8 +507,8 @@ impl RunArgs {
                 "--jobs 0 runs nothing"
             ));
         }
-        let board = match (&self.board, self.common.jobs) {
-            (None, Some(jobs)) => BoardChoice::Virtual {
+        let board = match (self.board.as_slice(), self.common.jobs) {
+            ([], Some(jobs)) => BoardChoice::Virtual {
                 count: u8::try_from(jobs)
                     .ok()
                     .filter(|n| *n <= MAX_VIRTUAL)
@@ -500,12 +520,26 @@ impl RunArgs {
                     )
                     })?,
             },
-            (None, None) => BoardChoice::Virtual { count: 1 },
-            (Some(board), _) => board.clone(),
+            ([], None) => BoardChoice::Virtual { count: 1 },
+            ([board], _) => board.clone(),
+            (many, _) => {
+                let mut specs = Vec::new();
+                for board in many {
+                    match board {
+                        BoardChoice::Ports(more) => specs.extend(more.iter().cloned()),
+                        BoardChoice::Virtual { .. } => miette::bail!(miette::miette!(
+                            code = "hil::run::boards",
+                            help = "give `--board virtual:N` alone, or one --board per real board",
+                            "virtual boards cannot be mixed with other boards in one run"
+                        )),
+                    }
+                }
+                BoardChoice::Ports(specs)
+            }
         };
         let boards = match &board {
             BoardChoice::Virtual { count } => usize::from(*count),
-            BoardChoice::Port(_) => 1,
+            BoardChoice::Ports(specs) => specs.len(),
         };
         let jobs = match self.common.jobs {
             Some(jobs) if jobs > boards => {

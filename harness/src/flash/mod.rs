@@ -518,6 +518,33 @@ fn slice(region: &Region, span: Span) -> &[u8] {
     &region.data[start..start + span.len as usize]
 }
 
+/// Reads the board's chip, MAC and flash size through the ROM loader (no stub,
+/// nothing written), then resets it into its firmware. The MAC is what a board
+/// puts in its DHCP requests, so the lab can tell which lease is whose.
+pub fn identify(spec: &PortSpec) -> Result<DeviceSummary, FlashError> {
+    let info = UsbPortInfo {
+        vid: 0,
+        pid: 0,
+        serial_number: None,
+        manufacturer: None,
+        product: None,
+        location: None,
+    };
+    let port = spec.open(ROM_BAUD)?;
+    let mut flasher = Flasher::connect(Interface { serial_port: port }, info, None, false)
+        .map_err(espflash_error)?;
+    let info = flasher.device_info().map_err(espflash_error)?;
+    let device = DeviceSummary {
+        chip: info.chip.to_string(),
+        mac: info.mac_address.clone(),
+        flash_size: info.flash_size.size(),
+        crystal_mhz: info.crystal_frequency,
+    };
+    let mut port = flasher.into_interface().serial_port;
+    let _ = crate::serial::hard_reset(port.as_mut());
+    Ok(device)
+}
+
 /// Flashes `input` with the default options; see [`flash_with`].
 pub fn flash(
     spec: &PortSpec,

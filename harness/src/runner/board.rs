@@ -25,9 +25,9 @@ pub enum BoardChoice {
         /// How many.
         count: u8,
     },
-    /// A real board: a tty path, `serial:<usb serial>`, `location:<usb path>` or
-    /// an `rfc2217://host:port` URL.
-    Port(PortSpec),
+    /// Real boards (one per `--board`): a tty path, `serial:<usb serial>`,
+    /// `location:<usb path>` or an `rfc2217://host:port` URL each.
+    Ports(Vec<PortSpec>),
 }
 
 /// A `--board` value that is neither `virtual[:N]` nor a port.
@@ -67,7 +67,7 @@ impl FromStr for BoardChoice {
             return Ok(BoardChoice::Virtual { count });
         }
         s.parse::<PortSpec>()
-            .map(BoardChoice::Port)
+            .map(|spec| BoardChoice::Ports(vec![spec]))
             .map_err(|e| bad(e.to_string()))
     }
 }
@@ -77,7 +77,10 @@ impl fmt::Display for BoardChoice {
         match self {
             BoardChoice::Virtual { count: 1 } => f.write_str("virtual"),
             BoardChoice::Virtual { count } => write!(f, "virtual:{count}"),
-            BoardChoice::Port(spec) => write!(f, "{spec}"),
+            BoardChoice::Ports(specs) => {
+                let names: Vec<String> = specs.iter().map(ToString::to_string).collect();
+                f.write_str(&names.join(", "))
+            }
         }
     }
 }

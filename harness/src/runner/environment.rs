@@ -16,9 +16,11 @@ use super::results::{RunEvent, RunReport, ScenarioResult};
 use super::suite::Suite;
 use super::RunnerError;
 use crate::artifact::Secrets;
+use crate::lab::network::{MacAddr, NetworkConfig};
 use crate::lab::{Lab, LabConfig};
 use crate::logprofile::LogProfile;
 use crate::pki::{Catalogue, CatalogueOptions, ProfileId};
+use crate::serial::PortSpec;
 use crate::timeline::Timeline;
 use crate::vfirmware::TwinNetwork;
 
@@ -66,8 +68,13 @@ pub struct EnvironmentOptions {
     pub run_dir: PathBuf,
     /// For a real board: the address the lab binds to (the runner's LAN address).
     pub lab_bind: Option<IpAddr>,
-    /// For a real board: its own address, as the lab sees it.
-    pub device_ip: Option<IpAddr>,
+    /// For real boards: each one's address as the lab sees it, in the order of
+    /// the boards (not needed with `network`).
+    pub device_ips: Vec<IpAddr>,
+    /// For real boards: the network the lab serves them (DHCP, redirections, an
+    /// access point); each board's address then comes from its lease, found by
+    /// the MAC the ROM loader reports.
+    pub network: Option<NetworkConfig>,
     /// The catalogue's root and the broker name it is issued for (default: the
     /// lab's own root and `broker.hil.test`).
     pub catalogue: CatalogueOptions,
@@ -84,7 +91,8 @@ impl EnvironmentOptions {
             board,
             run_dir: run_dir.into(),
             lab_bind: None,
-            device_ip: None,
+            device_ips: Vec::new(),
+            network: None,
             catalogue: CatalogueOptions::default(),
             names: Vec::new(),
         }
@@ -138,6 +146,103 @@ async fn start_virtual_lab(mut config: LabConfig) -> Result<Lab, crate::Error> {
     .into())
 }
 
+/// What the twin of a virtual board gets from "DHCP": the lab's DNS and NTP.
+fn twin_network(lab: &Lab) -> TwinNetwork {
+    let addrs = lab.addrs();
+    TwinNetwork {
+        dns: Some(addrs.dns),
+        ntp: Some(SocketAddr::new(addrs.ntp.ip(), addrs.ntp.port())),
+        // The lab's access point takes whatever network the firmware was built
+        // for: an unprovisioned release binary joins its factory Wi-Fi here.
+        access_point: None,
+    }
+}
+
+/// The lab for real boards: on the network it serves them, or bound where
+/// their addresses route, with the ports a shipped firmware expects.
+async fn start_real_lab(
+    mut config: LabConfig,
+    options: &EnvironmentOptions,
+    specs: &[PortSpec],
+    warnings: &mut Vec<String>,
+) -> Result<Lab, crate::Error> {
+    config.mqtt_tls_port = MQTT_TLS_PORT;
+    config.ntp_port = 123;
+    config.dns_port = 53;
+    if let Some(network) = &options.network {
+        crate::lab::network::preflight(network).map_err(crate::lab::LabError::from)?;
+        config.network = Some(network.clone());
+        return Ok(Lab::start(config).await?);
+    }
+    if options.device_ips.len() != specs.len() {
+        return Err(RunnerError::DeviceIpNeeded {
+            boards: specs.len(),
+            addresses: options.device_ips.len(),
+        }
+        .into());
+    }
+    // Boards are provisioned with the lab's addresses, so the lab binds one they
+    // can reach: by default the interface that routes to the first board.
+    let first = options.device_ips[0];
+    config.bind = match options.lab_bind {
+        Some(ip) => ip,
+        None => address_towards(first).ok_or(RunnerError::NoRouteToDevice { device: first })?,
+    };
+    match Lab::start(config.clone()).await {
+        Ok(lab) => Ok(lab),
+        // A provisioned device is told the lab's DNS and NTP ports; only a
+        // black-box run needs 53 and 123, so say so and go on.
+        Err(
+            crate::lab::LabError::PortInUse { service, addr }
+            | crate::lab::LabError::PrivilegedPort { service, addr },
+        ) if service != "MQTT/TLS" => {
+            warnings.push(format!(
+                "{service} could not bind {addr}; DNS and NTP use free ports, so black-box \
+                 scenarios (unprovisioned boards) will not reach the lab (see `hil doctor`)"
+            ));
+            config.ntp_port = 0;
+            config.dns_port = 0;
+            Ok(Lab::start(config).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The real boards, each with the address the lab knows it by: the one given,
+/// or, on a served network, the one its DHCP lease will carry (reserved for the
+/// MAC the board's ROM reports, before the board asks, so its policy is in
+/// place for its very first packet).
+async fn real_boards(
+    lab: &Lab,
+    options: &EnvironmentOptions,
+    specs: &[PortSpec],
+) -> Result<Vec<Board>, crate::Error> {
+    let mut boards = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let device = match lab.network() {
+            None => options.device_ips[i],
+            Some(network) => {
+                let owned = spec.clone();
+                let summary = tokio::task::spawn_blocking(move || crate::flash::identify(&owned))
+                    .await
+                    .map_err(|e| crate::serial::SerialError::Io {
+                        path: spec.to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    })??;
+                let mac: MacAddr = summary.mac.parse().map_err(|_| RunnerError::BadMac {
+                    spec: spec.to_string(),
+                    mac: summary.mac.clone(),
+                })?;
+                network
+                    .reserve(mac)
+                    .ok_or(RunnerError::PoolFull { mac: summary.mac })?
+            }
+        };
+        boards.push(Board::real(spec.clone(), device));
+    }
+    Ok(boards)
+}
+
 impl Environment {
     /// Generates the catalogue, starts the lab and the boards.
     pub async fn start(options: EnvironmentOptions) -> Result<Environment, crate::Error> {
@@ -153,51 +258,10 @@ impl Environment {
         config.at = at;
         config.names = options.names.clone();
         let mut warnings = Vec::new();
-        let (lab, pool_is_virtual) = match &options.board {
-            BoardChoice::Virtual { .. } => (start_virtual_lab(config).await?, true),
-            BoardChoice::Port(_) => {
-                let device = options.device_ip.ok_or(RunnerError::DeviceIpNeeded)?;
-                // The board is provisioned with the lab's addresses, so the lab
-                // binds one it can reach: by default the interface that routes
-                // to the board.
-                config.bind = match options.lab_bind {
-                    Some(ip) => ip,
-                    None => {
-                        address_towards(device).ok_or(RunnerError::NoRouteToDevice { device })?
-                    }
-                };
-                config.mqtt_tls_port = MQTT_TLS_PORT;
-                config.ntp_port = 123;
-                config.dns_port = 53;
-                match Lab::start(config.clone()).await {
-                    Ok(lab) => (lab, false),
-                    // A provisioned device is told the lab's DNS and NTP ports; only
-                    // a black-box run needs 53 and 123, so say so and go on.
-                    Err(
-                        crate::lab::LabError::PortInUse { service, addr }
-                        | crate::lab::LabError::PrivilegedPort { service, addr },
-                    ) if service != "MQTT/TLS" => {
-                        warnings.push(format!(
-                            "{service} could not bind {addr}; DNS and NTP use free ports, so black-box                              scenarios (unprovisioned boards) will not reach the lab (see `hil doctor`)"
-                        ));
-                        config.ntp_port = 0;
-                        config.dns_port = 0;
-                        (Lab::start(config).await?, false)
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        };
-        let addrs = lab.addrs();
-        let network = TwinNetwork {
-            dns: Some(addrs.dns),
-            ntp: Some(SocketAddr::new(addrs.ntp.ip(), addrs.ntp.port())),
-            // The lab's access point takes whatever network the firmware was built
-            // for: an unprovisioned release binary joins its factory Wi-Fi here.
-            access_point: None,
-        };
-        let boards = match &options.board {
+        let (lab, pool_is_virtual, boards) = match &options.board {
             BoardChoice::Virtual { count } => {
+                let lab = start_virtual_lab(config).await?;
+                let network = twin_network(&lab);
                 let mut boards = Vec::new();
                 for k in 1..=u32::from(*count) {
                     boards.push(
@@ -210,13 +274,16 @@ impl Environment {
                         .await?,
                     );
                 }
-                boards
+                (lab, true, boards)
             }
-            BoardChoice::Port(spec) => {
-                let device = options.device_ip.ok_or(RunnerError::DeviceIpNeeded)?;
-                vec![Board::real(spec.clone(), device)]
+            BoardChoice::Ports(specs) => {
+                let lab = start_real_lab(config, &options, specs, &mut warnings).await?;
+                let boards = real_boards(&lab, &options, specs).await?;
+                (lab, false, boards)
             }
         };
+        let network = twin_network(&lab);
+        let addrs = lab.addrs();
         let root = catalogue.authorities().root();
         let manifest = serde_json::json!({
             "lab": addrs,

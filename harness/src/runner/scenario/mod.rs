@@ -243,6 +243,7 @@ impl ScenarioWorld {
             settle: ctx.settle,
             quiet: ctx.quiet,
             broker_names: self.broker_names.clone(),
+            joins_by_dhcp: ctx.lab.network().is_some(),
         }
     }
 
