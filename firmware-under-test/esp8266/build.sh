@@ -101,9 +101,12 @@ out=${out:-$work/out}
 test_flags=()
 if [[ -n $broker_host ]]; then
   label='[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
-  if ! [[ $broker_host =~ ^$label(\.$label)+$ ]] || [[ ${broker_host##*.} =~ ^[0-9]+$ ]] ||
-     ((${#broker_host} > 253)); then
-    say "--broker-host takes a DNS name (labels of letters, digits and hyphens, not an IP address), not '$broker_host'"
+  octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+  # A firmware may dial its broker by name or by an IPv4 address.
+  if ! [[ $broker_host =~ ^$octet(\.$octet){3}$ ]] &&
+     { ! [[ $broker_host =~ ^$label(\.$label)+$ ]] || [[ ${broker_host##*.} =~ ^[0-9]+$ ]] ||
+       ((${#broker_host} > 253)); }; then
+    say "--broker-host takes a DNS name (labels of letters, digits and hyphens) or an IPv4 address, not '$broker_host'"
     exit 2
   fi
   test_flags+=("'-DHIL_BROKER_HOST=\"$broker_host\"'")

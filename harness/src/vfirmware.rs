@@ -107,7 +107,14 @@ pub struct TwinNetwork {
     pub ntp: Option<SocketAddr>,
     /// The access point in range; `None` accepts any credentials.
     pub access_point: Option<AccessPoint>,
+    /// A host interface the board joins for real: at every boot it asks for a
+    /// DHCP lease there as its efuse MAC, takes the address and the route, and
+    /// the lease's DNS and NTP replace `dns` and `ntp` (Linux, CAP_NET_ADMIN).
+    pub wifi: Option<String>,
 }
+
+/// How long a board joining a real network waits for a DHCP answer at boot.
+const DHCP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs the twin for images that carry a descriptor.
 #[derive(Debug, Clone, Default)]
@@ -132,6 +139,34 @@ impl TwinRunner {
 
     fn network(&self) -> TwinNetwork {
         self.network.read().map(|n| n.clone()).unwrap_or_default()
+    }
+}
+
+/// The board takes its address on a real interface by DHCP as it starts (a real
+/// board asks a moment later, after its boot lines). Without a lease the
+/// firmware finds no network it can join and says so, again and again.
+async fn join_network(env: &mut BoardEnv, interface: &str) {
+    let hostname = format!("ESP-{:02X}{:02X}{:02X}", env.mac[3], env.mac[4], env.mac[5]);
+    let joined = match crate::vboard::wifi::lease(interface, env.mac, &hostname, DHCP_TIMEOUT).await
+    {
+        Ok(Some(lease)) => crate::vboard::wifi::configure(interface, &lease)
+            .await
+            .ok()
+            .map(|()| lease),
+        _ => None,
+    };
+    match joined {
+        Some(lease) => {
+            env.ip = lease.ip;
+            env.dns = lease.dns.map(|ip| SocketAddr::from((ip, 53)));
+            env.ntp = lease.ntp.map(|ip| SocketAddr::from((ip, 123)));
+        }
+        None => {
+            env.access_point = Some(AccessPoint {
+                ssid: format!("(no DHCP answer on {interface})"),
+                password: String::new(),
+            });
+        }
     }
 }
 
@@ -160,7 +195,7 @@ impl FirmwareRunner for TwinRunner {
                 ..
             } = boot;
             console.set_baud(APP_BAUD);
-            let env = BoardEnv {
+            let mut env = BoardEnv {
                 ip: index.device_ip(),
                 mac: index.mac(),
                 access_point: network.access_point,
@@ -168,6 +203,9 @@ impl FirmwareRunner for TwinRunner {
                 ntp: network.ntp,
                 reset_reason: reset_reason(cause).into(),
             };
+            if let Some(interface) = &network.wifi {
+                join_network(&mut env, interface).await;
+            }
             let (output, mut printed) = mpsc::unbounded_channel();
             let (typed, input) = mpsc::unbounded_channel();
             let mut twin_console = hil_twin::Console { output, input };

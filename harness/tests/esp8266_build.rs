@@ -371,7 +371,7 @@ fn a_test_build_refuses_a_bad_name_or_header_and_never_becomes_a_fixture() {
     let spaced_header = spaced.join("hil_lab_root.h");
     for (args, words) in [
         (
-            vec!["--list", "--broker-host", "10.0.0.1"],
+            vec!["--list", "--broker-host", "10.0.0.300"],
             "takes a DNS name",
         ),
         (

@@ -546,9 +546,13 @@ impl Descriptor {
     }
 }
 
-/// A DNS name, as a sketch's compiled-in broker host would be: labels of
-/// letters, digits and hyphens, at most 253 characters.
+/// A broker host as a sketch compiles it in: a DNS name (labels of letters,
+/// digits and hyphens, at most 253 characters), or an IPv4 address, which a
+/// firmware that dials its broker by address has.
 fn host_name(name: &str, value: &str) -> Result<String, DescriptorError> {
+    if let Ok(ip) = value.parse::<std::net::Ipv4Addr>() {
+        return Ok(ip.to_string());
+    }
     let host = value.trim_end_matches('.').to_ascii_lowercase();
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len())
@@ -564,7 +568,7 @@ fn host_name(name: &str, value: &str) -> Result<String, DescriptorError> {
         return Err(DescriptorError::BadValue {
             name: name.into(),
             value: value.into(),
-            valid: "a DNS name (labels of letters, digits and hyphens, not an IP address)".into(),
+            valid: "a DNS name (labels of letters, digits and hyphens) or an IPv4 address".into(),
         });
     }
     Ok(host)
@@ -776,12 +780,15 @@ mod tests {
             "",
             "mqtt..team.test",
             "-mqtt.team.test",
-            "10.0.0.1",
+            "10.0.0.300",
             "mqtt_1.team.test",
         ] {
             let err = d.set("broker_host", bad).unwrap_err().to_string();
             assert!(err.contains("a DNS name"), "{bad}: {err}");
         }
+        // A firmware may dial its broker by address.
+        d.set("broker_host", "203.0.113.7").unwrap();
+        assert_eq!(d.knobs.broker_host, "203.0.113.7");
         for bad in ["not base64!", "AAAA", "MIIB"] {
             let err = d.set("root_der", bad).unwrap_err().to_string();
             assert!(err.contains("DER"), "{bad}: {err}");

@@ -43,6 +43,21 @@ pub struct ServeArgs {
     /// both directions), so flashing takes as long as on a real board.
     #[arg(long)]
     line_rate: bool,
+    /// Run the firmware twin for images that carry a descriptor (`hil vfirmware
+    /// build`); without it the board runs nothing after the ROM's lines.
+    #[arg(long)]
+    twin: bool,
+    /// The DNS server the twin's "DHCP" hands out (ADDR:PORT).
+    #[arg(long, value_name = "ADDR:PORT", requires = "twin")]
+    dns: Option<SocketAddr>,
+    /// The NTP server the twin's "DHCP" hands out (ADDR:PORT).
+    #[arg(long, value_name = "ADDR:PORT", requires = "twin")]
+    ntp: Option<SocketAddr>,
+    /// Join a real network: at every boot the board asks for a DHCP lease on this
+    /// interface as its efuse MAC, takes the address and the default route, and
+    /// the twin uses the lease's DNS and NTP (Linux, root or CAP_NET_ADMIN).
+    #[arg(long, value_name = "IFACE", requires = "twin")]
+    wifi: Option<String>,
 }
 
 impl VboardArgs {
@@ -60,9 +75,19 @@ impl ServeArgs {
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
         runtime.block_on(async move {
             let index = BoardIndex::new(self.index)?;
-            let options = BoardOptions::new(index, &self.flash)
+            let mut options = BoardOptions::new(index, &self.flash)
                 .listen(self.listen)
                 .line_rate(self.line_rate);
+            if self.twin {
+                options = options.firmware(std::sync::Arc::new(hil::vfirmware::TwinRunner::new(
+                    hil::vfirmware::TwinNetwork {
+                        dns: self.dns,
+                        ntp: self.ntp,
+                        access_point: None,
+                        wifi: self.wifi.clone(),
+                    },
+                )));
+            }
             let mut board = VirtualBoard::start(options).await?;
             println!(
                 "virtual board {} ({}) on {}  flash {}",

@@ -155,6 +155,7 @@ fn twin_network(lab: &Lab) -> TwinNetwork {
         // The lab's access point takes whatever network the firmware was built
         // for: an unprovisioned release binary joins its factory Wi-Fi here.
         access_point: None,
+        wifi: None,
     }
 }
 

@@ -26,6 +26,7 @@ mod loader;
 mod reset;
 mod rfc2217;
 mod stub;
+pub mod wifi;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
