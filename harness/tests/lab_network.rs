@@ -570,6 +570,15 @@ fn a_stale_table_from_a_crashed_run_is_replaced_and_an_existing_address_kept() {
         now.contains(&format!("hil lab pid {}", lab.child.id())),
         "{now}"
     );
+    // A second lab on the interface while this one serves it is refused, named.
+    refused(
+        &mut ns.hil_lab(&dir.path().join("second"), &["--serve-network", &ns.lab_if]),
+        "hil::lab::network_held",
+        &[&format!("pid {}", lab.child.id())],
+    );
+    assert!(ns
+        .table()
+        .is_some_and(|t| t.contains(&format!("hil lab pid {}", lab.child.id()))));
 
     // A CI runner cancels with SIGTERM: the same clean-up as Ctrl-C.
     let (status, _) = lab.stop_with("TERM");

@@ -228,6 +228,18 @@ pub enum NetworkError {
         /// The interface.
         interface: String,
     },
+    /// Another running lab serves the interface.
+    #[error("`{interface}` is already served by another lab (hil, pid {pid})")]
+    #[diagnostic(
+        code(hil::lab::network_held),
+        help("one lab serves an interface at a time: stop that run (`kill {pid}`), or serve another interface")
+    )]
+    Held {
+        /// The interface.
+        interface: String,
+        /// The process serving it.
+        pid: u32,
+    },
     /// The DHCP socket failed otherwise.
     #[error("cannot open the DHCP server's socket on `{interface}`")]
     #[diagnostic(code(hil::lab::dhcp_socket))]
@@ -337,6 +349,18 @@ fn checked(config: &NetworkConfig) -> Result<(Tools, Option<ApConfig>), NetworkE
         return Err(NetworkError::InterfaceDown {
             interface: interface.clone(),
         });
+    }
+    // Another lab serving the interface is named by the table it keeps there.
+    let table = nft::table_name(interface);
+    if let Ok(listing) = nft::run(&tools.nft, &["list", "table", "ip", &table], None) {
+        if let Some(pid) =
+            nft::owner_of(&listing).filter(|pid| *pid != std::process::id() && alive(*pid))
+        {
+            return Err(NetworkError::Held {
+                interface: interface.clone(),
+                pid,
+            });
+        }
     }
     // Bound and released at once: whether the DHCP port can be had is told now.
     drop(dhcp_socket(interface)?);
@@ -620,6 +644,14 @@ impl Prepared {
         )
         .ok();
         let stale_owner = stale.as_deref().and_then(nft::owner_of);
+        // A table whose owner still runs is no leftover: another lab serves the
+        // interface, and taking it over would cut its boards off mid-run.
+        if let Some(pid) = stale_owner.filter(|pid| *pid != std::process::id() && alive(*pid)) {
+            return Err(NetworkError::Held {
+                interface: interface.clone(),
+                pid,
+            });
+        }
         let script = nft::script(&interface, &redirects, std::process::id());
         nft::run(&self.cleanup.tools.nft, &["-f", "-"], Some(&script)).map_err(|failure| {
             NetworkError::Nft {
@@ -790,4 +822,15 @@ impl Drop for ServedNetwork {
     fn drop(&mut self) {
         self.halt();
     }
+}
+
+/// Whether process `pid` is running (and not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_owned())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
 }
