@@ -447,6 +447,10 @@ impl RunArgs {
         options.log_profile = self.log_profile.clone();
         options.elf = elf;
         options.unprovisioned = self.unprovisioned;
+        // The access point's passphrase is provisioned into every board.
+        if let Some(ap) = network_config.as_ref().and_then(|n| n.ap.as_ref()) {
+            options.secrets.add(&ap.psk);
+        }
         let partial = Partial::new(
             &suite,
             &run_dir,

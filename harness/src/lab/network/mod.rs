@@ -455,7 +455,7 @@ pub(crate) struct Prepared {
     reserved: Vec<Ipv4Addr>,
     socket: tokio::net::UdpSocket,
     hostapd_config: Option<PathBuf>,
-    ssid: Option<String>,
+    ap: Option<ApConfig>,
     cleanup: Cleanup,
 }
 
@@ -608,7 +608,7 @@ impl Prepared {
             reserved,
             socket,
             hostapd_config,
-            ssid: ap.map(|a| a.ssid),
+            ap,
             cleanup,
         })
     }
@@ -716,11 +716,12 @@ impl Prepared {
             replaced_stale_table: stale.is_some(),
             stale_owner,
             redirects: described,
-            ssid: self.ssid,
+            ssid: self.ap.as_ref().map(|a| a.ssid.clone()),
             hostapd_config: self.hostapd_config,
         };
         Ok(ServedNetwork {
             info,
+            ap: self.ap,
             server,
             timeline: timeline.clone(),
             task: Some(task),
@@ -734,6 +735,7 @@ impl Prepared {
 #[derive(Debug)]
 pub struct ServedNetwork {
     info: NetworkInfo,
+    ap: Option<ApConfig>,
     server: dhcp::Shared,
     timeline: Timeline,
     task: Option<JoinHandle<()>>,
@@ -744,6 +746,12 @@ impl ServedNetwork {
     /// The interface, address, pool, table and access point.
     pub fn info(&self) -> &NetworkInfo {
         &self.info
+    }
+
+    /// The access point hostapd runs, when it runs: what a board is
+    /// provisioned to join.
+    pub fn access_point(&self) -> Option<&ApConfig> {
+        self.ap.as_ref()
     }
 
     /// The lab's address on the network.
