@@ -10,7 +10,7 @@
 
 use crate::lab::LabAddrs;
 use crate::pki::{pem_bundle, Catalogue, PkiError, Profile, ProfileId};
-use hil_twin::provision::{self, Broker, MqttIdentity, Settings, Topics, Wifi};
+use hil_contract::provision::{self, Broker, MqttIdentity, Settings, Topics, Wifi};
 
 /// The Wi-Fi network virtual boards see.
 pub const LAB_SSID: &str = "hil-lab";

@@ -349,7 +349,7 @@ fn a_test_build_compiles_in_the_exported_root_and_the_broker_name() {
     assert_eq!(host, "mqtt.example.com");
     let production = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../firmware-under-test/twin/src/production-root.pem"),
+            .join("../firmware-under-test/contract/src/production-root.pem"),
     )
     .unwrap();
     assert_eq!(pem, production);

@@ -141,7 +141,7 @@ fn seed_style_log_lines_match_the_twin() {
 
 #[test]
 fn provisioning_errors_match_the_twin() {
-    let twin = read("twin/src/provision.rs");
+    let twin = read("contract/src/provision.rs");
     let error = Regex::new(r#"#\[error\("([^"]*)"\)\]"#).unwrap();
     let twin: Vec<String> = error
         .captures_iter(&twin)
@@ -161,7 +161,7 @@ fn provisioning_errors_match_the_twin() {
 
 /// Dotted paths of every serde field reachable from `Settings`.
 fn twin_provision_fields() -> Vec<String> {
-    let text = read("twin/src/provision.rs");
+    let text = read("contract/src/provision.rs");
     assert!(
         !text.contains("serde(rename") && !text.contains("rename_all"),
         "provision.rs renames serde fields: teach this test the renames"
@@ -229,7 +229,7 @@ fn provisioning_fields_match_the_twin() {
 
 #[test]
 fn compiled_in_settings_match_the_twin() {
-    let twin = read("twin/src/provision.rs");
+    let twin = read("contract/src/provision.rs");
     let body = item(&twin, "pub fn compiled_in_for(");
     let literal = Regex::new(r#""([^"]*)"\.into\(\)"#).unwrap();
     let mut expected: Vec<String> = literal
@@ -312,8 +312,8 @@ fn compiled_in_settings_match_the_twin() {
         .to_owned();
     assert_eq!(
         pem,
-        read("twin/src/production-root.pem"),
-        "esp8266/src/production_root.h and twin/src/production-root.pem differ"
+        read("contract/src/production-root.pem"),
+        "esp8266/src/production_root.h and contract/src/production-root.pem differ"
     );
 }
 
@@ -333,7 +333,7 @@ fn bearssl_names_match_the_twin() {
     assert_same(
         "BearSSL error names",
         names(r"HIL_ERR_CASE\((BR_ERR_\w+)\)", &sketch),
-        names(r#""(BR_ERR_\w+)""#, &read("twin/src/bearssl.rs")),
+        names(r#""(BR_ERR_\w+)""#, &read("contract/src/bearssl.rs")),
     );
     assert_same(
         "cipher suite names",
@@ -447,7 +447,7 @@ struct Descriptor {
 }
 
 fn descriptor() -> Descriptor {
-    let text = read("twin/src/descriptor.rs");
+    let text = read("contract/src/descriptor.rs");
     let list = item(&text, "pub const KNOB_NAMES");
     let knobs = Regex::new(r#""(\w+)""#)
         .unwrap()
@@ -612,7 +612,11 @@ fn every_knob_has_a_build_flag() {
             !config.contains(&format!("#define {flag}")),
             "config.h gives {flag} a default: a file knob has none"
         );
-        let default = item(&read("twin/src/descriptor.rs"), "impl Default for Knobs").to_owned();
+        let default = item(
+            &read("contract/src/descriptor.rs"),
+            "impl Default for Knobs",
+        )
+        .to_owned();
         assert!(
             default.contains(&format!("{knob}: CompiledRoot::production(),")),
             "the twin's default {knob} is not the production root"

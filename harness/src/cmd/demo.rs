@@ -18,7 +18,7 @@ use hil::runner::{
     BoardChoice, Environment, EnvironmentOptions, FirmwareSource, Interrupt, RunEvent, RunReport,
     Selection, Snapshot, SnapshotMode, Status, TagFilter,
 };
-use hil_twin::descriptor::Variant;
+use hil_contract::descriptor::Variant;
 use miette::{IntoDiagnostic, Result};
 
 use super::run::{

@@ -4,15 +4,16 @@
 
 use std::time::Duration;
 
-use super::stub_client::{StubClient, StubFailure, CHIP_MAGIC_REG, ESP8266_MAGIC};
+use hil_contract::esp8266::{CHIP_MAGIC, CHIP_MAGIC_REG};
+
+use super::stub_client::{StubClient, StubFailure};
 
 /// The rate `hil flash` asks for when told nothing else: what PlatformIO and most
 /// people give esptool for an ESP8266.
 pub const DEFAULT_BAUD: u32 = 921_600;
-/// The rate the ROM loader and espflash start at.
-pub const ROM_BAUD: u32 = 115_200;
+pub use hil_contract::esp8266::LOADER_BAUD;
 /// The rates tried, in order, below the one asked for.
-const STANDARD: [u32; 4] = [921_600, 460_800, 230_400, ROM_BAUD];
+const STANDARD: [u32; 4] = [921_600, 460_800, 230_400, LOADER_BAUD];
 
 /// The stub switches about 10 ms after its answer; give it that and a margin
 /// before talking at the new rate.
@@ -87,7 +88,7 @@ fn answers(client: &mut StubClient) -> Result<bool, StubFailure> {
     for _ in 0..2 {
         client.clear_input()?;
         match client.read_reg(CHIP_MAGIC_REG, PROBE_TIMEOUT) {
-            Ok(ESP8266_MAGIC) => return Ok(true),
+            Ok(CHIP_MAGIC) => return Ok(true),
             Ok(_) | Err(StubFailure::Silent | StubFailure::Refused { .. }) => {}
             Err(other) => return Err(other),
         }
@@ -136,15 +137,21 @@ mod tests {
 
     #[test]
     fn ladders() {
-        assert_eq!(ladder(921_600, ROM_BAUD), vec![921_600, 460_800, 230_400]);
         assert_eq!(
-            ladder(1_500_000, ROM_BAUD),
+            ladder(921_600, LOADER_BAUD),
+            vec![921_600, 460_800, 230_400]
+        );
+        assert_eq!(
+            ladder(1_500_000, LOADER_BAUD),
             vec![1_500_000, 921_600, 460_800, 230_400]
         );
-        assert_eq!(ladder(500_000, ROM_BAUD), vec![500_000, 460_800, 230_400]);
-        assert_eq!(ladder(115_200, ROM_BAUD), Vec::<u32>::new());
-        assert_eq!(ladder(57_600, ROM_BAUD), vec![57_600]);
-        assert_eq!(ladder(0, ROM_BAUD), Vec::<u32>::new());
+        assert_eq!(
+            ladder(500_000, LOADER_BAUD),
+            vec![500_000, 460_800, 230_400]
+        );
+        assert_eq!(ladder(115_200, LOADER_BAUD), Vec::<u32>::new());
+        assert_eq!(ladder(57_600, LOADER_BAUD), vec![57_600]);
+        assert_eq!(ladder(0, LOADER_BAUD), Vec::<u32>::new());
         assert_eq!(ladder(921_600, 230_400), vec![921_600, 460_800]);
     }
 }

@@ -15,7 +15,7 @@ use crate::image::{ImageError, ImageV1, MAGIC};
 
 /// The largest flash an ESP8266 addresses (16 MB); the board's own size is
 /// checked once it is known.
-pub const MAX_FLASH: u32 = 16 * 1024 * 1024;
+pub const MAX_FLASH: u32 = hil_contract::esp8266::MAX_FLASH_SIZE as u32;
 
 /// What to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

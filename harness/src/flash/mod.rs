@@ -46,7 +46,7 @@ use crate::image::ImageError;
 use crate::serial::{PortSpec, SerialError};
 use stub_client::{write_time, StubClient, StubFailure};
 
-pub use baud::{BaudAttempt, BaudFailure, BaudReport, DEFAULT_BAUD, ROM_BAUD};
+pub use baud::{BaudAttempt, BaudFailure, BaudReport, DEFAULT_BAUD, LOADER_BAUD};
 pub use counting::WireCount;
 pub use input::{check_image, FlashInput, Region, MAX_FLASH};
 pub use plan::Span;
@@ -447,7 +447,7 @@ fn connect(
         flash_size: info.flash_size.size(),
         crystal_mhz: info.crystal_frequency,
     };
-    let mut client = StubClient::new(flasher.into_interface().serial_port, ROM_BAUD);
+    let mut client = StubClient::new(flasher.into_interface().serial_port, LOADER_BAUD);
     client
         .spi_set_params(device.flash_size)
         .map_err(|f| link.error(f, Stage::Setup))?;
@@ -477,7 +477,7 @@ fn raise_baud(
             baud::Attempt::Lost => {
                 // The stub is at a rate the link cannot carry: start over.
                 let mut port = client.into_port();
-                port.set_baud_rate(ROM_BAUD)
+                port.set_baud_rate(LOADER_BAUD)
                     .map_err(|e| link.error(StubFailure::Port(e.into()), Stage::Setup))?;
                 client = connect(port, link)?.0;
                 BaudFailure::NoAnswer
@@ -530,7 +530,7 @@ pub fn identify(spec: &PortSpec) -> Result<DeviceSummary, FlashError> {
         product: None,
         location: None,
     };
-    let port = spec.open(ROM_BAUD)?;
+    let port = spec.open(LOADER_BAUD)?;
     let mut flasher = Flasher::connect(Interface { serial_port: port }, info, None, false)
         .map_err(espflash_error)?;
     let info = flasher.device_info().map_err(espflash_error)?;
@@ -572,7 +572,7 @@ pub fn flash_with(
     let link = Link {
         port_name: spec.to_string(),
     };
-    let (port, wire) = counting::CountingPort::wrap(spec.open(ROM_BAUD)?);
+    let (port, wire) = counting::CountingPort::wrap(spec.open(LOADER_BAUD)?);
     let (client, device) = connect(Box::new(port), &link)?;
     let connect_wire = wire.get();
     on_event(FlashEvent::Connected(device.clone()));

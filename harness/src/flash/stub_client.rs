@@ -12,20 +12,13 @@ use std::time::{Duration, Instant};
 
 use serialport::SerialPort;
 
-use crate::slip;
+use hil_contract::slip;
 
-const SPI_SET_PARAMS: u8 = 0x0B;
-const CHANGE_BAUDRATE: u8 = 0x0F;
-const FLASH_DEFL_BEGIN: u8 = 0x10;
-const FLASH_DEFL_DATA: u8 = 0x11;
-const FLASH_DEFL_END: u8 = 0x12;
-const SPI_FLASH_MD5: u8 = 0x13;
-const READ_REG: u8 = 0x0A;
-
-/// Where the ESP8266 keeps its chip magic (0xFFF0C101).
-pub(crate) const CHIP_MAGIC_REG: u32 = 0x4000_1000;
-/// The value there.
-pub(crate) const ESP8266_MAGIC: u32 = 0xFFF0_C101;
+use hil_contract::loader::command::{
+    CHANGE_BAUDRATE, FLASH_DEFL_BEGIN, FLASH_DEFL_DATA, FLASH_DEFL_END, READ_REG, SPI_FLASH_MD5,
+    SPI_SET_PARAMS,
+};
+use hil_contract::loader::{self, Response};
 
 /// How long one read of the port may block.
 const READ_SLICE: Duration = Duration::from_millis(20);
@@ -67,10 +60,7 @@ pub(crate) struct Reply {
     pub(crate) data: Vec<u8>,
 }
 
-/// The protocol checksum of a data block: 0xEF XOR every byte.
-pub(crate) fn checksum(data: &[u8]) -> u8 {
-    data.iter().fold(0xEF, |acc, b| acc ^ b)
-}
+pub(crate) use hil_contract::loader::checksum;
 
 /// Time a stub may spend writing `bytes` of flash.
 pub(crate) fn write_time(bytes: usize) -> Duration {
@@ -130,12 +120,7 @@ impl StubClient {
 
     /// Sends one request; returns how long it takes on the wire.
     fn send(&mut self, op: u8, data: &[u8], chk: u8) -> Result<Duration, StubFailure> {
-        let mut request = Vec::with_capacity(8 + data.len());
-        request.extend_from_slice(&[0, op]);
-        request.extend_from_slice(&(data.len() as u16).to_le_bytes());
-        request.extend_from_slice(&u32::from(chk).to_le_bytes());
-        request.extend_from_slice(data);
-        let frame = slip::encode(&request);
+        let frame = slip::encode(&loader::request(op, data, u32::from(chk)));
         self.port.write_all(&frame)?;
         self.port.flush()?;
         Ok(self.line_time(frame.len()))
@@ -156,21 +141,18 @@ impl StubClient {
             for frame in self.decoder.feed(&buf[..n]) {
                 // Anything else (an echo, a late answer to an earlier request,
                 // garbage that happened to be framed) is not this answer.
-                if frame.len() < 10 || frame[0] != 1 || frame[1] != op {
+                let Some(answer) = Response::parse(&frame).filter(|r| r.op == op) else {
                     continue;
-                }
-                let value = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-                let body = &frame[8..];
-                let (data, status) = body.split_at(body.len() - 2);
-                if status[0] != 0 {
+                };
+                if !answer.succeeded() {
                     return Err(StubFailure::Refused {
                         op,
-                        code: status[0],
+                        code: answer.status[0],
                     });
                 }
                 return Ok(Reply {
-                    value,
-                    data: data.to_vec(),
+                    value: answer.value,
+                    data: answer.data.to_vec(),
                 });
             }
         }

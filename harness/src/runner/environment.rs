@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::board::{Board, BoardChoice, BoardPool};
+use super::board::{Board, BoardChoice, BoardPool, VirtualNetwork};
 use super::context::{Progress, RunContext, SnapshotMode};
 use super::firmware::FirmwareSource;
 use super::results::{RunEvent, RunReport, ScenarioResult};
@@ -22,7 +22,6 @@ use crate::logprofile::LogProfile;
 use crate::pki::{Catalogue, CatalogueOptions, ProfileId};
 use crate::serial::PortSpec;
 use crate::timeline::Timeline;
-use crate::vfirmware::TwinNetwork;
 
 fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> crate::Error + '_ {
     move |source| {
@@ -110,7 +109,7 @@ pub struct Environment {
     free: Arc<Semaphore>,
     board_count: usize,
     pool_is_virtual: bool,
-    network: TwinNetwork,
+    network: VirtualNetwork,
     run_dir: PathBuf,
     /// Lab context up and down, once per run.
     pub startup: Duration,
@@ -144,19 +143,6 @@ async fn start_virtual_lab(mut config: LabConfig) -> Result<Lab, crate::Error> {
         port: MQTT_TLS_PORT,
     }
     .into())
-}
-
-/// What the twin of a virtual board gets from "DHCP": the lab's DNS and NTP.
-fn twin_network(lab: &Lab) -> TwinNetwork {
-    let addrs = lab.addrs();
-    TwinNetwork {
-        dns: Some(addrs.dns),
-        ntp: Some(SocketAddr::new(addrs.ntp.ip(), addrs.ntp.port())),
-        // The lab's access point takes whatever network the firmware was built
-        // for: an unprovisioned release binary joins its factory Wi-Fi here.
-        access_point: None,
-        wifi: None,
-    }
 }
 
 /// The lab for real boards: on the network it serves them, or bound where
@@ -260,16 +246,19 @@ impl Environment {
         config.names = options.names.clone();
         let mut warnings = Vec::new();
         let (lab, pool_is_virtual, boards) = match &options.board {
+            BoardChoice::Virtual { .. } if !cfg!(feature = "virtual") => {
+                return Err(RunnerError::NoVirtualBoards.into());
+            }
             BoardChoice::Virtual { count } => {
                 let lab = start_virtual_lab(config).await?;
-                let network = twin_network(&lab);
+                let network = VirtualNetwork::of(&lab);
                 let mut boards = Vec::new();
                 for k in 1..=u32::from(*count) {
                     boards.push(
                         Board::start_virtual(
                             k,
                             &options.run_dir.join("boards"),
-                            network.clone(),
+                            &network,
                             &timeline,
                         )
                         .await?,
@@ -283,7 +272,7 @@ impl Environment {
                 (lab, false, boards)
             }
         };
-        let network = twin_network(&lab);
+        let network = VirtualNetwork::of(&lab);
         let addrs = lab.addrs();
         let root = catalogue.authorities().root();
         let manifest = serde_json::json!({

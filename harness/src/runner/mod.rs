@@ -71,6 +71,13 @@ pub enum RunnerError {
     #[error("no board is available")]
     #[diagnostic(code(hil::runner::no_board))]
     NoBoard,
+    /// Virtual boards were asked for from a `hil` built without them.
+    #[error("this hil was built without virtual boards (cargo's `virtual` feature)")]
+    #[diagnostic(
+        code(hil::runner::no_virtual_boards),
+        help("give real boards (--board /dev/ttyUSB0, rfc2217://host:port), or install a hil with its default features: `cargo install --path harness`")
+    )]
+    NoVirtualBoards,
     /// A run directory or report file could not be written.
     #[error("cannot write {}", path.display())]
     #[diagnostic(

@@ -21,8 +21,8 @@ use super::loader::{Effect, Efuse, Loader};
 use super::reset::{BootMode, Circuit, Edge};
 use super::rfc2217::{self, Incoming, PortRequest};
 use super::{BoardIndex, Console, FirmwareBoot, FirmwareRunner, Output, VboardError};
-use crate::slip;
 use crate::timeline::{BoardEvent, EventKind, RomMode, Source, Timeline};
+use hil_contract::slip;
 
 /// Bytes queued from the client to a running firmware before the UART "overflows".
 const CONSOLE_QUEUE: usize = 256;
@@ -150,7 +150,7 @@ impl Chip {
                     slip: slip::Decoder::new(),
                     loader: Box::new(loader),
                     uart: LoaderUart {
-                        baud: 115_200,
+                        baud: hil_contract::esp8266::LOADER_BAUD,
                         autobaud: true,
                     },
                 };
@@ -389,7 +389,8 @@ fn new_client(stream: TcpStream, peer: SocketAddr, link: &LinkOptions) -> (Owned
         writer: w,
         peer,
         since: Instant::now(),
-        telnet: rfc2217::Server::new(115_200).max_baud(link.faults.max_baud()),
+        telnet: rfc2217::Server::new(hil_contract::esp8266::LOADER_BAUD)
+            .max_baud(link.faults.max_baud()),
         from_client: 0,
         to_client: 0,
         to_chip: VecDeque::new(),

@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 
 use super::VboardError;
 
-/// Flash size of a NodeMCU (ESP-12E): 4 MB.
-pub const FLASH_SIZE: usize = 4 * 1024 * 1024;
+pub use hil_contract::esp8266::FLASH_SIZE;
 /// Erase granularity.
-pub(crate) const SECTOR: usize = 4096;
+pub(crate) const SECTOR: usize = hil_contract::esp8266::SECTOR_SIZE;
 /// JEDEC id in the byte order RDID leaves in SPI W0: Winbond (EF), 0x40, 0x16 = 4 MB.
 pub(crate) const JEDEC_ID: u32 = 0x0016_40EF;
 

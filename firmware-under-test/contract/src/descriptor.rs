@@ -6,14 +6,14 @@
 //! firmware, so a new mistake to test needs no code.
 //!
 //! ```
-//! use hil_twin::descriptor::{Descriptor, Trust, Variant};
+//! use hil_contract::descriptor::{Descriptor, Trust, Variant};
 //!
 //! let mut fw = Variant::Fingerprint.descriptor();
 //! fw.set("connect", "ip")?; // a fingerprint pin *and* connect-by-ip
 //! assert_eq!(fw.knobs.trust, Trust::Fingerprint);
 //! let bytes = fw.encode();
 //! assert_eq!(Descriptor::decode(&bytes)?, fw);
-//! # Ok::<(), hil_twin::descriptor::DescriptorError>(())
+//! # Ok::<(), hil_contract::descriptor::DescriptorError>(())
 //! ```
 
 use std::fmt;
