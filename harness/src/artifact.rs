@@ -10,9 +10,11 @@
 //! ```
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use regex::Regex;
 
@@ -29,7 +31,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "artifact".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per write, so two threads writing one path never share a file.
+    let nth = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}-{nth}.tmp", std::process::id()));
+    in_flight()?.insert(tmp.clone());
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -39,7 +44,38 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    if let Ok(mut writing) = in_flight() {
+        writing.remove(&tmp);
+    }
     result
+}
+
+/// Removes the temporary files of writes still under way and refuses new ones:
+/// called by a process about to exit in the middle of things (a second Ctrl-C),
+/// so no `.tmp` file outlives it.
+pub fn abandon_writes_in_flight() {
+    if let Ok(mut writing) = IN_FLIGHT.lock() {
+        for tmp in std::mem::take(&mut *writing) {
+            let _ = std::fs::remove_file(tmp);
+        }
+        ABANDONED.store(true, Ordering::SeqCst);
+    }
+}
+
+static WRITES: AtomicU64 = AtomicU64::new(0);
+static IN_FLIGHT: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+
+/// The set of temporary files being written, unless writes were abandoned (the
+/// check is under the lock, so no write starts after the last cleanup).
+fn in_flight() -> std::io::Result<MutexGuard<'static, BTreeSet<PathBuf>>> {
+    let writing = IN_FLIGHT
+        .lock()
+        .map_err(|_| std::io::Error::other("an artifact writer panicked"))?;
+    if ABANDONED.load(Ordering::SeqCst) {
+        return Err(std::io::Error::other("the process is exiting"));
+    }
+    Ok(writing)
 }
 
 /// Text that must never appear in an artifact, shared by everything that writes

@@ -3,7 +3,8 @@
 //! runner with a real board needs. The "real" board here is a virtual board
 //! served by the full build over RFC 2217, which the real-only `hil` cannot
 //! tell from a remote board: it builds an image, flashes it, watches it boot,
-//! and runs a certificate scenario pair end to end against it.
+//! and runs a certificate scenario pair end to end against it. Its lab serves
+//! openssl and stops cleanly on Ctrl-C.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::io::{BufRead, BufReader};
@@ -222,4 +223,54 @@ fn builds_flashes_monitors_and_runs_a_served_board() {
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     assert!(junit.contains("tests=\"2\""), "{junit}");
     assert!(junit.contains("failures=\"0\""), "{junit}");
+}
+
+#[test]
+fn serves_the_lab_and_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Command::new(real_only_hil())
+        .args(["lab", "--bind", "127.0.0.62", "--mqtt-port", "0"])
+        .args(["--ntp-port", "0", "--dns-port", "0", "--run-dir", "lab"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(lab.stdout.take().unwrap());
+    let mut tls = None;
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        if let Some(addr) = line.trim().strip_prefix("mqtt+tls") {
+            tls = Some(addr.trim().parse::<std::net::SocketAddr>().unwrap());
+        }
+        if line.contains("Ctrl-C stops the lab") {
+            break;
+        }
+        line.clear();
+    }
+    let tls = tls.expect("the lab never said where its TLS front listens");
+    // openssl completes a handshake with the front and sees the lab's certificate.
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &tls.to_string()])
+        .args(["-servername", "broker.hil.test"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let seen = text(&out);
+    assert!(seen.contains("broker.hil.test"), "{seen}");
+    assert!(seen.contains("BEGIN CERTIFICATE"), "{seen}");
+
+    let status = Command::new("kill")
+        .args(["-INT", &lab.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = lab.wait().unwrap();
+    assert!(status.success(), "hil lab exited {status} on Ctrl-C");
+    let timeline = std::fs::read_to_string(dir.path().join("lab/timeline.jsonl")).unwrap();
+    assert!(
+        timeline.contains(r#""event":"tls_client_hello""#),
+        "the lab's timeline lacks the ClientHello:\n{timeline}"
+    );
 }

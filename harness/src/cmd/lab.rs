@@ -324,6 +324,7 @@ impl RunArgs {
         let id = config.profile.id();
         let host = config.profile.host().to_owned();
         runtime()?.block_on(async move {
+            let mut stop = super::stop::StopSignals::catch()?;
             let lab = Lab::start(config).await?;
             let addrs = lab.addrs();
             let ready = Ready {
@@ -368,16 +369,11 @@ impl RunArgs {
             drop(out);
             let timeline = lab.timeline().clone();
             let mut cursor = timeline.start();
-            let mut stop = Box::pin(tokio::signal::ctrl_c());
-            // A CI runner cancels with SIGTERM: the lab cleans up as on Ctrl-C.
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .into_diagnostic()?;
             loop {
                 let next = timeline.wait_for(cursor, Duration::from_secs(3600), |_| true);
                 tokio::select! {
-                    _ = &mut stop => break,
-                    _ = term.recv() => break,
+                    // A CI runner cancels with SIGTERM: cleaned up as on Ctrl-C.
+                    _ = stop.next() => break,
                     event = next => {
                         if event.is_none() {
                             continue;

@@ -11,6 +11,7 @@ pub mod pki;
 pub mod reset;
 pub mod run;
 pub mod steps;
+pub mod stop;
 #[cfg(feature = "virtual")]
 pub mod vboard;
 #[cfg(feature = "virtual")]

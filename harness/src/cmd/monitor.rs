@@ -32,14 +32,17 @@ impl MonitorArgs {
     pub fn run(self) -> Result<ExitCode> {
         let stop = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+        let mut signals = {
+            let _inside = runtime.enter();
+            super::stop::StopSignals::catch()?
+        };
         let mut worker = {
             let stop = stop.clone();
             runtime.spawn_blocking(move || self.read_loop(&stop))
         };
         runtime.block_on(async {
             tokio::select! {
-                result = tokio::signal::ctrl_c() => {
-                    result.into_diagnostic()?;
+                _ = signals.next() => {
                     stop.store(true, Ordering::Relaxed);
                     (&mut worker).await.into_diagnostic()?
                 }

@@ -720,21 +720,14 @@ impl Partial {
 /// every report, exit 2. Twice: write the reports of what finished and exit 2
 /// at once.
 pub fn stop_on_signals(interrupt: Interrupt, partial: Partial) {
-    #[cfg(unix)]
+    // Caught from here on, not from when the task first runs.
+    let Ok(mut signals) = super::stop::StopSignals::catch() else {
+        return;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
         let mut seen = 0;
         loop {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+            signals.next().await;
             seen += 1;
             if seen == 1 {
                 eprintln!("\nhil: stopping: no new scenario starts, the running ones end now; the reports are written (again to abort at once)");
@@ -742,10 +735,9 @@ pub fn stop_on_signals(interrupt: Interrupt, partial: Partial) {
             } else {
                 eprintln!("\nhil: aborting: writing the reports of what finished");
                 let _ = partial.write("the run was aborted");
+                hil::artifact::abandon_writes_in_flight();
                 std::process::exit(i32::from(super::EXIT_USAGE));
             }
         }
     });
-    #[cfg(not(unix))]
-    let _ = (interrupt, partial);
 }

@@ -74,6 +74,7 @@ impl ServeArgs {
     fn run(self) -> Result<ExitCode> {
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
         runtime.block_on(async move {
+            let mut stop = super::stop::StopSignals::catch()?;
             let index = BoardIndex::new(self.index)?;
             let mut options = BoardOptions::new(index, &self.flash)
                 .listen(self.listen)
@@ -98,7 +99,7 @@ impl ServeArgs {
             );
             println!("Ctrl-C stops it.");
             tokio::select! {
-                result = tokio::signal::ctrl_c() => result.into_diagnostic()?,
+                _ = stop.next() => {}
                 result = board.wait() => result?,
             }
             board.stop().await?;
