@@ -52,6 +52,8 @@ pub mod vboard;
 pub mod vfirmware;
 
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod slip;
 mod telnet;
 

@@ -20,7 +20,8 @@ pub(crate) const JEDEC_ID: u32 = 0x0016_40EF;
 #[derive(Debug)]
 pub(crate) struct Flash {
     path: PathBuf,
-    file: File,
+    /// Where writes go through to; `None` for a flash that lives only in memory.
+    file: Option<File>,
     bytes: Vec<u8>,
 }
 
@@ -53,9 +54,19 @@ impl Flash {
         }
         Ok(Flash {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
             bytes,
         })
+    }
+
+    /// An erased flash kept only in memory (the fuzz targets drive the loader
+    /// with one, thousands of times a second).
+    pub(crate) fn in_memory() -> Flash {
+        Flash {
+            path: PathBuf::new(),
+            file: None,
+            bytes: vec![0xFF; FLASH_SIZE],
+        }
     }
 
     /// The whole contents.
@@ -101,8 +112,11 @@ impl Flash {
             path: self.path.clone(),
             source,
         };
-        self.file.seek(SeekFrom::Start(start as u64)).map_err(io)?;
-        self.file.write_all(&self.bytes[start..end]).map_err(io)
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        file.seek(SeekFrom::Start(start as u64)).map_err(io)?;
+        file.write_all(&self.bytes[start..end]).map_err(io)
     }
 }
 

@@ -19,10 +19,10 @@
 
 mod board;
 mod boot;
-mod flash;
-mod loader;
+pub(crate) mod flash;
+pub(crate) mod loader;
 mod reset;
-mod rfc2217;
+pub(crate) mod rfc2217;
 mod stub;
 
 use std::future::Future;
