@@ -11,6 +11,7 @@
 //! `fuzz_corpora` test. Not a stable API: it exists for those two.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::crash::{self, Crash};
 use crate::image::ImageV1;
@@ -115,8 +116,9 @@ fn reads(data: &[u8]) -> std::slice::Chunks<'_, u8> {
 
 // --- feature files, steps, tags ------------------------------------------------
 
-/// The first line is a tag expression, the rest a feature file; every line is
-/// also tried as a step.
+/// The first line is a tag expression, the rest a feature file; every line that
+/// starts with a step keyword is also tried as a step, whether or not the file
+/// is valid Gherkin.
 pub fn feature(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
@@ -125,10 +127,15 @@ pub fn feature(data: &[u8]) {
         let line = line.trim();
         let step = ["Given ", "When ", "Then ", "And ", "But ", "* "]
             .iter()
-            .find_map(|k| line.strip_prefix(k))
-            .unwrap_or(line);
-        if let Ok(parsed) = steps::parse(step) {
-            let _ = format!("{parsed:?}");
+            .find_map(|k| line.strip_prefix(k));
+        match step.map(steps::parse) {
+            Some(Ok(parsed)) => {
+                let _ = format!("{parsed:?}");
+            }
+            Some(Err(e)) => {
+                let _ = e.to_string();
+            }
+            None => {}
         }
     }
     suite(rest, filter);
@@ -212,7 +219,8 @@ fn suite(text: &str, tags: Option<TagFilter>) {
 pub fn logprofile(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (profile_text, lines) = text.split_once('\0').unwrap_or((&text, &text));
-    let mut profiles = vec![LogProfile::reference()];
+    static REFERENCE: OnceLock<LogProfile> = OnceLock::new();
+    let mut profiles = vec![REFERENCE.get_or_init(LogProfile::reference).clone()];
     match LogProfile::parse(profile_text, Path::new("fuzz.toml")) {
         Ok(profile) => {
             assert!(profile.events().count() <= profile_text.len());
