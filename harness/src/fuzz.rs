@@ -260,12 +260,11 @@ fn telnet_tokens<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<Token> {
     for piece in pieces {
         decoder.feed(piece, &mut |t| tokens.push(t));
     }
-    // A data byte after the input comes out as data: the decoder is back in step
-    // once a command ends, and never holds data back.
     tokens
 }
 
-/// Checks bytes one end sends the other: complete commands only, no data.
+/// Checks bytes one end sends the other: complete commands only, no data. A data
+/// byte sent after them must come out as data, so nothing is left half-way.
 fn assert_only_commands(bytes: &[u8], who: &str) {
     let mut probe = bytes.to_vec();
     probe.push(b'x');
