@@ -16,6 +16,15 @@
 #   --fixtures     after building nodemcuv2, replace fixtures/firmware/'s
 #                  reference image and ELF with it and record the source commits
 #   --jobs N       parallel jobs (default: the number of CPUs)
+#   --broker-host NAME
+#                  a test build: the compiled-in settings dial NAME instead of
+#                  mqtt.example.com (-DHIL_BROKER_HOST="NAME")
+#   --lab-root-header FILE
+#                  a test build: the compiled-in settings trust the root in FILE,
+#                  the hil_lab_root.h `hil pki export` writes, instead of the
+#                  production root (-DHIL_LAB_ROOT_HEADER, -I its directory)
+#                  A test build's images land in OUT/<env>-test/, never over a
+#                  release build; --list shows the flags they add.
 #
 # Sources are git directories (clones or bare mirrors) named by environment
 # variables; each is read at a pinned commit, overridable by its *_COMMIT:
@@ -60,6 +69,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; }
 
 # ---- arguments -----------------------------------------------------------------
 check_only=0 list_only=0 fixtures=0
+broker_host= lab_root_header=
 work=${TMPDIR:-/tmp}/hil-esp8266-build
 out=
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -69,9 +79,12 @@ while (($#)); do
     --check) check_only=1 ;;
     --list) list_only=1 ;;
     --fixtures) fixtures=1 ;;
-    --work|--out|--jobs)
+    --work|--out|--jobs|--broker-host|--lab-root-header)
       (($# >= 2)) || { say "$1 needs a value"; exit 2; }
-      case $1 in --work) work=$2 ;; --out) out=$2 ;; --jobs) jobs=$2 ;; esac
+      case $1 in
+        --work) work=$2 ;; --out) out=$2 ;; --jobs) jobs=$2 ;;
+        --broker-host) broker_host=$2 ;; --lab-root-header) lab_root_header=$2 ;;
+      esac
       shift ;;
     -h|--help) usage; exit 0 ;;
     -*) say "unknown option $1"; usage; exit 2 ;;
@@ -81,6 +94,46 @@ while (($#)); do
 done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || { say "--jobs takes a positive number, not '$jobs'"; exit 2; }
 out=${out:-$work/out}
+
+# ---- a test build's flags ----------------------------------------------------------
+# Quoted for the shell that runs each compile (make passes them through as
+# written), so the compiler sees -DHIL_BROKER_HOST="NAME": a C string.
+test_flags=()
+if [[ -n $broker_host ]]; then
+  label='[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
+  octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+  # A firmware may dial its broker by name or by an IPv4 address.
+  if ! [[ $broker_host =~ ^$octet(\.$octet){3}$ ]] &&
+     { ! [[ $broker_host =~ ^$label(\.$label)+$ ]] || [[ ${broker_host##*.} =~ ^[0-9]+$ ]] ||
+       ((${#broker_host} > 253)); }; then
+    say "--broker-host takes a DNS name (labels of letters, digits and hyphens) or an IPv4 address, not '$broker_host'"
+    exit 2
+  fi
+  test_flags+=("'-DHIL_BROKER_HOST=\"$broker_host\"'")
+fi
+if [[ -n $lab_root_header ]]; then
+  if [[ ! -f $lab_root_header ]]; then
+    say "--lab-root-header: no file '$lab_root_header' (hil pki export --out DIR writes DIR/hil_lab_root.h)"
+    exit 2
+  fi
+  if ! grep -q '^static const char HIL_LAB_ROOT_PEM\[\] PROGMEM = R"PEM(-----BEGIN CERTIFICATE-----' "$lab_root_header"; then
+    say "--lab-root-header: '$lab_root_header' does not define HIL_LAB_ROOT_PEM as \`hil pki export\` writes it (export it again, with the default --symbol)"
+    exit 2
+  fi
+  header_dir=$(cd "$(dirname "$lab_root_header")" && pwd)
+  header_name=$(basename "$lab_root_header")
+  if ! [[ $header_dir =~ ^[A-Za-z0-9_./+-]+$ && $header_name =~ ^[A-Za-z0-9_.+-]+\.h$ ]]; then
+    say "--lab-root-header: '$header_dir/$header_name' has characters a compiler flag cannot carry unquoted; copy it to a plain path"
+    exit 2
+  fi
+  # The header's directory is named `lab-root` in the ELF, like the build's own paths.
+  test_flags+=("-I$header_dir" "-ffile-prefix-map=$header_dir=lab-root"
+               "'-DHIL_LAB_ROOT_HEADER=\"$header_name\"'")
+fi
+if ((fixtures && ${#test_flags[@]})); then
+  say "--fixtures takes the release reference; a test build (--broker-host, --lab-root-header) is never a fixture"
+  exit 2
+fi
 
 # ---- environments, from platformio.ini -------------------------------------------
 # Prints "env<TAB>board<TAB>flags" for every [env:NAME], resolving `extends` and
@@ -116,7 +169,11 @@ done < <(environments)
 if ((list_only)); then
   for name in "${env_order[@]}"; do
     [[ ${env_board[$name]} == nodemcuv2 ]] || continue
-    printf '%s\t%s\n' "$name" "${env_flags[$name]}"
+    flags="${env_flags[$name]}"
+    if ((${#test_flags[@]})); then
+      flags="${flags:+$flags }${test_flags[*]}"
+    fi
+    printf '%s\t%s\n' "$name" "$flags"
   done
   exit 0
 fi
@@ -301,13 +358,22 @@ fi
 # ---- the environments ------------------------------------------------------------
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+# A test build gets build and output directories of its own: objects depend on
+# the sources, not on the flags, and a release image is never overwritten.
+suffix=
+if ((${#test_flags[@]})); then
+  suffix=-test-$( { printf '%s\n' "${test_flags[@]}"; [[ -z $lab_root_header ]] || cat "$lab_root_header"; } |
+    sha256sum | cut -c1-12)
+fi
 for name in "${wanted[@]}"; do
-  say "building $name ${env_flags[$name]}"
+  flags="${env_flags[$name]} ${test_flags[*]}"
+  say "building $name $flags"
   make -s -f "$here/toolchain/sketch.mk" -j"$jobs" WORK="$work" SKETCH="$here" \
-    OUT="$work/build/$name" CORE_OUT="$work/build/core" ESPTOOL="$esptool" \
-    VARIANT_FLAGS="${env_flags[$name]}" || { say "$name failed"; exit 1; }
-  mkdir -p "$out/$name"
-  cp "$work/build/$name"/firmware.{bin,elf,map} "$out/$name/"
+    OUT="$work/build/$name$suffix" CORE_OUT="$work/build/core" ESPTOOL="$esptool" \
+    VARIANT_FLAGS="$flags" || { say "$name failed"; exit 1; }
+  dest=$out/$name${suffix:+-test}
+  mkdir -p "$dest"
+  cp "$work/build/$name$suffix"/firmware.{bin,elf,map} "$dest/"
 done
 
 if ((fixtures)); then

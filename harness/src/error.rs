@@ -4,6 +4,7 @@ use crate::image::ImageError;
 use crate::lab::{LabError, UnknownPolicy};
 use crate::pki::PkiError;
 use crate::serial::SerialError;
+#[cfg(feature = "virtual")]
 use crate::vboard::VboardError;
 
 /// Every error the library can report, one variant per part.
@@ -27,6 +28,7 @@ pub enum Error {
     #[diagnostic(transparent)]
     Serial(#[from] SerialError),
     /// A virtual board failed.
+    #[cfg(feature = "virtual")]
     #[error(transparent)]
     #[diagnostic(transparent)]
     Vboard(#[from] VboardError),

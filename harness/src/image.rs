@@ -17,7 +17,7 @@
 //! ```
 
 /// The first byte of every v1 image.
-pub const MAGIC: u8 = 0xE9;
+pub const MAGIC: u8 = hil_contract::esp8266::IMAGE_MAGIC;
 /// The value the image checksum starts from.
 pub const CHECKSUM_SEED: u8 = 0xEF;
 /// More segments than this is not an image the ROM would load (it has 16 slots).

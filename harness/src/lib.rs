@@ -33,7 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
-pub use hil_twin::bearssl;
+pub use hil_contract::bearssl;
 pub mod artifact;
 pub mod crash;
 pub mod doctor;
@@ -48,13 +48,15 @@ pub mod report;
 pub mod runner;
 pub mod serial;
 pub mod timeline;
+#[cfg(feature = "virtual")]
 pub mod vboard;
 pub mod vfirmware;
 
 mod error;
+// The targets drive the virtual board's loader and RFC 2217 server too.
+#[cfg(feature = "virtual")]
 #[doc(hidden)]
 pub mod fuzz;
-mod slip;
 mod telnet;
 
 pub use error::Error;

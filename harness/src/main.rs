@@ -30,7 +30,8 @@ enum Command {
     /// and which steps it cannot judge.
     #[command(subcommand)]
     Logprofile(cmd::logprofile::LogprofileCommand),
-    /// Virtual firmware images: build, inspect, list variants, benchmark the twin.
+    /// Virtual firmware images: build, inspect and list variants (and, with virtual
+    /// boards built in, benchmark the twin).
     #[command(subcommand)]
     Vfirmware(cmd::vfirmware::VfirmwareCommand),
     /// Print the Gherkin step reference (Markdown): every phrase features may use.
@@ -41,12 +42,24 @@ enum Command {
     Run(Box<cmd::run::RunArgs>),
     /// The main job: the shipped scenarios against the reference firmware, then
     /// against every firmware variant, with the kill matrix and the report.
+    #[cfg(feature = "virtual")]
     Demo(cmd::demo::DemoArgs),
     /// A virtual ESP8266 board on a loopback RFC 2217 port (`hil vboard --listen
     /// 127.0.0.1:PORT --flash FILE`), and its flashing benchmark (`hil vboard bench`).
+    #[cfg(feature = "virtual")]
     Vboard(cmd::vboard::VboardArgs),
-    /// Write an image to a board through espflash 2.1: chip and MAC, progress,
-    /// skip when unchanged, MD5 verification.
+    /// Write an image to a board: espflash 2.1 connects and uploads its stub, then
+    /// a raised baud rate, compressed writes of only the sectors that changed,
+    /// and MD5 verification.
+    ///
+    /// espflash resets the board into its ROM loader, identifies the chip and
+    /// uploads its flasher stub. Then the baud rate goes up (--baud, stepping down
+    /// when the port or the link cannot hold it), flash is compared with the image
+    /// by MD5 so that only the 4 KB sectors that differ are written, they go
+    /// zlib-compressed, everything written is verified by MD5 (ELF inputs too), a
+    /// sector that does not match is written once more, and the board is reset
+    /// into its firmware. A file that is not an ESP8266 image is refused before the
+    /// board is touched unless --force is given.
     Flash(cmd::flash::FlashArgs),
     /// Print a board's serial output as timestamped lines (Ctrl-C leaves).
     Monitor(cmd::monitor::MonitorArgs),
@@ -83,9 +96,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pki(command) => command.run(),
         Command::Run(args) => args.run(),
+        #[cfg(feature = "virtual")]
         Command::Demo(args) => args.run(),
         Command::Steps(args) => args.run(),
         Command::Vfirmware(command) => command.run(),
+        #[cfg(feature = "virtual")]
         Command::Vboard(args) => args.run(),
         Command::Lab(args) => args.run(),
         Command::Logprofile(command) => command.run(),

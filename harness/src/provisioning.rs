@@ -10,7 +10,7 @@
 
 use crate::lab::LabAddrs;
 use crate::pki::{pem_bundle, Catalogue, PkiError, Profile, ProfileId};
-use hil_twin::provision::{self, Broker, MqttIdentity, Settings, Topics, Wifi};
+use hil_contract::provision::{self, Broker, MqttIdentity, Settings, Topics, Wifi};
 
 /// The Wi-Fi network virtual boards see.
 pub const LAB_SSID: &str = "hil-lab";
@@ -32,6 +32,9 @@ pub struct ProvisionOptions {
     pub client_id: Option<String>,
     /// Milliseconds between telemetry publishes.
     pub publish_interval_ms: Option<u64>,
+    /// The Wi-Fi network to join: SSID and passphrase (default: the lab's
+    /// virtual access point, [`LAB_SSID`]).
+    pub wifi: Option<(String, String)>,
 }
 
 /// The settings for a device talking to `lab`, which presents `presented`.
@@ -52,9 +55,15 @@ pub fn settings(
     };
     let client = presented.client_auth();
     Ok(Settings {
-        wifi: Wifi {
-            ssid: LAB_SSID.into(),
-            password: LAB_WIFI_PASSWORD.into(),
+        wifi: match &options.wifi {
+            Some((ssid, password)) => Wifi {
+                ssid: ssid.clone(),
+                password: password.clone(),
+            },
+            None => Wifi {
+                ssid: LAB_SSID.into(),
+                password: LAB_WIFI_PASSWORD.into(),
+            },
         },
         dns: Some(lab.dns.to_string()),
         ntp: Some(format!("{}:{}", crate::pki::NTP_HOST, lab.ntp.port())),

@@ -276,6 +276,19 @@ pub enum BoardEvent {
         /// The client.
         peer: SocketAddr,
     },
+    /// Virtual board: another client asked while one held the board; it was
+    /// told so and closed.
+    ClientRefused {
+        /// The client refused.
+        peer: SocketAddr,
+        /// The client holding the board.
+        held_by: SocketAddr,
+    },
+    /// Virtual board: a client that never sent a byte was let go.
+    ClientSilent {
+        /// The client.
+        peer: SocketAddr,
+    },
     /// Virtual board: the client went away.
     ClientDisconnected {
         /// Bytes received on the connection, Telnet framing included.
@@ -406,6 +419,18 @@ pub enum EventKind {
         /// The answer.
         #[serde(flatten)]
         answer: DnsAnswer,
+    },
+    /// The lab's DHCP server acknowledged a lease (a new one or a renewal): which
+    /// board (by MAC) has which address from now on.
+    DhcpLease {
+        /// The board's hardware address, `aa:bb:cc:dd:ee:ff`.
+        mac: String,
+        /// The address leased.
+        ip: IpAddr,
+        /// The host name the board sent (DHCP option 12), if any.
+        hostname: Option<String>,
+        /// The lease time granted, in seconds.
+        lease_secs: u32,
     },
     /// One line of serial output (bytes decoded lossily; never assumed UTF-8).
     SerialLine {

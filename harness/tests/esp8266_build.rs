@@ -89,8 +89,8 @@ fn it_builds_the_reference_and_every_variant_with_the_flags_platformio_gives_the
         );
         assert!(flags.len() >= 2, "{variant:?} sets a knob: {flags:?}");
     }
-    // The reference, the 13 catalogue variants and the crash knob.
-    assert_eq!(listed.len(), 15, "{listed:?}");
+    // The reference and every variant of the catalogue.
+    assert_eq!(listed.len(), Variant::ALL.len(), "{listed:?}");
 }
 
 #[test]
@@ -260,4 +260,152 @@ fn the_fixture_readme_names_the_pins_the_script_builds_with() {
         readme.contains("build.sh --fixtures"),
         "the README says how to rebuild"
     );
+}
+
+/// The flags `build.sh --list` gives nodemcuv2 with `args` added.
+fn listed_reference_flags(args: &[&str]) -> String {
+    let mut all = vec!["--list"];
+    all.extend_from_slice(args);
+    let out = build_sh(&all, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("nodemcuv2\t"))
+        .unwrap_or_else(|| panic!("no nodemcuv2 line:\n{}", text(&out.stdout)))
+        .to_owned()
+}
+
+/// Compiles a program that includes the sketch's compiled_root.h (and through
+/// it config.h, production_root.h and, with the flags, the exported header)
+/// with `flags` spliced into a shell command line, as sketch.mk's recipes
+/// hand them to the shell; runs it and returns what it prints: the compiled-in
+/// broker host, a newline, the compiled-in root's PEM.
+fn compiled_in(flags: &str, work: &Path) -> String {
+    let stub = work.join("stub");
+    std::fs::create_dir_all(&stub).unwrap();
+    // As the ESP8266 core's <pgmspace.h> would, for a host compiler.
+    std::fs::write(stub.join("pgmspace.h"), "#pragma once\n#define PROGMEM\n").unwrap();
+    let program = work.join("compiled_in.cpp");
+    std::fs::write(
+        &program,
+        "#include <cstdio>\n#include \"compiled_root.h\"\nint main() {\n  std::printf(\"%s\\n%s\", hil::knobs::kBrokerHost, hil::compiledRootPem());\n  return 0;\n}\n",
+    )
+    .unwrap();
+    let exe = work.join("compiled_in");
+    let line = format!(
+        "g++ -std=gnu++17 -Wall -Wextra -Werror -DARDUINO -I{} -I{} {flags} {} -o {}",
+        stub.display(),
+        sketch().join("src").display(),
+        program.display(),
+        exe.display()
+    );
+    let out = Command::new("bash").args(["-c", &line]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{line}\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = Command::new(&exe).output().unwrap();
+    assert!(out.status.success());
+    text(&out.stdout)
+}
+
+#[test]
+fn a_test_build_compiles_in_the_exported_root_and_the_broker_name() {
+    assert!(which("g++").is_some(), "g++ is not installed: run ci/setup");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hil"))
+        .args(["pki", "export", "--out"])
+        .arg(dir.path().join("lab-ca"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let header = dir.path().join("lab-ca/hil_lab_root.h");
+    let flags = listed_reference_flags(&[
+        "--broker-host",
+        "mqtt.team.test",
+        "--lab-root-header",
+        header.to_str().unwrap(),
+    ]);
+    assert!(
+        flags.contains(r#"'-DHIL_BROKER_HOST="mqtt.team.test"'"#)
+            && flags.contains(r#"'-DHIL_LAB_ROOT_HEADER="hil_lab_root.h"'"#),
+        "{flags}"
+    );
+    // Every variant gets the same two changes on top of its own flags.
+    let variant = listed()["no-ntp"].join(" ");
+    assert!(variant.contains("-DHIL_CLOCK_UPTIME"), "{variant}");
+
+    let printed = compiled_in(&flags, dir.path());
+    let (host, pem) = printed.split_once('\n').unwrap();
+    assert_eq!(host, "mqtt.team.test");
+    let exported = std::fs::read_to_string(dir.path().join("lab-ca/lab-root.pem")).unwrap();
+    assert_eq!(pem, exported, "the test build trusts the exported root");
+
+    // Without the flags: the release's broker and production root.
+    let printed = compiled_in(&listed_reference_flags(&[]), dir.path());
+    let (host, pem) = printed.split_once('\n').unwrap();
+    assert_eq!(host, "mqtt.example.com");
+    let production = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../firmware-under-test/contract/src/production-root.pem"),
+    )
+    .unwrap();
+    assert_eq!(pem, production);
+}
+
+#[test]
+fn a_test_build_refuses_a_bad_name_or_header_and_never_becomes_a_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_ours = dir.path().join("other.h");
+    std::fs::write(&not_ours, "static const char ROOT[] = \"x\";\n").unwrap();
+    let spaced = dir.path().join("with space");
+    std::fs::create_dir_all(&spaced).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hil"))
+        .args(["pki", "export", "--out"])
+        .arg(&spaced)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let spaced_header = spaced.join("hil_lab_root.h");
+    for (args, words) in [
+        (
+            vec!["--list", "--broker-host", "10.0.0.300"],
+            "takes a DNS name",
+        ),
+        (
+            vec!["--list", "--broker-host", "mqtt.team.test\""],
+            "takes a DNS name",
+        ),
+        (vec!["--list", "--broker-host", "mqtt"], "takes a DNS name"),
+        (
+            vec!["--list", "--lab-root-header", "/nonexistent/hil_lab_root.h"],
+            "no file",
+        ),
+        (
+            vec!["--list", "--lab-root-header", not_ours.to_str().unwrap()],
+            "does not define HIL_LAB_ROOT_PEM",
+        ),
+        (
+            vec![
+                "--list",
+                "--lab-root-header",
+                spaced_header.to_str().unwrap(),
+            ],
+            "copy it to a plain path",
+        ),
+        (
+            vec!["--fixtures", "--broker-host", "mqtt.team.test", "nodemcuv2"],
+            "never a fixture",
+        ),
+    ] {
+        let out = build_sh(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(words),
+            "{args:?}: expected `{words}` in:\n{err}"
+        );
+    }
 }

@@ -2,6 +2,8 @@
 //! its target in `hil::fuzz`, so an input that once broke a parser keeps being
 //! tried. Runs in seconds with no fuzzing engine; `ci/fuzz` grows the corpora.
 
+#![cfg(feature = "virtual")] // the targets live in the full build
+
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 

@@ -364,8 +364,21 @@ fn selections_and_jobs_are_checked() {
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("on virtual:2, 2 at a time"), "{all}");
-    let boards = std::fs::read_dir(only_run_dir(&runs).join("boards"))
-        .unwrap()
-        .count();
-    assert_eq!(boards, 2, "{all}");
+    let run = only_run_dir(&runs);
+    let timeline = std::fs::read_to_string(run.join("timeline.jsonl")).unwrap();
+    let boards: std::collections::BTreeSet<&str> = timeline
+        .lines()
+        .filter(|l| l.contains("\"what\":\"reset\""))
+        .filter_map(|l| l.split("\"device\":\"").nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(boards.len(), 2, "{boards:?}");
+    let flash_files: Vec<PathBuf> = walk(&run)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "flash"))
+        .collect();
+    assert!(
+        flash_files.is_empty(),
+        "a run leaves no 4 MB flash files: {flash_files:?}"
+    );
 }

@@ -10,9 +10,12 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use common::{assert_ok, esptool, noise};
-use hil::flash::{flash, FlashInput, FlashOutcome};
+use common::{assert_ok, esptool, noise, text};
+use hil::flash::{
+    flash, flash_with, FlashError, FlashEvent, FlashInput, FlashOptions, FlashOutcome, FlashReport,
+};
 use hil::serial::{PortSpec, Rfc2217Port};
+use hil::timeline::{BoardEvent, Cursor, EventKind, Timeline};
 use hil::vboard::{BoardIndex, BoardOptions, VirtualBoard};
 use serialport::SerialPort;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -139,7 +142,8 @@ async fn hil_flash_then_esptool_reads_the_same_bytes() {
             .await
             .unwrap()
     };
-    let args = vec![
+    // Noise is not firmware: refused unless written as raw data.
+    let mut args = vec![
         "flash".to_string(),
         "--port".into(),
         board.url().into(),
@@ -147,6 +151,10 @@ async fn hil_flash_then_esptool_reads_the_same_bytes() {
         "0x8000".into(),
         path.display().to_string(),
     ];
+    let out = run(args.clone()).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--force"), "{}", text(&out));
+    args.push("--force".into());
     let out = assert_ok(&run(args.clone()).await);
     assert!(out.contains("MAC 18:fe:34:48:49:0b"), "{out}");
     assert!(out.contains("written and verified"), "{out}");
@@ -355,4 +363,250 @@ async fn follow_marks_a_gap_and_reopens_when_the_port_comes_back() {
         .unwrap();
     assert!(gap < back);
     drop(second);
+}
+
+/// A valid image with `len` bytes of firmware-like (compressible) segment data.
+fn firmware_like(len: usize, seed: u32) -> Vec<u8> {
+    let words = noise(2048, seed);
+    let body: Vec<u8> = noise(len, seed + 1)
+        .chunks(4)
+        .flat_map(|c| {
+            let k = (c[0] as usize % 512) * 4;
+            if c[1] < 40 {
+                c.to_vec()
+            } else {
+                words[k..k + 4].to_vec()
+            }
+        })
+        .collect();
+    hil::image::ImageV1::new(
+        0x4010_0004,
+        vec![hil::image::Segment::new(0x4010_0000, body)],
+    )
+    .to_bytes()
+}
+
+fn board_events(timeline: &Timeline, from: Cursor) -> Vec<BoardEvent> {
+    timeline
+        .since(from)
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Board { what } => Some(what),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether the ROM accepted an image of `segments` segments (the board notes it
+/// once the reset's edge is processed, just after the client saw its answer).
+async fn booted(timeline: &Timeline, segments: usize) -> bool {
+    let accepted = |e: &hil::timeline::Event| matches!(&e.kind, EventKind::Board { what: BoardEvent::ImageAccepted { segments: n, .. } } if *n == segments);
+    timeline
+        .wait_for(timeline.start(), Duration::from_secs(5), accepted)
+        .await
+        .is_some()
+}
+
+async fn flash_on(
+    board: &VirtualBoard,
+    image: &[u8],
+    options: FlashOptions,
+) -> Result<FlashReport, FlashError> {
+    let spec: PortSpec = board.url().parse().unwrap();
+    let input = FlashInput::Bin {
+        data: image.to_vec(),
+        offset: 0,
+    };
+    tokio::task::spawn_blocking(move || flash_with(&spec, &input, &options, &mut |_| {}))
+        .await
+        .unwrap()
+}
+
+async fn esptool_reads(
+    board: &VirtualBoard,
+    baud: &str,
+    offset: u32,
+    len: usize,
+    dir: &Path,
+) -> Vec<u8> {
+    let back = dir.join(format!("back-{offset:x}-{len}.bin"));
+    let out = assert_ok(
+        &esptool(&[
+            "--port",
+            board.url(),
+            "--chip",
+            "esp8266",
+            "--baud",
+            baud,
+            "read_flash",
+            &offset.to_string(),
+            &len.to_string(),
+            back.to_str().unwrap(),
+        ])
+        .await,
+    );
+    assert!(baud == "115200" || out.contains("Changed."), "{out}");
+    std::fs::read(&back).unwrap()
+}
+
+/// What the board counted on the connections that closed since `from`: (bytes
+/// from the client, bytes to it).
+async fn wire_since(timeline: &Timeline, from: Cursor) -> (u64, u64) {
+    let closed = |e: &hil::timeline::Event| {
+        matches!(
+            e.kind,
+            EventKind::Board {
+                what: BoardEvent::ClientDisconnected { .. }
+            }
+        )
+    };
+    timeline
+        .wait_for(from, Duration::from_secs(5), closed)
+        .await;
+    board_events(timeline, from)
+        .into_iter()
+        .fold((0, 0), |(rx, tx), e| match e {
+            BoardEvent::ClientDisconnected { rx: r, tx: t } => (rx + r, tx + t),
+            _ => (rx, tx),
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_writes_at_921600_on_a_line_rate_board_read_back_by_esptool() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeline = Timeline::new();
+    let options = BoardOptions::new(BoardIndex::new(15).unwrap(), dir.path().join("flash.bin"))
+        .timeline(timeline.clone())
+        .line_rate(true);
+    let board = VirtualBoard::start(options).await.unwrap();
+    let image = firmware_like(150_000, 3);
+
+    let report = flash_on(&board, &image, FlashOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, FlashOutcome::Written { verified: true });
+    assert_eq!(report.baud.used, 921_600);
+    assert!(report.baud.fell_back.is_empty());
+    assert_eq!(report.written_bytes, image.len() as u64);
+    assert!(report.compressed_bytes < image.len() as u64 * 3 / 4);
+    // Compressed on the wire: far fewer bytes sent than the image has.
+    assert!(
+        report.wire.sent < image.len() as u64 * 3 / 4 + 12_000,
+        "{report:?}"
+    );
+    let events = board_events(&timeline, timeline.start());
+    assert!(
+        events.contains(&BoardEvent::FlashBegin {
+            offset: 0,
+            size: image.len() as u32,
+            compressed: true
+        }),
+        "{events:?}"
+    );
+    // hil reset the board into its firmware: the ROM accepted the image.
+    assert!(booted(&timeline, 1).await, "{events:?}");
+
+    // esptool, asking for 921600 itself, reads back what hil wrote.
+    assert_eq!(
+        esptool_reads(&board, "921600", 0, image.len(), dir.path()).await,
+        image
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_release_rewrites_only_the_sectors_that_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeline = Timeline::new();
+    let options = BoardOptions::new(BoardIndex::new(16).unwrap(), dir.path().join("flash.bin"))
+        .timeline(timeline.clone());
+    let board = VirtualBoard::start(options).await.unwrap();
+    let image = firmware_like(300_000, 9);
+    let first = flash_on(&board, &image, FlashOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.written_bytes, image.len() as u64);
+
+    // Unchanged: one MD5 question, nothing written.
+    let from = timeline.cursor();
+    let same = flash_on(&board, &image, FlashOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(same.outcome, FlashOutcome::Skipped);
+    assert_eq!((same.written_bytes, same.probes), (0, 1));
+    let (unchanged_rx, _) = wire_since(&timeline, from).await;
+    assert!(!board_events(&timeline, from)
+        .iter()
+        .any(|e| matches!(e, BoardEvent::FlashBegin { .. })));
+
+    // One byte differs: its sector alone is written (compressed), once.
+    let mut release = image.clone();
+    release[0x2_3456] ^= 0x40;
+    let from = timeline.cursor();
+    let changed = flash_on(&board, &release, FlashOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(changed.outcome, FlashOutcome::Written { verified: true });
+    assert_eq!(changed.written_bytes, 0x1000);
+    let begins: Vec<BoardEvent> = board_events(&timeline, from)
+        .into_iter()
+        .filter(|e| matches!(e, BoardEvent::FlashBegin { .. }))
+        .collect();
+    assert_eq!(
+        begins,
+        vec![BoardEvent::FlashBegin {
+            offset: 0x2_3000,
+            size: 0x1000,
+            compressed: true
+        }]
+    );
+    // On the wire: the unchanged run's bytes, plus the MD5 questions and one
+    // compressed sector.
+    let (changed_rx, _) = wire_since(&timeline, from).await;
+    assert!(
+        changed_rx < unchanged_rx + 6_000,
+        "{changed_rx} bytes sent vs {unchanged_rx} for an unchanged image"
+    );
+
+    // esptool (the independent reader) sees the release.
+    assert_eq!(
+        esptool_reads(&board, "115200", 0, release.len(), dir.path()).await,
+        release
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_elf_is_converted_written_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeline = Timeline::new();
+    let options = BoardOptions::new(BoardIndex::new(17).unwrap(), dir.path().join("flash.bin"))
+        .timeline(timeline.clone());
+    let board = VirtualBoard::start(options).await.unwrap();
+    let iram = noise(2000, 41);
+    let irom = noise(30_000, 42);
+    let elf = dir.path().join("app.elf");
+    std::fs::write(&elf, common::tiny_elf(&iram, 0x4021_0000, &irom)).unwrap();
+
+    let input = FlashInput::from_file(&elf, None).unwrap();
+    let spec: PortSpec = board.url().parse().unwrap();
+    let mut verified = Vec::new();
+    let report = tokio::task::spawn_blocking(move || {
+        flash_with(&spec, &input, &FlashOptions::default(), &mut |e| {
+            if let FlashEvent::Verified { region, .. } = e {
+                verified.push(region.offset);
+            }
+        })
+        .map(|r| (r, verified))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let (report, verified) = report;
+    assert_eq!(report.outcome, FlashOutcome::Written { verified: true });
+    // Both regions verified by MD5: the image at 0 and the flash code.
+    assert_eq!(verified, vec![0, 0x10000]);
+    assert!(booted(&timeline, 1).await);
+    assert_eq!(
+        esptool_reads(&board, "115200", 0x10000, irom.len(), dir.path()).await,
+        irom
+    );
 }

@@ -532,6 +532,7 @@ async fn standalone_hil_vboard_serves_esptool() {
             "127.0.0.1:0",
             "--index",
             "9",
+            "--line-rate",
             "--flash",
         ])
         .arg(&flash)
@@ -564,4 +565,187 @@ async fn standalone_hil_vboard_serves_esptool() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn esptool_at_every_baud_it_asks_for_on_a_line_rate_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = BoardOptions::new(BoardIndex::new(10).unwrap(), dir.path().join("flash.bin"))
+        .line_rate(true);
+    let board = VirtualBoard::start(options).await.unwrap();
+    for (k, baud) in ["115200", "230400", "460800", "921600", "1500000"]
+        .into_iter()
+        .enumerate()
+    {
+        let image = valid_image(30 + k as u32);
+        let path = dir.path().join(format!("image-{baud}.bin"));
+        std::fs::write(&path, &image).unwrap();
+        // esptool's stub takes CHANGE_BAUDRATE, then pyserial sets the RFC 2217
+        // port's rate: the board follows both, and the data goes at that rate.
+        let out = assert_ok(
+            &esptool(&[
+                "--port",
+                board.url(),
+                "--chip",
+                "esp8266",
+                "--baud",
+                baud,
+                "write_flash",
+                "-z",
+                "0",
+                path.to_str().unwrap(),
+            ])
+            .await,
+        );
+        assert!(out.contains("Hash of data verified."), "{baud}: {out}");
+        if baud != "115200" {
+            assert!(
+                out.contains(&format!("Changing baud rate to {baud}")),
+                "{out}"
+            );
+            assert!(out.contains("Changed."), "{out}");
+        }
+        let flash = std::fs::read(dir.path().join("flash.bin")).unwrap();
+        assert_eq!(flash[..image.len()], image[..], "{baud}");
+    }
+}
+
+/// A client that drives the loader by hand: download mode, SYNC, a "stub" (code
+/// uploaded and started inside itself), then CHANGE_BAUDRATE to 460800, and a
+/// register read at the old rate (the chip no longer understands it) and at the
+/// new one.
+const STUB_RATE: &str = r#"
+import sys, time, struct, serial
+s = serial.serial_for_url(sys.argv[1], baudrate=115200, timeout=0.2)
+s.dtr = False; s.rts = True; time.sleep(0.1); s.dtr = True; s.rts = False; time.sleep(0.05); s.dtr = False
+# What the board printed at power-on, before the reset, is not the loader's.
+time.sleep(0.05)
+s.reset_input_buffer()
+def slip(b):
+    return b"\xc0" + b.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+def req(op, data, chk=0):
+    return slip(struct.pack("<BBHI", 0, op, len(data), chk) + data)
+buf = b""
+def frames(n, seconds=3):
+    global buf
+    out = []
+    deadline = time.time() + seconds
+    while len(out) < n and time.time() < deadline:
+        buf += s.read(max(1, s.in_waiting))
+        while buf.count(b"\xc0") >= 2:
+            start = buf.index(b"\xc0"); end = buf.index(b"\xc0", start + 1)
+            body = buf[start + 1:end]; buf = buf[end + 1:]
+            if body:
+                out.append(body.replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb"))
+    return out
+s.write(req(8, b"\x07\x07\x12\x20" + b"\x55" * 32))
+frames(8)
+code = b"\x00\x00\x00\x00"
+s.write(req(5, struct.pack("<IIII", 4, 1, 4, 0x4010E000)))
+frames(1)
+s.write(req(7, struct.pack("<IIII", 4, 0, 0, 0) + code, 0xEF))
+frames(1)
+s.write(req(6, struct.pack("<II", 0, 0x4010E000)))
+print("started", " ".join(f.hex() for f in frames(2)))
+s.write(req(0x0F, struct.pack("<II", 460800, 115200)))
+print("change", frames(1)[0].hex())
+time.sleep(0.05)
+buf = b""
+s.reset_input_buffer()
+s.write(req(0x0A, struct.pack("<I", 0x40001000)))
+print("old-rate", len(frames(1, 1.0)))
+s.baudrate = 460800
+s.reset_input_buffer()
+buf = b""
+s.write(req(0x0A, struct.pack("<I", 0x40001000)))
+print("new-rate", frames(1)[0].hex())
+s.close()
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_change_baudrate_only_a_client_at_the_new_rate_is_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = board(dir.path(), 11).await;
+    let out = assert_ok(&python_script(STUB_RATE, &[board.url()]).await);
+    let answer = |tag: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{tag} ")))
+            .unwrap_or_else(|| panic!("no {tag} line in:\n{out}"))
+            .to_string()
+    };
+    assert_eq!(answer("started"), "01060200000000000000 4f484149", "{out}");
+    // The stub answers at the old rate, then switches.
+    assert_eq!(answer("change"), "010f0200000000000000");
+    // At 115200 the chip now hears garbage: no answer at all.
+    assert_eq!(answer("old-rate"), "0");
+    // At 460800 it reads the magic register.
+    assert_eq!(answer("new-rate"), "010a020001c1f0ff0000");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_line_rate_bytes_take_ten_bit_times_each_way() {
+    let dir = tempfile::tempdir().unwrap();
+    // A valid image already in flash, so the board boots the echoing twin.
+    let mut flash = vec![0xFFu8; hil::vboard::FLASH_SIZE];
+    let image = valid_image(12);
+    flash[..image.len()].copy_from_slice(&image);
+    std::fs::write(dir.path().join("flash.bin"), &flash).unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let options = BoardOptions::new(BoardIndex::new(12).unwrap(), dir.path().join("flash.bin"))
+        .firmware(Arc::new(RecordingTwin(tx)))
+        .line_rate(true);
+    let board = VirtualBoard::start(options).await.unwrap();
+    let url = board.url().to_string();
+    let (seconds, echoed, what) = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let spec: hil::serial::PortSpec = url.parse().unwrap();
+        let mut port = spec.open(115_200).unwrap();
+        port.set_timeout(Duration::from_millis(200)).unwrap();
+        hil::serial::hard_reset(port.as_mut()).unwrap();
+        // Wait for the twin's line and then quiet (the board's power-on boot may
+        // have printed one too), then time an echo of 5760 bytes: half a second
+        // each way at 115200 (10 bits a byte), overlapping.
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut quiet_since = std::time::Instant::now();
+        while !String::from_utf8_lossy(&seen).contains("recording-twin\r\n")
+            || quiet_since.elapsed() < Duration::from_millis(400)
+        {
+            if let Ok(n) = port.read(&mut buf) {
+                seen.extend_from_slice(&buf[..n]);
+                quiet_since = std::time::Instant::now();
+            }
+        }
+        let sent: Vec<u8> = (0..5760).map(|i| b'a' + (i % 26) as u8).collect();
+        let started = std::time::Instant::now();
+        port.write_all(&sent).unwrap();
+        let mut echoed = Vec::new();
+        while echoed.len() < sent.len() && started.elapsed() < Duration::from_secs(10) {
+            if let Ok(n) = port.read(&mut buf) {
+                echoed.extend_from_slice(&buf[..n]);
+            }
+        }
+        let same = echoed == sent;
+        let first_difference = echoed.iter().zip(&sent).position(|(a, b)| a != b);
+        (
+            started.elapsed().as_secs_f64(),
+            same,
+            format!(
+                "{} of {} bytes back, first difference at {first_difference:?}: {:?}",
+                echoed.len(),
+                sent.len(),
+                String::from_utf8_lossy(&echoed[..echoed.len().min(300)])
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    let (seconds, echoed, what) = (seconds, echoed, what);
+    assert!(echoed, "{what}");
+    // A lower bound the model guarantees (the last byte cannot be back before
+    // it went out and came back): no upper bound, this is not a speed target.
+    assert!(
+        seconds >= 0.5,
+        "an echo of 5760 bytes at 115200 took {seconds} s"
+    );
 }

@@ -3,7 +3,7 @@
 // getLastSSLError() returns a number and an English sentence; the contract's
 // `[tls] error code=<n> text=<name>` line carries the BR_ERR_* symbol instead, so a
 // log line is unambiguous and greppable. The twin takes the same names from
-// twin/src/bearssl.rs; the lockstep test checks that both lists agree.
+// contract/src/bearssl.rs; the lockstep test checks that both lists agree.
 #pragma once
 
 #include <stdint.h>

@@ -62,6 +62,24 @@
 #define HIL_MQTT_BUFFER 256
 #endif
 
+// --- broker_host, root_der: what the compiled-in settings dial and trust ------
+// A test build of a firmware that is never provisioned (it cannot read the
+// harness's PROV line) dials a name the lab answers for and trusts the lab's
+// root, and stays a release build in every other respect.
+//
+// HIL_BROKER_HOST: the broker's name, as a C string literal
+// ('-DHIL_BROKER_HOST="mqtt.team.test"'). Unlike the name and version above it
+// is quoted: a host name's labels could be macros (`esp8266`, `linux`), which
+// stringification would expand.
+#ifndef HIL_BROKER_HOST
+#define HIL_BROKER_HOST "mqtt.example.com"
+#endif
+// HIL_LAB_ROOT_HEADER: the header `hil pki export` writes, as a quoted header
+// name ('-DHIL_LAB_ROOT_HEADER="hil_lab_root.h"' with -I its directory). Its
+// HIL_LAB_ROOT_PEM (export with the default --symbol) replaces the production
+// root in the compiled-in settings (read in compiled_root.h). Without it: the
+// production root.
+
 #if HIL_RX_BUFFER < 512 || HIL_RX_BUFFER > 16384 || HIL_TX_BUFFER < 512 || HIL_TX_BUFFER > 16384
 #error "HIL_RX_BUFFER and HIL_TX_BUFFER take 512 to 16384 bytes (what the core accepts)"
 #endif
@@ -125,6 +143,8 @@ constexpr bool kConnectByIp = true;
 #else
 constexpr bool kConnectByIp = false;
 #endif
+
+constexpr const char* kBrokerHost = HIL_BROKER_HOST;
 
 constexpr int kRxBuffer = HIL_RX_BUFFER;
 constexpr int kTxBuffer = HIL_TX_BUFFER;

@@ -1,6 +1,6 @@
 // ISRG Root X1: the public root the release firmware trusts when nobody
 // provisions it (black-box mode). Public data; byte for byte the twin's
-// twin/src/production-root.pem (the lockstep test compares them), so no lab
+// contract/src/production-root.pem (the lockstep test compares them), so no lab
 // certificate can chain to it and a lab impostor must be refused.
 #pragma once
 

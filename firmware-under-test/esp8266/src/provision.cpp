@@ -2,7 +2,8 @@
 
 #include <ArduinoJson.h>
 
-#include "production_root.h"
+#include "compiled_root.h"
+#include "config.h"
 
 namespace hil {
 
@@ -10,9 +11,9 @@ Settings compiledIn() {
   Settings s;
   s.wifiSsid = F("factory-ap");
   s.wifiPassword = F("factory-secret");
-  s.brokerHost = F("mqtt.example.com");
+  s.brokerHost = knobs::kBrokerHost;
   s.brokerPort = 8883;
-  s.caPem = FPSTR(kProductionRootPem);
+  s.caPem = FPSTR(compiledRootPem());
   s.topicPublish = F("devices/telemetry");
   s.topicSubscribe = F("devices/commands");
   s.publishIntervalMs = 5000;

@@ -1,7 +1,7 @@
 // Provisioning: the one `PROV <base64 of a JSON object>` line the harness writes
 // after `[prov] ready`, and the settings compiled in for when nobody does.
 //
-// Field names and defaults follow twin/src/provision.rs exactly (serde names):
+// Field names and defaults follow contract/src/provision.rs exactly (serde names):
 //   wifi{ssid,password}  dns  ntp  broker{host,port}
 //   mqtt{client_id,username,password}  ca_pem  issuer_pem  fingerprint
 //   known_key_pem  client_cert_pem  client_key_pem  topics{publish,subscribe}

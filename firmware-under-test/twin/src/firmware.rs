@@ -215,7 +215,7 @@ impl Device<'_> {
                 })?,
             }
         }
-        Ok(provision::compiled_in())
+        Ok(provision::compiled_in_for(self.knobs))
     }
 
     async fn join_wifi(&mut self, settings: &Settings) -> Result<(), Exit> {

@@ -10,14 +10,14 @@
 //! [`tls`].
 #![deny(missing_docs)]
 
-pub mod bearssl;
-pub mod descriptor;
 pub mod firmware;
 mod log;
 pub mod mqtt;
 pub mod net;
 pub mod postmortem;
-pub mod provision;
 pub mod tls;
 
 pub use firmware::{run, AccessPoint, BoardEnv, Console, Exit};
+// What the twin shares with the harness and the sketch; re-exported so the
+// twin's modules and its users name them as before.
+pub use hil_contract::{bearssl, descriptor, provision};

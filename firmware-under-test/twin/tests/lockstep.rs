@@ -141,7 +141,7 @@ fn seed_style_log_lines_match_the_twin() {
 
 #[test]
 fn provisioning_errors_match_the_twin() {
-    let twin = read("twin/src/provision.rs");
+    let twin = read("contract/src/provision.rs");
     let error = Regex::new(r#"#\[error\("([^"]*)"\)\]"#).unwrap();
     let twin: Vec<String> = error
         .captures_iter(&twin)
@@ -161,7 +161,7 @@ fn provisioning_errors_match_the_twin() {
 
 /// Dotted paths of every serde field reachable from `Settings`.
 fn twin_provision_fields() -> Vec<String> {
-    let text = read("twin/src/provision.rs");
+    let text = read("contract/src/provision.rs");
     assert!(
         !text.contains("serde(rename") && !text.contains("rename_all"),
         "provision.rs renames serde fields: teach this test the renames"
@@ -229,15 +229,13 @@ fn provisioning_fields_match_the_twin() {
 
 #[test]
 fn compiled_in_settings_match_the_twin() {
-    let twin = read("twin/src/provision.rs");
-    let body = item(&twin, "pub fn compiled_in()");
+    let twin = read("contract/src/provision.rs");
+    let body = item(&twin, "pub fn compiled_in_for(");
     let literal = Regex::new(r#""([^"]*)"\.into\(\)"#).unwrap();
     let mut expected: Vec<String> = literal
         .captures_iter(body)
         .map(|c| c[1].to_owned())
         .collect();
-    let host = Regex::new(r#"COMPILED_BROKER_HOST: &str = "([^"]*)""#).unwrap();
-    expected.push(host.captures(&twin).unwrap()[1].to_owned());
     let port = Regex::new(r"port: (\d+),").unwrap();
     expected.push(format!("port={}", &port.captures(body).unwrap()[1]));
     let interval = Regex::new(r"fn default_interval\(\) -> u64 \{\s*(\d+)").unwrap();
@@ -245,6 +243,24 @@ fn compiled_in_settings_match_the_twin() {
         "interval={}",
         &interval.captures(&twin).unwrap()[1]
     ));
+    // The broker and the root come from knobs (compared with the build flags'
+    // defaults in every_knob_has_a_build_flag).
+    let from_knobs = |text: &str, pattern: &str, what: &str| {
+        assert!(
+            Regex::new(pattern).unwrap().is_match(text),
+            "{what}: `{pattern}` not found"
+        );
+    };
+    from_knobs(
+        body,
+        r"host: knobs\.broker_host\.clone\(\)",
+        "the twin's compiled-in broker host",
+    );
+    from_knobs(
+        body,
+        r"knobs\s*\.root_der\s*\.pem\(\)\s*\.unwrap_or_else\(\|\| PRODUCTION_ROOT_PEM\.into\(\)\)",
+        "the twin's compiled-in root",
+    );
 
     let sketch = read("esp8266/src/provision.cpp");
     let body = item(&sketch, "Settings compiledIn()");
@@ -268,6 +284,24 @@ fn compiled_in_settings_match_the_twin() {
             .unwrap()[1]
     ));
     assert_same("compiled-in settings", found, expected);
+    from_knobs(
+        body,
+        r"s\.brokerHost = knobs::kBrokerHost;",
+        "the sketch's compiled-in broker host",
+    );
+    from_knobs(
+        body,
+        r"s\.caPem = FPSTR\(compiledRootPem\(\)\);",
+        "the sketch's compiled-in root",
+    );
+    let root = read("esp8266/src/compiled_root.h");
+    for pattern in [
+        r"(?m)^#if defined\(HIL_LAB_ROOT_HEADER\)\n(?://.*\n)*#include HIL_LAB_ROOT_HEADER$",
+        r"return HIL_LAB_ROOT_PEM;",
+        r"return kProductionRootPem;",
+    ] {
+        from_knobs(&root, pattern, "esp8266/src/compiled_root.h");
+    }
 
     // The production root: byte for byte the same PEM.
     let header = read("esp8266/src/production_root.h");
@@ -278,8 +312,8 @@ fn compiled_in_settings_match_the_twin() {
         .to_owned();
     assert_eq!(
         pem,
-        read("twin/src/production-root.pem"),
-        "esp8266/src/production_root.h and twin/src/production-root.pem differ"
+        read("contract/src/production-root.pem"),
+        "esp8266/src/production_root.h and contract/src/production-root.pem differ"
     );
 }
 
@@ -299,7 +333,7 @@ fn bearssl_names_match_the_twin() {
     assert_same(
         "BearSSL error names",
         names(r"HIL_ERR_CASE\((BR_ERR_\w+)\)", &sketch),
-        names(r#""(BR_ERR_\w+)""#, &read("twin/src/bearssl.rs")),
+        names(r#""(BR_ERR_\w+)""#, &read("contract/src/bearssl.rs")),
     );
     assert_same(
         "cipher suite names",
@@ -368,9 +402,10 @@ fn timing_matches_the_twin() {
 }
 
 /// The sketch's build flag for each knob value: `(knob, value, flag)`. A value of
-/// `*` means the flag carries the value (`-DHIL_RX_BUFFER=512`); enum knobs get
+/// `*` means the flag carries the value (`-DHIL_RX_BUFFER=512`, a C string for
+/// `HIL_BROKER_HOST`), [`FILE`] that it names a file holding it; enum knobs get
 /// one flag per non-default value. Keep this table in step with
-/// esp8266/src/config.h.
+/// esp8266/src/config.h (and compiled_root.h, which reads the root's header).
 const FLAGS: &[(&str, &str, &str)] = &[
     ("name", "*", "HIL_FW_NAME"),
     ("version", "*", "HIL_FW_VERSION"),
@@ -393,7 +428,13 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ("reconnect", "immediate", "HIL_RECONNECT_IMMEDIATE"),
     ("crash", "after-connect", "HIL_CRASH_AFTER_CONNECT"),
     ("mqtt_buffer", "*", "HIL_MQTT_BUFFER"),
+    ("broker_host", "*", "HIL_BROKER_HOST"),
+    ("root_der", FILE, "HIL_LAB_ROOT_HEADER"),
 ];
+
+/// In [`FLAGS`]: the flag names a file that carries the value (a header from
+/// `hil pki export` for `root_der`); without the flag the knob keeps its default.
+const FILE: &str = "<file>";
 
 /// What descriptor.rs says: knob names, each knob's type, each enum's values
 /// (ident -> text), the defaults (text) and each variant's settings.
@@ -406,7 +447,7 @@ struct Descriptor {
 }
 
 fn descriptor() -> Descriptor {
-    let text = read("twin/src/descriptor.rs");
+    let text = read("contract/src/descriptor.rs");
     let list = item(&text, "pub const KNOB_NAMES");
     let knobs = Regex::new(r#""(\w+)""#)
         .unwrap()
@@ -530,11 +571,12 @@ fn every_knob_has_a_build_flag() {
     }
     assert_same("enum knob values with a flag", flagged, expected);
 
-    // The flags config.h reads are exactly the table's.
+    // The flags config.h (and compiled_root.h) read are exactly the table's.
     let config = read("esp8266/src/config.h");
+    let readers = config.clone() + &read("esp8266/src/compiled_root.h");
     let used: BTreeSet<String> = Regex::new(r"(?:defined\(|#ifndef |#ifdef )(HIL_[A-Z0-9_]+)")
         .unwrap()
-        .captures_iter(&config)
+        .captures_iter(&readers)
         .map(|c| c[1].to_owned())
         .collect();
     let table: BTreeSet<String> = FLAGS.iter().map(|(_, _, f)| f.to_string()).collect();
@@ -553,10 +595,33 @@ fn every_knob_has_a_build_flag() {
             .captures(&config)
             .unwrap_or_else(|| panic!("config.h has no default for {flag}"))[1]
             .to_owned();
+        // A C string's quotes are the flag's syntax, not the value's.
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(&value);
         sketch_defaults.push(format!("{knob}={value}"));
         twin_defaults.push(format!("{knob}={}", d.defaults[*knob]));
     }
     assert_same("knob defaults", sketch_defaults, twin_defaults);
+
+    // A file knob has no default in config.h: without the flag the sketch keeps
+    // what the twin's default stands for (the production root).
+    for (knob, _, flag) in FLAGS.iter().filter(|(_, v, _)| *v == FILE) {
+        assert!(
+            !config.contains(&format!("#define {flag}")),
+            "config.h gives {flag} a default: a file knob has none"
+        );
+        let default = item(
+            &read("contract/src/descriptor.rs"),
+            "impl Default for Knobs",
+        )
+        .to_owned();
+        assert!(
+            default.contains(&format!("{knob}: CompiledRoot::production(),")),
+            "the twin's default {knob} is not the production root"
+        );
+    }
 }
 
 /// Every knob constant config.h defines is read by the sketch: a flag that

@@ -18,7 +18,7 @@ use hil::runner::{
     BoardChoice, Environment, EnvironmentOptions, FirmwareSource, Interrupt, RunEvent, RunReport,
     Selection, Snapshot, SnapshotMode, Status, TagFilter,
 };
-use hil_twin::descriptor::Variant;
+use hil_contract::descriptor::Variant;
 use miette::{IntoDiagnostic, Result};
 
 use super::run::{
@@ -88,11 +88,14 @@ impl DemoArgs {
             .unwrap_or(3)
             .clamp(1, (MAX_BOARDS / firmwares).max(1));
         let boards = (per_run * firmwares).min(MAX_BOARDS);
+        // The CA and the name are checked before anything starts.
+        let catalogue_options =
+            super::pki::catalogue_options(&self.common.ca, &self.common.broker_name)?;
         let run_dir = new_run_dir(&self.common.runs_dir)?;
         println!("hil demo: run directory {}", run_dir.display());
 
         let pki_started = Instant::now();
-        let catalogue = Catalogue::generate(now())?;
+        let catalogue = Catalogue::generate_with(now(), &catalogue_options)?;
         let disagreements = check_web_pki(&catalogue);
         println!(
             "[1/3] certificate catalogue: {} profiles checked against rustls-webpki in {:.1?}, {} disagreement(s)",
@@ -121,13 +124,14 @@ impl DemoArgs {
         let began = Instant::now();
         let (reference, runs) = runtime.block_on(async {
             stop_on_signals(interrupt.clone(), partial.clone());
-            let env = Environment::start(EnvironmentOptions::new(
+            let mut env_options = EnvironmentOptions::new(
                 BoardChoice::Virtual {
                     count: boards as u8,
                 },
                 &run_dir,
-            ))
-            .await?;
+            );
+            env_options.catalogue = catalogue_options;
+            let env = Environment::start(env_options).await?;
             println!(
                 "[2/3] lab and {} virtual boards up in {:.1?}: the reference against {} scenarios and {} variants against {} (tags: {}), {per_run} boards each, side by side",
                 env.boards(),

@@ -22,6 +22,18 @@ pub struct DoctorArgs {
     /// The address the lab will bind (as `hil run --lab-bind`); default 0.0.0.0.
     #[arg(long, value_name = "IP")]
     lab_bind: Option<IpAddr>,
+    /// Check serving the boards' network on this interface (as `hil lab
+    /// --serve-network`): it exists and is up, the network is free, CAP_NET_ADMIN,
+    /// UDP port 67, nft.
+    #[arg(long, value_name = "IFACE")]
+    network: Option<String>,
+    /// The network to serve (as `hil lab --subnet`).
+    #[arg(long, value_name = "CIDR", requires = "network")]
+    subnet: Option<hil::lab::network::Ipv4Cidr>,
+    /// Also check running a Wi-Fi access point there: hostapd, iw, and that the
+    /// adapter supports AP mode.
+    #[arg(long, requires = "network")]
+    ap: bool,
     /// Print the checks as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -81,6 +93,9 @@ impl DoctorArgs {
             board: self.board,
             lab_bind: self.lab_bind,
             venv: find_venv(),
+            network: self.network,
+            subnet: self.subnet,
+            ap: self.ap,
         };
         let checks = run_checks(&options);
         if self.json {

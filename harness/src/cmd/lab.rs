@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
 use hil::duration::parse_duration;
+use hil::lab::network::{ApConfig, Ipv4Cidr, NetworkConfig, NetworkInfo};
 use hil::lab::{BrokerBackend, BrokerPolicy, DevicePolicy, Lab, LabConfig, NtpPolicy};
 use hil::pki::{Catalogue, ProfileId};
 use hil::timeline::{Event, EventKind};
@@ -107,6 +108,100 @@ struct RunArgs {
     ca: super::pki::CaArgs,
     #[command(flatten)]
     broker_name: super::pki::BrokerNameArgs,
+    /// Boxed: the network's options would make every `hil` command's arguments
+    /// as large as the lab's.
+    #[command(flatten)]
+    network: Box<NetworkArgs>,
+}
+
+/// Serving the network real boards join (see the README, "Serving the network
+/// for real boards").
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Network for real boards")]
+pub struct NetworkArgs {
+    /// Serve the boards' network on this interface: the lab takes an address on
+    /// it, hands out addresses by DHCP (the lab as router, DNS and NTP), and
+    /// redirects the boards' MQTT/TLS (8883), NTP and DNS traffic to any address
+    /// to itself with nftables. The services then listen on that address
+    /// (--bind does not apply). Needs root or CAP_NET_ADMIN.
+    #[arg(
+        long,
+        visible_alias = "network",
+        value_name = "IFACE",
+        env = "HIL_SERVE_NETWORK"
+    )]
+    serve_network: Option<String>,
+    /// The network to serve: `10.77.0.0/24` (the lab at .1, or at the
+    /// interface's own address in it), or the lab's address with its prefix.
+    #[arg(
+        long,
+        value_name = "CIDR",
+        default_value = hil::lab::network::DEFAULT_SUBNET,
+        requires = "serve_network"
+    )]
+    subnet: Ipv4Cidr,
+    /// How long a DHCP lease lasts.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1 h",
+        requires = "serve_network"
+    )]
+    lease_time: String,
+    /// A TCP port redirected to the TLS front whatever address the board dials
+    /// (repeat for several; default 8883).
+    #[arg(long = "redirect-port", value_name = "PORT", requires = "serve_network",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    redirect_ports: Vec<u16>,
+    /// Run a Wi-Fi access point on the interface with hostapd (WPA2-PSK,
+    /// 2.4 GHz), with this SSID.
+    #[arg(long, value_name = "SSID", requires_all = ["serve_network", "ap_psk"])]
+    ap_ssid: Option<String>,
+    /// The access point's WPA2 passphrase (8-63 characters) or 64-digit hex PSK.
+    #[arg(long, value_name = "PSK", env = "HIL_AP_PSK", hide_env_values = true)]
+    ap_psk: Option<String>,
+    /// The access point's channel (1-13; 14 with --ap-country JP).
+    #[arg(long, value_name = "N", default_value_t = 6, requires = "ap_ssid")]
+    ap_channel: u8,
+    /// The access point's regulatory domain, an ISO 3166-1 country code (e.g. DE).
+    #[arg(long, value_name = "CC", requires = "ap_ssid")]
+    ap_country: Option<String>,
+}
+
+impl NetworkArgs {
+    /// The network to serve, checked (privilege, interface, overlap) before
+    /// anything slow happens.
+    pub fn config(&self) -> Result<Option<NetworkConfig>> {
+        let Some(interface) = &self.serve_network else {
+            return Ok(None);
+        };
+        let mut config = NetworkConfig::new(interface.clone());
+        config.subnet = self.subnet;
+        let lease = parse_duration(&self.lease_time)?;
+        config.lease_time = Duration::try_from(lease)
+            .ok()
+            .filter(|d| d.as_secs() >= 60 && d.as_secs() <= u64::from(u32::MAX))
+            .ok_or_else(|| {
+                miette::miette!(
+                    code = "hil::lab::lease_time",
+                    help =
+                        "a lease lasts from 1 min to about 136 years; boards renew at half of it",
+                    "`{}` is not a lease time the lab can give",
+                    self.lease_time
+                )
+            })?;
+        if !self.redirect_ports.is_empty() {
+            config.broker_ports = self.redirect_ports.clone();
+        }
+        if let Some(ssid) = &self.ap_ssid {
+            let mut ap = ApConfig::new(ssid.clone(), self.ap_psk.clone().unwrap_or_default());
+            ap.channel = self.ap_channel;
+            ap.country = self.ap_country.clone();
+            config.ap = Some(ap);
+        }
+        hil::lab::network::preflight(&config)?;
+        Ok(Some(config))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +226,9 @@ struct Ready {
     broker: String,
     /// The name the device dials for this profile (the lab's DNS resolves it).
     host: String,
+    /// The network served to real boards, with --serve-network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<NetworkInfo>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -154,6 +252,9 @@ impl LabArgs {
 impl RunArgs {
     fn config(&self) -> Result<LabConfig> {
         let id: ProfileId = self.profile.parse()?;
+        // Checked before the certificates are generated: a wrong interface or a
+        // missing privilege is told at once.
+        let network = self.network.config()?;
         let mut policy = DevicePolicy::default();
         for name in &self.policies {
             let p: BrokerPolicy = name.parse()?;
@@ -214,6 +315,7 @@ impl RunArgs {
             Backend::Embedded => BrokerBackend::Embedded,
             Backend::Mosquitto => BrokerBackend::Mosquitto,
         };
+        config.network = network;
         Ok(config)
     }
 
@@ -233,6 +335,7 @@ impl RunArgs {
                 device_anchors: lab.device_anchors(),
                 broker: lab.broker_addr().to_string(),
                 host,
+                network: lab.network().map(|n| n.info().clone()),
             };
             let mut out = std::io::stdout().lock();
             if self.json {
@@ -256,6 +359,9 @@ impl RunArgs {
                     ready.host
                 )
                 .into_diagnostic()?;
+                if let Some(network) = &ready.network {
+                    print_network(&mut out, network)?;
+                }
                 writeln!(out, "Ctrl-C stops the lab.").into_diagnostic()?;
             }
             out.flush().into_diagnostic()?;
@@ -263,10 +369,15 @@ impl RunArgs {
             let timeline = lab.timeline().clone();
             let mut cursor = timeline.start();
             let mut stop = Box::pin(tokio::signal::ctrl_c());
+            // A CI runner cancels with SIGTERM: the lab cleans up as on Ctrl-C.
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .into_diagnostic()?;
             loop {
                 let next = timeline.wait_for(cursor, Duration::from_secs(3600), |_| true);
                 tokio::select! {
                     _ = &mut stop => break,
+                    _ = term.recv() => break,
                     event = next => {
                         if event.is_none() {
                             continue;
@@ -287,6 +398,47 @@ impl RunArgs {
             Ok(ExitCode::SUCCESS)
         })
     }
+}
+
+fn print_network(out: &mut impl Write, network: &NetworkInfo) -> Result<()> {
+    let how = if network.assigned_address {
+        "assigned by the lab, removed on exit"
+    } else {
+        "the interface's own"
+    };
+    writeln!(
+        out,
+        "  network   {} on {} ({how})",
+        network.address, network.interface
+    )
+    .into_diagnostic()?;
+    writeln!(
+        out,
+        "  dhcp      {} - {}, {} s leases; router, DNS and NTP: {}",
+        network.pool.0,
+        network.pool.1,
+        network.lease_secs,
+        network.address.address()
+    )
+    .into_diagnostic()?;
+    let stale = match (network.replaced_stale_table, network.stale_owner) {
+        (true, Some(pid)) => format!(" (replaced a stale one left by pid {pid})"),
+        (true, None) => " (replaced a stale one)".into(),
+        _ => String::new(),
+    };
+    writeln!(out, "  nftables  table {}{stale}", network.table).into_diagnostic()?;
+    for redirect in &network.redirects {
+        writeln!(out, "            {redirect}").into_diagnostic()?;
+    }
+    if let (Some(ssid), Some(config)) = (&network.ssid, &network.hostapd_config) {
+        writeln!(
+            out,
+            "  wifi      SSID {ssid:?} (hostapd, {})",
+            config.display()
+        )
+        .into_diagnostic()?;
+    }
+    Ok(())
 }
 
 fn print_event(out: &mut impl Write, event: &Event, json: bool) -> Result<()> {

@@ -1,5 +1,6 @@
 //! One module per verb.
 
+#[cfg(feature = "virtual")]
 pub mod demo;
 pub mod doctor;
 pub mod flash;
@@ -10,9 +11,13 @@ pub mod pki;
 pub mod reset;
 pub mod run;
 pub mod steps;
+#[cfg(feature = "virtual")]
 pub mod vboard;
+#[cfg(feature = "virtual")]
 pub mod vboard_bench;
 pub mod vfirmware;
+#[cfg(feature = "virtual")]
+pub mod vfirmware_bench;
 
 /// Every scenario (or check) passed.
 pub const EXIT_OK: u8 = 0;

@@ -29,10 +29,11 @@ pub struct RunArgs {
     #[command(flatten)]
     common: CommonRunArgs,
     /// The board: `virtual`, `virtual:N`, a tty (/dev/ttyUSB0), serial:<USB serial
-    /// number>, location:<USB path>, or rfc2217://host:port. Default: virtual
-    /// boards, as many as --jobs (one).
-    #[arg(long, env = "HIL_BOARD", help_heading = "Board")]
-    board: Option<BoardChoice>,
+    /// number>, location:<USB path>, or rfc2217://host:port. Repeat for several
+    /// real boards (scenarios are spread over them). Default: virtual boards, as
+    /// many as --jobs (one).
+    #[arg(long, env = "HIL_BOARD", value_delimiter = ',', help_heading = "Board")]
+    board: Vec<BoardChoice>,
     /// Flash this first: an image file, or a twin variant with optional knobs
     /// (`no-ntp`, `reference+trust=insecure`). Default on virtual boards: reference.
     #[arg(
@@ -71,9 +72,18 @@ pub struct RunArgs {
     /// harness knows it, else `reference`.
     #[arg(long, value_name = "NAME", help_heading = "Device")]
     log_profile: Option<String>,
-    /// A real board's IP address as the lab sees it (give it a fixed DHCP lease).
-    #[arg(long, env = "HIL_DEVICE_IP", help_heading = "Board")]
-    device_ip: Option<IpAddr>,
+    /// A real board's IP address as the lab sees it (give it a fixed DHCP lease);
+    /// repeat, in the order of --board. Not needed with --network: the lab's
+    /// DHCP finds each board by its MAC.
+    #[arg(
+        long,
+        env = "HIL_DEVICE_IP",
+        value_delimiter = ',',
+        help_heading = "Board"
+    )]
+    device_ip: Vec<IpAddr>,
+    #[command(flatten)]
+    network: super::lab::NetworkArgs,
     /// For a real board: the runner's address the lab binds to (default: the
     /// address of the interface that routes to --device-ip).
     #[arg(long, env = "HIL_LAB_BIND", help_heading = "Board")]
@@ -85,6 +95,53 @@ pub struct RunArgs {
     /// file:line. Default: an `.elf` beside the --firmware image, if there is one.
     #[arg(long, value_name = "FILE", env = "HIL_ELF", help_heading = "Device")]
     elf: Option<PathBuf>,
+    /// Provision no device: every scenario runs as if it said `Given the board
+    /// is not provisioned`, for firmware that cannot read the PROV line (a
+    /// release binary, a test build with a compiled-in lab root and broker
+    /// name). Steps that need provisioning are refused before the run.
+    /// (HIL_UNPROVISIONED: 1, true, yes or on.)
+    #[arg(
+        long,
+        env = "HIL_UNPROVISIONED",
+        value_parser = clap::builder::FalseyValueParser::new(),
+        help_heading = "Your firmware"
+    )]
+    unprovisioned: bool,
+    /// A name the lab's DNS resolves to the lab for the whole run, e.g. the NTP
+    /// server your firmware looks up (`pool.ntp.org`); repeat for several. For
+    /// the broker's name use --broker-name, which also issues the certificates
+    /// for it.
+    #[arg(
+        long = "name",
+        value_name = "HOST",
+        value_parser = parse_host,
+        env = "HIL_NAMES",
+        value_delimiter = ',',
+        help_heading = "Your firmware"
+    )]
+    names: Vec<String>,
+}
+
+/// A DNS name for `--name`: labels of letters, digits and hyphens; an IP
+/// address needs no name.
+fn parse_host(text: &str) -> Result<String, String> {
+    let host = text.trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let numeric = host
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) || numeric {
+        return Err(format!(
+            "`{text}` is not a DNS name (labels of letters, digits and hyphens; an IP address needs no name)"
+        ));
+    }
+    Ok(host)
 }
 
 /// Options `hil run` and `hil demo` share.
@@ -128,6 +185,12 @@ pub struct CommonRunArgs {
         help_heading = "Reports"
     )]
     pub snapshots: PathBuf,
+    /// Your test CA: the catalogue's root.
+    #[command(flatten)]
+    pub ca: super::pki::CaArgs,
+    /// The broker name your firmware dials.
+    #[command(flatten)]
+    pub broker_name: super::pki::BrokerNameArgs,
 }
 
 fn parse_positive(text: &str) -> Result<Duration, String> {
@@ -218,7 +281,10 @@ pub fn console_progress(total: usize) -> Progress {
                     let _ = writeln!(
                         out,
                         "             {}: the harness could not run it: {error}",
-                        result.info.location()
+                        match result.error_line {
+                            0 => result.info.location(),
+                            line => format!("{}:{line}", result.info.path.display()),
+                        }
                     );
                 }
             }
@@ -303,6 +369,11 @@ impl RunArgs {
             shard: self.shard,
         };
         let suite = load_suite(&self.features, &selection, &self.common.log_profiles)?;
+        if self.unprovisioned {
+            suite.check_unprovisioned()?;
+        }
+        // The CA and the name are checked before anything starts.
+        let catalogue = super::pki::catalogue_options(&self.common.ca, &self.common.broker_name)?;
         let outputs = Outputs {
             junit: self.junit.clone(),
             json: self.json.clone(),
@@ -310,10 +381,19 @@ impl RunArgs {
         };
         outputs.check()?;
         let (board, jobs) = self.boards()?;
+        // Checked (privilege, interface, overlap) before anything slow happens.
+        let network_config = self.network.config()?;
+        if network_config.is_some() && matches!(board, BoardChoice::Virtual { .. }) {
+            miette::bail!(miette::miette!(
+                code = "hil::run::network",
+                help = "virtual boards have the lab on loopback; --network is for real boards (--board /dev/ttyUSB0 ...)",
+                "--network serves real boards"
+            ));
+        }
         let firmware = match (&self.firmware, &board) {
             (Some(f), _) => Some(FirmwareSource::parse(f)?),
             (None, BoardChoice::Virtual { .. }) => Some(FirmwareSource::reference()),
-            (None, BoardChoice::Port(_)) => None,
+            (None, BoardChoice::Ports(_)) => None,
         };
         if let Some(firmware) = firmware.as_ref().filter(|_| !self.force) {
             if let Err(bad) = firmware.check() {
@@ -324,7 +404,7 @@ impl RunArgs {
             }
         }
         println!(
-            "hil run: {} of {} scenario(s){}{} on {board}, {jobs} at a time",
+            "hil run: {} of {} scenario(s){}{} on {board}, {jobs} at a time{}",
             suite.scenarios().len(),
             suite.total(),
             self.tags
@@ -334,6 +414,11 @@ impl RunArgs {
             self.shard
                 .map(|s| format!(", shard {s}"))
                 .unwrap_or_default(),
+            if self.unprovisioned {
+                ", unprovisioned"
+            } else {
+                ""
+            },
         );
         if suite.scenarios().is_empty() {
             println!("nothing to run");
@@ -361,6 +446,11 @@ impl RunArgs {
         let mut options = self.common.options(firmware, jobs);
         options.log_profile = self.log_profile.clone();
         options.elf = elf;
+        options.unprovisioned = self.unprovisioned;
+        // The access point's passphrase is provisioned into every board.
+        if let Some(ap) = network_config.as_ref().and_then(|n| n.ap.as_ref()) {
+            options.secrets.add(&ap.psk);
+        }
         let partial = Partial::new(
             &suite,
             &run_dir,
@@ -372,8 +462,11 @@ impl RunArgs {
         let outcome = runtime.block_on(async {
             stop_on_signals(options.interrupt.clone(), partial.clone());
             let mut env_options = EnvironmentOptions::new(board, &run_dir);
-            env_options.device_ip = self.device_ip;
+            env_options.device_ips = self.device_ip.clone();
+            env_options.network = network_config;
             env_options.lab_bind = self.lab_bind;
+            env_options.catalogue = catalogue;
+            env_options.names = self.names.clone();
             let env = Environment::start(env_options).await?;
             for warning in &env.warnings {
                 println!("  warning: {warning}");
@@ -418,8 +511,8 @@ impl RunArgs {
                 "--jobs 0 runs nothing"
             ));
         }
-        let board = match (&self.board, self.common.jobs) {
-            (None, Some(jobs)) => BoardChoice::Virtual {
+        let board = match (self.board.as_slice(), self.common.jobs) {
+            ([], Some(jobs)) => BoardChoice::Virtual {
                 count: u8::try_from(jobs)
                     .ok()
                     .filter(|n| *n <= MAX_VIRTUAL)
@@ -431,12 +524,26 @@ impl RunArgs {
                     )
                     })?,
             },
-            (None, None) => BoardChoice::Virtual { count: 1 },
-            (Some(board), _) => board.clone(),
+            ([], None) => BoardChoice::Virtual { count: 1 },
+            ([board], _) => board.clone(),
+            (many, _) => {
+                let mut specs = Vec::new();
+                for board in many {
+                    match board {
+                        BoardChoice::Ports(more) => specs.extend(more.iter().cloned()),
+                        BoardChoice::Virtual { .. } => miette::bail!(miette::miette!(
+                            code = "hil::run::boards",
+                            help = "give `--board virtual:N` alone, or one --board per real board",
+                            "virtual boards cannot be mixed with other boards in one run"
+                        )),
+                    }
+                }
+                BoardChoice::Ports(specs)
+            }
         };
         let boards = match &board {
             BoardChoice::Virtual { count } => usize::from(*count),
-            BoardChoice::Port(_) => 1,
+            BoardChoice::Ports(specs) => specs.len(),
         };
         let jobs = match self.common.jobs {
             Some(jobs) if jobs > boards => {

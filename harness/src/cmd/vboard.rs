@@ -21,8 +21,9 @@ pub struct VboardArgs {
 /// Subcommands of `hil vboard`.
 #[derive(Debug, Subcommand)]
 pub enum VboardCommand {
-    /// Flash a 1 MB image onto a virtual board with esptool (stub, compressed) and
-    /// print bytes on the wire and wall time, plus re-flashing an unchanged image.
+    /// `hil flash` against esptool 4.8.1 on a virtual board at line rate: a
+    /// synthetic 1 MiB image and the reference sketch, fresh, one sector changed
+    /// and unchanged; prints wall times, bytes on the wire and the targets.
     Bench(super::vboard_bench::BenchArgs),
 }
 
@@ -38,6 +39,25 @@ pub struct ServeArgs {
     /// Board index 1..=254 (sets the MAC, and the address its firmware uses).
     #[arg(long, default_value_t = 1)]
     index: u32,
+    /// Deliver bytes at the UART's line rate (10 bits a byte at the current baud,
+    /// both directions), so flashing takes as long as on a real board.
+    #[arg(long)]
+    line_rate: bool,
+    /// Run the firmware twin for images that carry a descriptor (`hil vfirmware
+    /// build`); without it the board runs nothing after the ROM's lines.
+    #[arg(long)]
+    twin: bool,
+    /// The DNS server the twin's "DHCP" hands out (ADDR:PORT).
+    #[arg(long, value_name = "ADDR:PORT", requires = "twin")]
+    dns: Option<SocketAddr>,
+    /// The NTP server the twin's "DHCP" hands out (ADDR:PORT).
+    #[arg(long, value_name = "ADDR:PORT", requires = "twin")]
+    ntp: Option<SocketAddr>,
+    /// Join a real network: at every boot the board asks for a DHCP lease on this
+    /// interface as its efuse MAC, takes the address and the default route, and
+    /// the twin uses the lease's DNS and NTP (Linux, root or CAP_NET_ADMIN).
+    #[arg(long, value_name = "IFACE", requires = "twin")]
+    wifi: Option<String>,
 }
 
 impl VboardArgs {
@@ -55,7 +75,19 @@ impl ServeArgs {
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
         runtime.block_on(async move {
             let index = BoardIndex::new(self.index)?;
-            let options = BoardOptions::new(index, &self.flash).listen(self.listen);
+            let mut options = BoardOptions::new(index, &self.flash)
+                .listen(self.listen)
+                .line_rate(self.line_rate);
+            if self.twin {
+                options = options.firmware(std::sync::Arc::new(hil::vfirmware::TwinRunner::new(
+                    hil::vfirmware::TwinNetwork {
+                        dns: self.dns,
+                        ntp: self.ntp,
+                        access_point: None,
+                        wifi: self.wifi.clone(),
+                    },
+                )));
+            }
             let mut board = VirtualBoard::start(options).await?;
             println!(
                 "virtual board {} ({}) on {}  flash {}",

@@ -1,21 +1,12 @@
 //! `hil vfirmware`: virtual firmware images for the virtual board.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use hil::lab::{Lab, LabConfig};
-use hil::pki::{Catalogue, ProfileId};
-use hil::provisioning::{self, ProvisionOptions};
-use hil::vfirmware::{self, DetachedTwin};
-use hil_twin::descriptor::{Variant, KNOB_NAMES};
-use hil_twin::BoardEnv;
+use hil::vfirmware;
+use hil_contract::descriptor::{CompiledRoot, Variant, KNOB_NAMES};
 use miette::{Context, IntoDiagnostic, Result};
-
-use super::now;
 
 /// Virtual firmware: genuine ESP8266 images whose descriptor selects the twin's behaviour.
 #[derive(Debug, Subcommand)]
@@ -27,7 +18,8 @@ pub enum VfirmwareCommand {
     /// List the variants and the knobs each sets.
     List,
     /// Time the reference twin on `valid`: boot to first publish, and the TLS handshake.
-    Bench(BenchArgs),
+    #[cfg(feature = "virtual")]
+    Bench(super::vfirmware_bench::BenchArgs),
 }
 
 impl VfirmwareCommand {
@@ -37,6 +29,7 @@ impl VfirmwareCommand {
             VfirmwareCommand::Build(args) => args.run(),
             VfirmwareCommand::Inspect(args) => args.run(),
             VfirmwareCommand::List => list(),
+            #[cfg(feature = "virtual")]
             VfirmwareCommand::Bench(args) => args.run(),
         }
     }
@@ -51,6 +44,11 @@ pub struct BuildArgs {
     /// Change one knob: `--set trust=insecure --set rx_buffer=512` (any combination).
     #[arg(long = "set", value_name = "KNOB=VALUE")]
     settings: Vec<String>,
+    /// A test build: the compiled-in settings trust this root (one PEM
+    /// certificate, e.g. the lab-root.pem `hil pki export` writes) instead of the
+    /// production root. Sets the `root_der` knob.
+    #[arg(long, value_name = "PEM")]
+    root_pem: Option<PathBuf>,
     /// Where to write the image.
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
@@ -69,7 +67,11 @@ impl BuildArgs {
                 .into_diagnostic()
                 .wrap_err_with(|| format!("--set {setting}"))?;
         }
-        if !self.settings.is_empty() {
+        if let Some(path) = &self.root_pem {
+            let root = root_from_pem(path)?;
+            descriptor.knobs.root_der = root;
+        }
+        if !self.settings.is_empty() || self.root_pem.is_some() {
             descriptor.variant = format!("{}+custom", self.variant);
         }
         let image = vfirmware::build(&descriptor);
@@ -85,6 +87,60 @@ impl BuildArgs {
         );
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The one certificate in a PEM file, as the `root_der` knob.
+fn root_from_pem(path: &std::path::Path) -> Result<CompiledRoot> {
+    let text = std::fs::read(path)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading --root-pem {}", path.display()))?;
+    let certs = openssl::x509::X509::stack_from_pem(&text).unwrap_or_default();
+    let [cert] = certs.as_slice() else {
+        miette::bail!(miette::miette!(
+            code = "hil::vfirmware::root_pem",
+            help = "give the root certificate alone, e.g. the lab-root.pem `hil pki export` writes",
+            "--root-pem {} holds {} certificate(s); a compiled-in root is exactly one",
+            path.display(),
+            certs.len()
+        ));
+    };
+    let der = cert.to_der().into_diagnostic()?;
+    CompiledRoot::from_der(der).map_err(|valid| {
+        miette::miette!(
+            code = "hil::vfirmware::root_pem",
+            "--root-pem {}: the knob takes {valid}",
+            path.display()
+        )
+    })
+}
+
+/// How `inspect` shows the compiled-in root: whose it is, not its bytes.
+fn describe_root(root: &CompiledRoot) -> String {
+    let Some(der) = root.der() else {
+        return "(the production root)".into();
+    };
+    let sha256: Vec<String> = openssl::sha::sha256(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let subject = openssl::x509::X509::from_der(der)
+        .ok()
+        .map(|cert| {
+            cert.subject_name()
+                .entries()
+                .map(|e| {
+                    let key = e.object().nid().short_name().unwrap_or("?");
+                    format!("{key}={}", String::from_utf8_lossy(e.data().as_slice()))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_else(|| "not a certificate BearSSL can read".into());
+    format!(
+        "{subject}; {} bytes; sha256 {}",
+        der.len(),
+        sha256.join(":")
+    )
 }
 
 /// Arguments of `hil vfirmware inspect`.
@@ -122,6 +178,11 @@ impl InspectArgs {
         }
         println!("variant   {}", descriptor.variant);
         for (name, value) in descriptor.entries() {
+            let value = if name == "root_der" {
+                describe_root(&descriptor.knobs.root_der)
+            } else {
+                value
+            };
             println!("  {name:<12} {value}");
         }
         Ok(ExitCode::SUCCESS)
@@ -145,98 +206,4 @@ fn list() -> Result<ExitCode> {
         println!("{:<20} {settings}", variant.as_str());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Arguments of `hil vfirmware bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// How many boots to time.
-    #[arg(long, default_value_t = 10)]
-    iterations: u32,
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples.get(samples.len() / 2).copied().unwrap_or_default()
-}
-
-impl BenchArgs {
-    fn run(self) -> Result<ExitCode> {
-        let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-        runtime.block_on(self.bench())
-    }
-
-    async fn bench(self) -> Result<ExitCode> {
-        let run_dir =
-            std::env::temp_dir().join(format!("hil-vfirmware-bench-{}", std::process::id()));
-        let catalogue = Catalogue::generate(now())?;
-        let valid = catalogue.profile(ProfileId::Valid)?;
-        let lab = Lab::start(LabConfig::new(Arc::new(valid.clone()), &run_dir)).await?;
-        let settings = provisioning::settings(
-            &lab.addrs(),
-            &catalogue,
-            valid,
-            &ProvisionOptions::default(),
-        )?;
-        let line = provisioning::line(&settings);
-        let (mut to_publish, mut to_connect, mut handshakes) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..self.iterations.max(1) {
-            let k = (i % 250) as u8 + 1;
-            let env = BoardEnv {
-                ip: Ipv4Addr::new(127, 0, 1, k),
-                mac: [0x18, 0xfe, 0x34, 0, 0, k],
-                access_point: None,
-                dns: None,
-                ntp: None,
-                reset_reason: "External-System".into(),
-            };
-            lab.policies().clear(IpAddr::V4(env.ip));
-            let started = Instant::now();
-            let mut twin =
-                DetachedTwin::start(Variant::Reference.descriptor(), env, Some(line.clone()));
-            let mut tls_started = None;
-            loop {
-                let Some((at, text)) = twin.next_line(Duration::from_secs(30)).await else {
-                    miette::bail!("the twin stopped before publishing (iteration {i})");
-                };
-                if text.starts_with("[tls] connecting") {
-                    tls_started = Some(at);
-                }
-                if text.starts_with("[tls] ok") {
-                    handshakes.push(at.saturating_sub(tls_started.unwrap_or_default()));
-                }
-                if text.starts_with("[tls] error") {
-                    miette::bail!("the reference twin was refused: {text}");
-                }
-                if text.starts_with("[mqtt] connected") {
-                    to_connect.push(at);
-                }
-                if text.starts_with("[mqtt] published") {
-                    to_publish.push(started.elapsed());
-                    break;
-                }
-            }
-        }
-        println!(
-            "reference twin on `valid`, {} boots (debug build unless built with --release):",
-            to_publish.len()
-        );
-        println!(
-            "  boot to first publish: median {:>8.1?} (includes one {} ms publish interval)",
-            median(&mut to_publish),
-            settings.publish_interval_ms
-        );
-        println!(
-            "  boot to MQTT connected: median {:>8.1?}",
-            median(&mut to_connect)
-        );
-        println!(
-            "  TLS handshake:         median {:>8.1?}",
-            median(&mut handshakes)
-        );
-        lab.shutdown().await;
-        // The run directory holds only this benchmark's lab files.
-        let _ = std::fs::remove_dir_all(&run_dir);
-        Ok(ExitCode::SUCCESS)
-    }
 }

@@ -13,19 +13,23 @@
 
 mod firewall;
 mod net;
+mod network;
 mod procfs;
 mod serial;
 mod tools;
+mod wifi;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::lab::network::Ipv4Cidr;
 use crate::serial::PortSpec;
 
 pub use firewall::check_firewall;
 pub use net::{check_lab_bind, check_lab_ports, check_privileges};
+pub use network::check_network;
 pub use serial::{check_board, check_serial_ports};
 pub use tools::check_tools;
 
@@ -99,6 +103,12 @@ pub struct Options {
     pub lab_bind: Option<IpAddr>,
     /// The project's Python venv (esptool, PlatformIO), when known.
     pub venv: Option<PathBuf>,
+    /// The interface the lab will serve the boards' network on, if any.
+    pub network: Option<String>,
+    /// The network it will serve there; the lab's default when not given.
+    pub subnet: Option<Ipv4Cidr>,
+    /// Whether it will run a Wi-Fi access point there.
+    pub ap: bool,
 }
 
 /// Runs every check that applies to `options`, in a stable order.
@@ -107,6 +117,10 @@ pub fn run_checks(options: &Options) -> Vec<Check> {
         Some(board) => check_board(board),
         None => vec![check_serial_ports()],
     };
+    if let Some(interface) = &options.network {
+        let subnet = options.subnet.unwrap_or(Ipv4Cidr::LAB_DEFAULT);
+        checks.extend(check_network(interface, subnet, options.ap));
+    }
     let lab = options
         .lab_bind
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));

@@ -38,7 +38,7 @@ fn collides(bound: IpAddr, wanted: IpAddr) -> bool {
 
 /// The sockets on `port` that collide with binding it on `lab`, with the processes
 /// holding each (empty when this user cannot see them).
-fn holders_of(proto: Proto, port: u16, lab: IpAddr) -> Vec<(SocketRow, Vec<Holder>)> {
+pub(super) fn holders_of(proto: Proto, port: u16, lab: IpAddr) -> Vec<(SocketRow, Vec<Holder>)> {
     sockets_on_port(proto, port)
         .into_iter()
         .filter(|row| collides(row.local.ip(), lab))

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use super::network::NetworkConfig;
 use super::policy::DevicePolicy;
 use crate::pki::Profile;
 use crate::timeline::Timeline;
@@ -80,6 +81,10 @@ pub struct LabConfig {
     /// The timeline to record into; `None`: a new one writing
     /// `run_dir/timeline.jsonl`.
     pub timeline: Option<Timeline>,
+    /// A network to serve for real boards (DHCP, redirections, an access
+    /// point). With one, every service listens on the network's lab address and
+    /// `bind` is not used.
+    pub network: Option<NetworkConfig>,
 }
 
 impl LabConfig {
@@ -99,6 +104,7 @@ impl LabConfig {
             handshake_timeout: Duration::from_secs(20),
             names: Vec::new(),
             timeline: None,
+            network: None,
         }
     }
 }

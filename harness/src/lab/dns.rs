@@ -9,7 +9,8 @@ use std::sync::{Arc, RwLock};
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
 use super::policy::{DnsMode, DnsPolicy, PolicyTable};
@@ -134,6 +135,70 @@ pub(crate) async fn serve(
     .await;
 }
 
+/// How long a DNS-over-TCP connection may sit idle before the server closes it
+/// (RFC 7766 suggests seconds, not minutes).
+const TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves DNS over TCP (RFC 1035 4.2.2: each message behind a two-byte length)
+/// until `shutdown` fires: what a served network redirects TCP port 53 to.
+pub(crate) async fn serve_tcp(
+    listener: TcpListener,
+    shared: Arc<DnsShared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+        };
+        let shared = shared.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tcp_connection(stream, peer, &shared) => {}
+            }
+        });
+    }
+}
+
+async fn tcp_connection(
+    mut stream: TcpStream,
+    peer: std::net::SocketAddr,
+    shared: &DnsShared,
+) -> Option<()> {
+    loop {
+        let len = tokio::time::timeout(TCP_IDLE, stream.read_u16())
+            .await
+            .ok()?
+            .ok()?;
+        let mut request = vec![0u8; usize::from(len)];
+        tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut request))
+            .await
+            .ok()?
+            .ok()?;
+        let policy = shared.policies.get(peer.ip()).dns;
+        let (reply, name, qtype, answer) =
+            respond(&request, &policy, &shared.names, shared.address)?;
+        if let Some(reply) = &reply {
+            let len = u16::try_from(reply.len()).ok()?;
+            let mut framed = len.to_be_bytes().to_vec();
+            framed.extend_from_slice(reply);
+            stream.write_all(&framed).await.ok()?;
+        }
+        let kind = EventKind::DnsQuery {
+            peer,
+            name,
+            qtype,
+            answer,
+        };
+        shared.timeline.record(Source::Dns, Some(peer.ip()), kind);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +232,42 @@ mod tests {
         let (_, _, _, answer) =
             respond(&query("example.org", RecordType::A), &policy, &names, ip).unwrap();
         assert_eq!(answer, DnsAnswer::NxDomain);
+    }
+
+    #[tokio::test]
+    async fn queries_over_tcp_are_answered_and_recorded() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let timeline = Timeline::new();
+        let shared = Arc::new(DnsShared {
+            policies: PolicyTable::new(Default::default()),
+            names: NameMap::default(),
+            address: "10.77.0.1".parse().unwrap(),
+            timeline: timeline.clone(),
+        });
+        let (stop, rx) = watch::channel(false);
+        let server = tokio::spawn(serve_tcp(listener, shared, rx));
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        // Two queries on one connection, as RFC 7766 allows.
+        for _ in 0..2 {
+            let q = query("broker.hil.test", RecordType::A);
+            let mut framed = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
+            framed.extend_from_slice(&q);
+            stream.write_all(&framed).await.unwrap();
+            let len = stream.read_u16().await.unwrap();
+            let mut reply = vec![0u8; usize::from(len)];
+            stream.read_exact(&mut reply).await.unwrap();
+            let reply = Message::from_vec(&reply).unwrap();
+            assert_eq!(reply.answers.len(), 1);
+        }
+        let seen = timeline.snapshot();
+        assert_eq!(seen.len(), 2);
+        assert!(matches!(
+            &seen[0].kind,
+            EventKind::DnsQuery { name, .. } if name == "broker.hil.test"
+        ));
+        stop.send(true).unwrap();
+        server.await.unwrap();
     }
 
     #[test]

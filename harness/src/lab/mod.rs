@@ -5,7 +5,9 @@
 //!   relaying MQTT to a broker while decoding every packet into events;
 //! - an MQTT broker behind it (embedded rumqttd, or a spawned mosquitto);
 //! - an SNTP server ([`LabAddrs::ntp`]) reporting the lab clock, skewed per device;
-//! - a DNS server ([`LabAddrs::dns`]) resolving the lab's names.
+//! - a DNS server ([`LabAddrs::dns`]) resolving the lab's names;
+//! - optionally, a network served to real boards on an interface ([`network`]):
+//!   DHCP, redirections of the broker's, NTP and DNS ports, a Wi-Fi access point.
 //!
 //! Policies are keyed by the device's source address ([`PolicyTable`]), so one lab
 //! serves several boards at once; they can change while the lab runs. Every event
@@ -33,6 +35,7 @@
 mod config;
 pub(crate) mod dns;
 pub(crate) mod mqtt;
+pub mod network;
 pub(crate) mod ntp;
 pub use ntp::representable as ntp_can_carry;
 mod policy;
@@ -150,6 +153,10 @@ pub enum LabError {
         /// rumqttc's description.
         reason: String,
     },
+    /// The network for real boards could not be served.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Network(#[from] network::NetworkError),
 }
 
 /// Where the lab's services listen.
@@ -180,6 +187,8 @@ pub struct Lab {
     mosquitto: Option<mqtt::mosquitto::Mosquitto>,
     /// The TLS front's shared state; None with the mosquitto backend.
     front: Option<Arc<tls::front::FrontShared>>,
+    /// The network served to real boards, if any.
+    network: Option<network::ServedNetwork>,
 }
 
 fn bind_error(service: &'static str, addr: SocketAddr, source: io::Error) -> LabError {
@@ -225,11 +234,20 @@ impl Lab {
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
 
-        let ntp_addr = SocketAddr::new(config.bind, config.ntp_port);
+        // A served network first: its address is where every service listens.
+        let prepared = match &config.network {
+            Some(net) => Some(network::Prepared::start(net, &config.run_dir, &timeline).await?),
+            None => None,
+        };
+        let bind = prepared
+            .as_ref()
+            .map_or(config.bind, |p| IpAddr::V4(p.address()));
+
+        let ntp_addr = SocketAddr::new(bind, config.ntp_port);
         let ntp_socket = UdpSocket::bind(ntp_addr)
             .await
             .map_err(|e| bind_error("NTP", ntp_addr, e))?;
-        let dns_addr = SocketAddr::new(config.bind, config.dns_port);
+        let dns_addr = SocketAddr::new(bind, config.dns_port);
         let dns_socket = UdpSocket::bind(dns_addr)
             .await
             .map_err(|e| bind_error("DNS", dns_addr, e))?;
@@ -239,7 +257,7 @@ impl Lab {
         let ntp = local(&ntp_socket, ntp_addr, "NTP")?;
         let dns = local(&dns_socket, dns_addr, "DNS")?;
 
-        let tls_addr = SocketAddr::new(config.bind, config.mqtt_tls_port);
+        let tls_addr = SocketAddr::new(bind, config.mqtt_tls_port);
         let (mqtt_tls, broker, mosquitto, front) = match config.backend {
             BrokerBackend::Embedded => {
                 let listener = TcpListener::bind(tls_addr)
@@ -277,10 +295,10 @@ impl Lab {
             }
         };
 
-        let advertise = config.advertise.unwrap_or(if config.bind.is_unspecified() {
+        let advertise = config.advertise.unwrap_or(if bind.is_unspecified() {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {
-            config.bind
+            bind
         });
         tasks.push(tokio::spawn(ntp::serve(
             ntp_socket,
@@ -291,16 +309,57 @@ impl Lab {
             }),
             shutdown.subscribe(),
         )));
+        let dns_shared = Arc::new(dns::DnsShared {
+            policies: policies.clone(),
+            names: names.clone(),
+            address: advertise,
+            timeline: timeline.clone(),
+        });
         tasks.push(tokio::spawn(dns::serve(
             dns_socket,
-            Arc::new(dns::DnsShared {
-                policies: policies.clone(),
-                names: names.clone(),
-                address: advertise,
-                timeline: timeline.clone(),
-            }),
+            dns_shared.clone(),
             shutdown.subscribe(),
         )));
+        let network = match prepared {
+            Some(prepared) => {
+                // DNS over TCP too, for the redirection of TCP port 53: on the
+                // UDP server's port number when it is free.
+                let dns_tcp = match TcpListener::bind(dns).await {
+                    Ok(listener) => listener,
+                    Err(_) => {
+                        let any = SocketAddr::new(bind, 0);
+                        TcpListener::bind(any)
+                            .await
+                            .map_err(|e| bind_error("DNS/TCP", any, e))?
+                    }
+                };
+                let dns_tcp_addr = dns_tcp
+                    .local_addr()
+                    .map_err(|e| bind_error("DNS/TCP", dns, e))?;
+                tasks.push(tokio::spawn(dns::serve_tcp(
+                    dns_tcp,
+                    dns_shared,
+                    shutdown.subscribe(),
+                )));
+                let broker_ports = config
+                    .network
+                    .as_ref()
+                    .map(|n| n.broker_ports.clone())
+                    .unwrap_or_default();
+                Some(prepared.serve(
+                    network::Redirects {
+                        broker_ports,
+                        tls: mqtt_tls,
+                        ntp,
+                        dns_udp: dns,
+                        dns_tcp: dns_tcp_addr,
+                    },
+                    &timeline,
+                    shutdown.subscribe(),
+                )?)
+            }
+            None => None,
+        };
         Ok(Lab {
             addrs: LabAddrs { mqtt_tls, ntp, dns },
             run_dir: config.run_dir,
@@ -314,7 +373,13 @@ impl Lab {
             tasks,
             mosquitto,
             front,
+            network,
         })
+    }
+
+    /// The network served to real boards, when the lab was started with one.
+    pub fn network(&self) -> Option<&network::ServedNetwork> {
+        self.network.as_ref()
     }
 
     /// Where the services listen.
@@ -439,6 +504,9 @@ impl Lab {
         }
         if let Some(m) = self.mosquitto.take() {
             m.stop().await;
+        }
+        if let Some(network) = self.network.take() {
+            network.stop();
         }
     }
 }

@@ -140,11 +140,11 @@ pub fn step_uses() -> &'static [StepUse] {
     const USES: &[StepUse] = &[
         step!(
             r#"the serial output contains "<text>" within <duration>"#,
-            Reads::SoonerWith(REFUSAL)
+            Reads::Nothing
         ),
         step!(
             "the serial output matches /<regex>/ within <duration>",
-            Reads::SoonerWith(REFUSAL)
+            Reads::Nothing
         ),
         step!(
             r#"the serial output never contains "<text>""#,
@@ -177,6 +177,10 @@ pub fn step_uses() -> &'static [StepUse] {
             "the TLS handshake does not complete",
             Reads::SoonerWith(FAILURE)
         ),
+        step!(
+            "the device starts a TLS handshake within <duration>",
+            Reads::Nothing
+        ),
         step!(r#"the device sent SNI "<host>""#, Reads::Nothing),
         step!("the device sent no SNI", Reads::Nothing),
         step!(
@@ -185,6 +189,10 @@ pub fn step_uses() -> &'static [StepUse] {
         ),
         step!(
             "the device connects to the broker within <duration>",
+            Reads::SoonerWith(REFUSAL)
+        ),
+        step!(
+            "the device sends an MQTT CONNECT within <duration>",
             Reads::SoonerWith(REFUSAL)
         ),
         step!(
@@ -213,7 +221,11 @@ pub fn step_uses() -> &'static [StepUse] {
         ),
         step!(
             "the device asked for the time within <duration>",
-            Reads::SoonerWith(REFUSAL)
+            Reads::Nothing
+        ),
+        step!(
+            r#"the device looks up "<host>" within <duration>"#,
+            Reads::Nothing
         ),
         step!("the transcript matches the snapshot", Reads::Nothing),
     ];

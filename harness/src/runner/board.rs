@@ -14,8 +14,42 @@ use crate::flash::{self, FlashReport};
 use crate::serial::session::open_held;
 use crate::serial::{PortSpec, SerialError};
 use crate::timeline::{BoardEvent, EventKind, Source, Timeline};
+#[cfg(feature = "virtual")]
 use crate::vboard::{BoardIndex, BoardOptions, VirtualBoard};
+#[cfg(feature = "virtual")]
 use crate::vfirmware::{TwinNetwork, TwinRunner};
+
+/// What the twin on a virtual board finds around it; nothing in a `hil` built
+/// without virtual boards.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct VirtualNetwork {
+    #[cfg(feature = "virtual")]
+    twin: TwinNetwork,
+}
+
+impl VirtualNetwork {
+    /// What a virtual board's twin gets from "DHCP": the lab's DNS and NTP.
+    #[cfg_attr(not(feature = "virtual"), allow(unused_variables))]
+    pub(crate) fn of(lab: &crate::lab::Lab) -> VirtualNetwork {
+        #[cfg(feature = "virtual")]
+        {
+            let addrs = lab.addrs();
+            VirtualNetwork {
+                twin: TwinNetwork {
+                    dns: Some(addrs.dns),
+                    ntp: Some(std::net::SocketAddr::new(addrs.ntp.ip(), addrs.ntp.port())),
+                    // The lab's access point takes whatever network the firmware
+                    // was built for: an unprovisioned release binary joins its
+                    // factory Wi-Fi here.
+                    access_point: None,
+                    wifi: None,
+                },
+            }
+        }
+        #[cfg(not(feature = "virtual"))]
+        VirtualNetwork {}
+    }
+}
 
 /// Which boards a run uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,9 +59,9 @@ pub enum BoardChoice {
         /// How many.
         count: u8,
     },
-    /// A real board: a tty path, `serial:<usb serial>`, `location:<usb path>` or
-    /// an `rfc2217://host:port` URL.
-    Port(PortSpec),
+    /// Real boards (one per `--board`): a tty path, `serial:<usb serial>`,
+    /// `location:<usb path>` or an `rfc2217://host:port` URL each.
+    Ports(Vec<PortSpec>),
 }
 
 /// A `--board` value that is neither `virtual[:N]` nor a port.
@@ -67,7 +101,7 @@ impl FromStr for BoardChoice {
             return Ok(BoardChoice::Virtual { count });
         }
         s.parse::<PortSpec>()
-            .map(BoardChoice::Port)
+            .map(|spec| BoardChoice::Ports(vec![spec]))
             .map_err(|e| bad(e.to_string()))
     }
 }
@@ -77,7 +111,10 @@ impl fmt::Display for BoardChoice {
         match self {
             BoardChoice::Virtual { count: 1 } => f.write_str("virtual"),
             BoardChoice::Virtual { count } => write!(f, "virtual:{count}"),
-            BoardChoice::Port(spec) => write!(f, "{spec}"),
+            BoardChoice::Ports(specs) => {
+                let names: Vec<String> = specs.iter().map(ToString::to_string).collect();
+                f.write_str(&names.join(", "))
+            }
         }
     }
 }
@@ -93,6 +130,7 @@ pub(crate) struct Board {
     /// The open port, the chip held in reset, between uses.
     pub(crate) parked: Option<Box<dyn SerialPort>>,
     /// Keeps a virtual board alive as long as the pool.
+    #[cfg(feature = "virtual")]
     _virtual: Option<VirtualBoard>,
 }
 
@@ -108,22 +146,18 @@ impl fmt::Debug for Board {
 
 impl Board {
     /// Starts virtual board `index`, its firmware twin using `network`.
+    #[cfg(feature = "virtual")]
     pub(crate) async fn start_virtual(
         index: u32,
         dir: &std::path::Path,
-        network: TwinNetwork,
+        network: &VirtualNetwork,
         timeline: &Timeline,
     ) -> Result<Board, crate::Error> {
         let index = BoardIndex::new(index)?;
-        std::fs::create_dir_all(dir).map_err(|source| {
-            crate::Error::Runner(super::RunnerError::Write {
-                path: dir.to_path_buf(),
-                source,
-            })
-        })?;
         let options = BoardOptions::new(index, dir.join(format!("board-{}.flash", index.get())))
+            .flash_in_memory()
             .timeline(timeline.clone())
-            .firmware(Arc::new(TwinRunner::new(network)));
+            .firmware(Arc::new(TwinRunner::new(network.twin.clone())));
         let vboard = VirtualBoard::start(options).await?;
         let spec: PortSpec = vboard.url().parse()?;
         Ok(Board {
@@ -135,6 +169,17 @@ impl Board {
         })
     }
 
+    /// Without virtual boards built in, asking for one is an error.
+    #[cfg(not(feature = "virtual"))]
+    pub(crate) async fn start_virtual(
+        _index: u32,
+        _dir: &std::path::Path,
+        _network: &VirtualNetwork,
+        _timeline: &Timeline,
+    ) -> Result<Board, crate::Error> {
+        Err(super::RunnerError::NoVirtualBoards.into())
+    }
+
     /// A real board on `spec`, seen by the lab at `device`.
     pub(crate) fn real(spec: PortSpec, device: IpAddr) -> Board {
         Board {
@@ -142,6 +187,7 @@ impl Board {
             device,
             installed: None,
             parked: None,
+            #[cfg(feature = "virtual")]
             _virtual: None,
         }
     }

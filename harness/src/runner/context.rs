@@ -16,7 +16,6 @@ use crate::lab::Lab;
 use crate::logprofile::LogProfile;
 use crate::pki::{Catalogue, Profile};
 use crate::timeline::Timeline;
-use crate::vfirmware::TwinNetwork;
 
 /// What `Then the transcript matches the snapshot` does on a mismatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,9 +50,11 @@ pub(crate) struct RunContext {
     pub(crate) snapshots: SnapshotMode,
     pub(crate) snapshots_dir: PathBuf,
     pub(crate) run_dir: PathBuf,
-    pub(crate) network: TwinNetwork,
+    pub(crate) network: super::board::VirtualNetwork,
     /// Names the device reaches its broker by (the lab's, and the ones mapped to it).
     pub(crate) broker_names: Vec<String>,
+    /// No scenario provisions its device (`RunOptions::unprovisioned`).
+    pub(crate) unprovisioned: bool,
     pub(crate) secrets: Secrets,
     pub(crate) interrupt: super::Interrupt,
     pub(crate) adhoc: Arc<Semaphore>,
@@ -88,7 +89,7 @@ impl RunContext {
         let board = Board::start_virtual(
             index,
             &self.run_dir.join("boards"),
-            self.network.clone(),
+            &self.network,
             &self.timeline,
         )
         .await?;

@@ -9,18 +9,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::board::{Board, BoardChoice, BoardPool};
+use super::board::{Board, BoardChoice, BoardPool, VirtualNetwork};
 use super::context::{Progress, RunContext, SnapshotMode};
 use super::firmware::FirmwareSource;
 use super::results::{RunEvent, RunReport, ScenarioResult};
 use super::suite::Suite;
 use super::RunnerError;
 use crate::artifact::Secrets;
+use crate::lab::network::{MacAddr, NetworkConfig};
 use crate::lab::{Lab, LabConfig};
 use crate::logprofile::LogProfile;
-use crate::pki::{Catalogue, ProfileId};
+use crate::pki::{Catalogue, CatalogueOptions, ProfileId};
+use crate::serial::PortSpec;
 use crate::timeline::Timeline;
-use crate::vfirmware::TwinNetwork;
 
 fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> crate::Error + '_ {
     move |source| {
@@ -44,6 +45,16 @@ fn address_towards(device: IpAddr) -> Option<IpAddr> {
     socket.local_addr().ok().map(|a| a.ip())
 }
 
+/// SHA-256 of a certificate's DER as `AB:CD:...`, the way `openssl x509
+/// -fingerprint -sha256` and the header `hil pki export` writes show it.
+fn sha256_fingerprint(der: &[u8]) -> String {
+    openssl::sha::sha256(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// The port a device's compiled-in settings use for MQTT over TLS.
 pub const MQTT_TLS_PORT: u16 = 8883;
 
@@ -56,8 +67,20 @@ pub struct EnvironmentOptions {
     pub run_dir: PathBuf,
     /// For a real board: the address the lab binds to (the runner's LAN address).
     pub lab_bind: Option<IpAddr>,
-    /// For a real board: its own address, as the lab sees it.
-    pub device_ip: Option<IpAddr>,
+    /// For real boards: each one's address as the lab sees it, in the order of
+    /// the boards (not needed with `network`).
+    pub device_ips: Vec<IpAddr>,
+    /// For real boards: the network the lab serves them (DHCP, redirections, an
+    /// access point); each board's address then comes from its lease, found by
+    /// the MAC the ROM loader reports.
+    pub network: Option<NetworkConfig>,
+    /// The catalogue's root and the broker name it is issued for (default: the
+    /// lab's own root and `broker.hil.test`).
+    pub catalogue: CatalogueOptions,
+    /// More names the lab's DNS resolves to the lab for the whole run, e.g. the
+    /// NTP server a firmware looks up by name. A query for one of them is no
+    /// attempt to reach the broker.
+    pub names: Vec<String>,
 }
 
 impl EnvironmentOptions {
@@ -67,7 +90,10 @@ impl EnvironmentOptions {
             board,
             run_dir: run_dir.into(),
             lab_bind: None,
-            device_ip: None,
+            device_ips: Vec::new(),
+            network: None,
+            catalogue: CatalogueOptions::default(),
+            names: Vec::new(),
         }
     }
 }
@@ -83,7 +109,7 @@ pub struct Environment {
     free: Arc<Semaphore>,
     board_count: usize,
     pool_is_virtual: bool,
-    network: TwinNetwork,
+    network: VirtualNetwork,
     run_dir: PathBuf,
     /// Lab context up and down, once per run.
     pub startup: Duration,
@@ -119,88 +145,146 @@ async fn start_virtual_lab(mut config: LabConfig) -> Result<Lab, crate::Error> {
     .into())
 }
 
+/// The lab for real boards: on the network it serves them, or bound where
+/// their addresses route, with the ports a shipped firmware expects.
+async fn start_real_lab(
+    mut config: LabConfig,
+    options: &EnvironmentOptions,
+    specs: &[PortSpec],
+    warnings: &mut Vec<String>,
+) -> Result<Lab, crate::Error> {
+    config.mqtt_tls_port = MQTT_TLS_PORT;
+    config.ntp_port = 123;
+    config.dns_port = 53;
+    if let Some(network) = &options.network {
+        crate::lab::network::preflight(network).map_err(crate::lab::LabError::from)?;
+        config.network = Some(network.clone());
+        return Ok(Lab::start(config).await?);
+    }
+    if options.device_ips.len() != specs.len() {
+        return Err(RunnerError::DeviceIpNeeded {
+            boards: specs.len(),
+            addresses: options.device_ips.len(),
+        }
+        .into());
+    }
+    // Boards are provisioned with the lab's addresses, so the lab binds one they
+    // can reach: by default the interface that routes to the first board.
+    let first = options.device_ips[0];
+    config.bind = match options.lab_bind {
+        Some(ip) => ip,
+        None => address_towards(first).ok_or(RunnerError::NoRouteToDevice { device: first })?,
+    };
+    match Lab::start(config.clone()).await {
+        Ok(lab) => Ok(lab),
+        // A provisioned device is told the lab's DNS and NTP ports; only a
+        // black-box run needs 53 and 123, so say so and go on.
+        Err(
+            crate::lab::LabError::PortInUse { service, addr }
+            | crate::lab::LabError::PrivilegedPort { service, addr },
+        ) if service != "MQTT/TLS" => {
+            warnings.push(format!(
+                "{service} could not bind {addr}; DNS and NTP use free ports, so black-box \
+                 scenarios (unprovisioned boards) will not reach the lab (see `hil doctor`)"
+            ));
+            config.ntp_port = 0;
+            config.dns_port = 0;
+            Ok(Lab::start(config).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The real boards, each with the address the lab knows it by: the one given,
+/// or, on a served network, the one its DHCP lease will carry (reserved for the
+/// MAC the board's ROM reports, before the board asks, so its policy is in
+/// place for its very first packet).
+async fn real_boards(
+    lab: &Lab,
+    options: &EnvironmentOptions,
+    specs: &[PortSpec],
+) -> Result<Vec<Board>, crate::Error> {
+    let mut boards = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let device = match lab.network() {
+            None => options.device_ips[i],
+            Some(network) => {
+                let owned = spec.clone();
+                let summary = tokio::task::spawn_blocking(move || crate::flash::identify(&owned))
+                    .await
+                    .map_err(|e| crate::serial::SerialError::Io {
+                        path: spec.to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    })??;
+                let mac: MacAddr = summary.mac.parse().map_err(|_| RunnerError::BadMac {
+                    spec: spec.to_string(),
+                    mac: summary.mac.clone(),
+                })?;
+                network
+                    .reserve(mac)
+                    .ok_or(RunnerError::PoolFull { mac: summary.mac })?
+            }
+        };
+        boards.push(Board::real(spec.clone(), device));
+    }
+    Ok(boards)
+}
+
 impl Environment {
     /// Generates the catalogue, starts the lab and the boards.
     pub async fn start(options: EnvironmentOptions) -> Result<Environment, crate::Error> {
         let begun = Instant::now();
         std::fs::create_dir_all(&options.run_dir).map_err(write_error(&options.run_dir))?;
         let at = time::OffsetDateTime::now_utc();
-        let catalogue = Arc::new(Catalogue::generate(at)?);
+        let catalogue = Arc::new(Catalogue::generate_with(at, &options.catalogue)?);
         let timeline_path = options.run_dir.join("timeline.jsonl");
         let timeline = Timeline::with_jsonl(&timeline_path).map_err(write_error(&timeline_path))?;
         let valid = Arc::new(catalogue.profile(ProfileId::Valid)?.clone());
         let mut config = LabConfig::new(valid, options.run_dir.join("lab"));
         config.timeline = Some(timeline.clone());
         config.at = at;
+        config.names = options.names.clone();
         let mut warnings = Vec::new();
-        let (lab, pool_is_virtual) = match &options.board {
-            BoardChoice::Virtual { .. } => (start_virtual_lab(config).await?, true),
-            BoardChoice::Port(_) => {
-                let device = options.device_ip.ok_or(RunnerError::DeviceIpNeeded)?;
-                // The board is provisioned with the lab's addresses, so the lab
-                // binds one it can reach: by default the interface that routes
-                // to the board.
-                config.bind = match options.lab_bind {
-                    Some(ip) => ip,
-                    None => {
-                        address_towards(device).ok_or(RunnerError::NoRouteToDevice { device })?
-                    }
-                };
-                config.mqtt_tls_port = MQTT_TLS_PORT;
-                config.ntp_port = 123;
-                config.dns_port = 53;
-                match Lab::start(config.clone()).await {
-                    Ok(lab) => (lab, false),
-                    // A provisioned device is told the lab's DNS and NTP ports; only
-                    // a black-box run needs 53 and 123, so say so and go on.
-                    Err(
-                        crate::lab::LabError::PortInUse { service, addr }
-                        | crate::lab::LabError::PrivilegedPort { service, addr },
-                    ) if service != "MQTT/TLS" => {
-                        warnings.push(format!(
-                            "{service} could not bind {addr}; DNS and NTP use free ports, so black-box                              scenarios (unprovisioned boards) will not reach the lab (see `hil doctor`)"
-                        ));
-                        config.ntp_port = 0;
-                        config.dns_port = 0;
-                        (Lab::start(config).await?, false)
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+        let (lab, pool_is_virtual, boards) = match &options.board {
+            BoardChoice::Virtual { .. } if !cfg!(feature = "virtual") => {
+                return Err(RunnerError::NoVirtualBoards.into());
             }
-        };
-        let addrs = lab.addrs();
-        let network = TwinNetwork {
-            dns: Some(addrs.dns),
-            ntp: Some(SocketAddr::new(addrs.ntp.ip(), addrs.ntp.port())),
-            // The lab's access point takes whatever network the firmware was built
-            // for: an unprovisioned release binary joins its factory Wi-Fi here.
-            access_point: None,
-        };
-        let boards = match &options.board {
             BoardChoice::Virtual { count } => {
+                let lab = start_virtual_lab(config).await?;
+                let network = VirtualNetwork::of(&lab);
                 let mut boards = Vec::new();
                 for k in 1..=u32::from(*count) {
                     boards.push(
                         Board::start_virtual(
                             k,
                             &options.run_dir.join("boards"),
-                            network.clone(),
+                            &network,
                             &timeline,
                         )
                         .await?,
                     );
                 }
-                boards
+                (lab, true, boards)
             }
-            BoardChoice::Port(spec) => {
-                let device = options.device_ip.ok_or(RunnerError::DeviceIpNeeded)?;
-                vec![Board::real(spec.clone(), device)]
+            BoardChoice::Ports(specs) => {
+                let lab = start_real_lab(config, &options, specs, &mut warnings).await?;
+                let boards = real_boards(&lab, &options, specs).await?;
+                (lab, false, boards)
             }
         };
+        let network = VirtualNetwork::of(&lab);
+        let addrs = lab.addrs();
+        let root = catalogue.authorities().root();
         let manifest = serde_json::json!({
             "lab": addrs,
             "lab_clock": at.to_string(),
             "board": options.board.to_string(),
+            "root": {
+                "subject": root.info()?.subject,
+                "sha256": sha256_fingerprint(root.der()),
+            },
+            "broker_name": catalogue.authorities().broker_name(),
+            "names": options.names,
         });
         let manifest_path = options.run_dir.join("lab.json");
         std::fs::write(
@@ -249,6 +333,9 @@ impl Environment {
         progress: Progress,
     ) -> Result<RunReport, crate::Error> {
         let begun = Instant::now();
+        if options.unprovisioned {
+            suite.check_unprovisioned()?;
+        }
         let run_dir = options
             .name
             .as_ref()
@@ -317,7 +404,9 @@ impl Environment {
             });
             pool.install(firmware, &self.timeline).await?;
         }
-        let broker_names = vec![crate::pki::BROKER_HOST.to_owned()];
+        // What the catalogue is issued for: the name a provisioned device is
+        // told, and the one a test build is compiled with.
+        let broker_names = vec![self.catalogue.authorities().broker_name().to_owned()];
         let ctx = Arc::new(RunContext {
             lab: self.lab.clone(),
             timeline: self.timeline.clone(),
@@ -347,6 +436,7 @@ impl Environment {
             run_dir,
             network: self.network.clone(),
             broker_names,
+            unprovisioned: options.unprovisioned,
             secrets: options.secrets.clone(),
             interrupt: options.interrupt.clone(),
             adhoc: Arc::new(Semaphore::new(options.jobs.max(1))),
@@ -417,6 +507,10 @@ pub struct RunOptions {
     /// Stops the run early: no scenario starts after it, the running ones end
     /// where they are; all are reported as not run.
     pub interrupt: super::Interrupt,
+    /// Every scenario runs as if it said `Given the board is not provisioned`:
+    /// for firmware that cannot read the `PROV` line. A suite with steps that
+    /// need provisioning is refused ([`Suite::check_unprovisioned`]).
+    pub unprovisioned: bool,
 }
 
 impl Default for RunOptions {
@@ -436,6 +530,7 @@ impl Default for RunOptions {
             name: None,
             secrets: Secrets::default(),
             interrupt: super::Interrupt::new(),
+            unprovisioned: false,
         }
     }
 }

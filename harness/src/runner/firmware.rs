@@ -4,7 +4,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use hil_twin::descriptor::{Descriptor, DescriptorError, Variant};
+use hil_contract::descriptor::{Descriptor, DescriptorError, Variant};
+use hil_contract::esp8266::MAX_FLASH_SIZE as MAX_IMAGE;
 
 use crate::flash::{FlashError, FlashInput};
 
@@ -35,9 +36,6 @@ pub struct UnknownFirmware {
     /// Why it is not a variant.
     pub problem: DescriptorError,
 }
-
-/// The ESP8266 maps at most 16 MB of flash.
-const MAX_IMAGE: usize = 16 * 1024 * 1024;
 
 /// A file that cannot be the firmware a board boots.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -136,8 +134,8 @@ impl FirmwareSource {
     pub fn log_profile(&self) -> Option<&'static str> {
         match self {
             FirmwareSource::Twin { descriptor, .. } => Some(match descriptor.knobs.log {
-                hil_twin::descriptor::LogStyle::Reference => "reference",
-                hil_twin::descriptor::LogStyle::Seed => "seed-style",
+                hil_contract::descriptor::LogStyle::Reference => "reference",
+                hil_contract::descriptor::LogStyle::Seed => "seed-style",
             }),
             FirmwareSource::Image(_) => None,
         }

@@ -71,6 +71,13 @@ pub enum RunnerError {
     #[error("no board is available")]
     #[diagnostic(code(hil::runner::no_board))]
     NoBoard,
+    /// Virtual boards were asked for from a `hil` built without them.
+    #[error("this hil was built without virtual boards (cargo's `virtual` feature)")]
+    #[diagnostic(
+        code(hil::runner::no_virtual_boards),
+        help("give real boards (--board /dev/ttyUSB0, rfc2217://host:port), or install a hil with its default features: `cargo install --path harness`")
+    )]
+    NoVirtualBoards,
     /// A run directory or report file could not be written.
     #[error("cannot write {}", path.display())]
     #[diagnostic(
@@ -94,13 +101,37 @@ pub enum RunnerError {
         /// The port wanted.
         port: u16,
     },
-    /// A real board's network address is needed to tell its traffic apart.
-    #[error("the lab needs the board's IP address to give it its own policy")]
+    /// Each real board's network address is needed to tell its traffic apart.
+    #[error("the lab needs each board's IP address to give it its own policy: {boards} board(s), {addresses} address(es)")]
     #[diagnostic(
         code(hil::runner::device_ip),
-        help("give the board a fixed DHCP lease and pass it with --device-ip")
+        help("serve the boards' network with --network IFACE (the lab's DHCP finds each board by its MAC), or give every board a fixed DHCP lease and its address with --device-ip, in the order of --board")
     )]
-    DeviceIpNeeded,
+    DeviceIpNeeded {
+        /// Boards given.
+        boards: usize,
+        /// Addresses given.
+        addresses: usize,
+    },
+    /// The served network has no address left for a board.
+    #[error("the lab's network has no address left for the board with MAC {mac}")]
+    #[diagnostic(
+        code(hil::runner::pool_full),
+        help("serve a larger subnet (--subnet), or fewer boards")
+    )]
+    PoolFull {
+        /// The board's MAC.
+        mac: String,
+    },
+    /// The board's MAC could not be read as a MAC.
+    #[error("the board on {spec} reports a MAC the lab cannot use: `{mac}`")]
+    #[diagnostic(code(hil::runner::bad_mac))]
+    BadMac {
+        /// The board.
+        spec: String,
+        /// What it reported.
+        mac: String,
+    },
     /// No interface of this host routes to the board.
     #[error("no route from this host to the board at {device}")]
     #[diagnostic(

@@ -147,6 +147,8 @@ pub struct ScenarioResult {
     pub failure: Option<Failure>,
     /// What went wrong in the harness, for [`Status::Error`].
     pub error: Option<String>,
+    /// The line of the step the harness could not run (0: the scenario's own).
+    pub error_line: usize,
     /// Its artifacts (transcript, timeline, lab manifest).
     pub artifacts: PathBuf,
     /// The firmware it ran against.
@@ -168,6 +170,7 @@ impl ScenarioResult {
             provisioning: None,
             failure: None,
             error: None,
+            error_line: 0,
             artifacts: PathBuf::new(),
             firmware: firmware.to_owned(),
             events: Vec::new(),

@@ -213,6 +213,27 @@ pub enum Step {
     TranscriptMatchesSnapshot,
 }
 
+impl Step {
+    /// Why this step makes no sense when the device is never provisioned (it
+    /// runs its compiled-in settings and reads no `PROV` line), or `None` when
+    /// it does. Such a step would decide its scenario's verdict by what the
+    /// harness could not give the device, not by the firmware.
+    pub fn needs_provisioning(&self) -> Option<&'static str> {
+        match self {
+            Step::ProvisionedCredentials { .. } => Some(
+                "the credentials it names reach the device only in the PROV line; \
+                 unprovisioned, the device sends its compiled-in ones",
+            ),
+            Step::BrokerRequiresClientCert | Step::BrokerTrustsOtherClientCa => Some(
+                "the device's client certificate is the lab's, given in the PROV line; \
+                 unprovisioned, the device has none the lab issued, so the handshake \
+                 fails whatever the firmware does",
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// The keyword a phrase is documented under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -64,6 +64,16 @@ pub enum SuiteError {
         /// Every problem found, in file order.
         problems: Vec<Problem>,
     },
+    /// Steps that need provisioning, in a run that provisions no device.
+    #[error("{} step(s) need provisioning, and this run provisions no device:\n{}", problems.len(), list(problems))]
+    #[diagnostic(
+        code(hil::runner::needs_provisioning),
+        help("leave those scenarios out of an unprovisioned run (select with tags or feature files), or run them against firmware that reads the PROV line")
+    )]
+    NeedsProvisioning {
+        /// Every such step of the selected scenarios, in file order.
+        problems: Vec<Problem>,
+    },
     /// A tag expression that does not parse.
     #[error("bad tag expression `{given}`: {problem}")]
     #[diagnostic(
@@ -371,6 +381,54 @@ impl Suite {
     pub(crate) fn features(&self) -> &[gherkin::Feature] {
         &self.features
     }
+
+    /// Refuses the selected scenarios' steps that need provisioning
+    /// ([`Step::needs_provisioning`]), each with its file, line and reason: an
+    /// unprovisioned run cannot give them a meaning.
+    pub fn check_unprovisioned(&self) -> Result<(), SuiteError> {
+        let mut problems: Vec<Problem> = Vec::new();
+        for feature in &self.features {
+            let path = feature.path.clone().unwrap_or_default();
+            let steps = feature.background.iter().flat_map(|b| &b.steps).chain(
+                feature
+                    .scenarios
+                    .iter()
+                    .chain(feature.rules.iter().flat_map(|r| &r.scenarios))
+                    .flat_map(|s| &s.steps),
+            );
+            for step in steps {
+                let Some(reason) = steps::parse(&step.value)
+                    .ok()
+                    .and_then(|s| s.needs_provisioning())
+                else {
+                    continue;
+                };
+                let problem = Problem {
+                    path: path.clone(),
+                    line: step.position.line,
+                    message: format!("`{}` needs provisioning: {reason}", step_text(step)),
+                };
+                // Outlines repeat their steps once per example row.
+                if !problems.contains(&problem) {
+                    problems.push(problem);
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SuiteError::NeedsProvisioning { problems })
+        }
+    }
+}
+
+/// A step as written, its secrets (quoted passwords) left out.
+fn step_text(step: &gherkin::Step) -> String {
+    let text = match steps::parse(&step.value) {
+        Ok(parsed) => super::scenario::redacted_step(&step.value, &parsed),
+        Err(_) => step.value.clone(),
+    };
+    format!("{} {text}", step.keyword.trim())
 }
 
 /// `path` itself if it is a file, else every `*.feature` below it, sorted so every
@@ -622,6 +680,36 @@ mod tests {
             .parse()
             .unwrap();
         assert!(nested.matches(&["a".into()]));
+    }
+
+    #[test]
+    fn an_unprovisioned_run_refuses_the_selected_steps_that_need_provisioning() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "Feature: f\n  Background:\n    Given the board under test\n\n  @creds\n  Scenario: a\n    Given the device is provisioned with username \"u\" and password \"hunter2\"\n    When the board boots\n\n  @mtls\n  Scenario Outline: b <n>\n    Given the broker requires a client certificate\n    When the board boots\n\n    Examples:\n      | n |\n      | 1 |\n      | 2 |\n\n  @plain\n  Scenario: c\n    Given the board is not provisioned\n    And the broker requires username \"u\" and password \"p\"\n    When the board boots\n";
+        let path = write(dir.path(), "p.feature", text);
+        let all = Suite::load(
+            std::slice::from_ref(&path),
+            &Selection::default(),
+            &context(),
+        )
+        .unwrap();
+        let Err(SuiteError::NeedsProvisioning { problems }) = all.check_unprovisioned() else {
+            panic!("an unprovisioned run must refuse provisioning steps");
+        };
+        let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [7, 12], "{problems:?}");
+        assert!(problems[0].message.contains("PROV line"), "{}", problems[0]);
+        assert!(!problems[0].message.contains("hunter2"), "{}", problems[0]);
+        let shown = SuiteError::NeedsProvisioning { problems }.to_string();
+        assert!(shown.contains("p.feature:12:"), "{shown}");
+
+        // Only the selected scenarios count.
+        let plain = Selection {
+            tags: Some("@plain".parse().unwrap()),
+            shard: None,
+        };
+        let suite = Suite::load(std::slice::from_ref(&path), &plain, &context()).unwrap();
+        assert!(suite.check_unprovisioned().is_ok());
     }
 
     #[test]

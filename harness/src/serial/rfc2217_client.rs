@@ -33,6 +33,8 @@ pub(crate) struct Negotiator {
     pub(crate) rx: VecDeque<u8>,
     /// Acknowledgements seen, per server code (101..=112).
     acks: [u64; 256],
+    /// The rate in the server's last SET-BAUDRATE answer.
+    baud_answer: Option<u32>,
     sent_will: [bool; 256],
     sent_do: [bool; 256],
     pub(crate) com_port_accepted: bool,
@@ -46,6 +48,7 @@ impl Negotiator {
             decoder: Decoder::default(),
             rx: VecDeque::new(),
             acks: [0; 256],
+            baud_answer: None,
             sent_will: [false; 256],
             sent_do: [false; 256],
             com_port_accepted: false,
@@ -94,6 +97,9 @@ impl Negotiator {
                 Token::Sub(sub) => {
                     if let [COM_PORT, code, ..] = sub[..] {
                         self.acks[code as usize] += 1;
+                        if let [_, 101, a, b, c, d, ..] = sub[..] {
+                            self.baud_answer = Some(u32::from_be_bytes([a, b, c, d]));
+                        }
                     }
                 }
             }
@@ -197,6 +203,26 @@ impl Inner {
         Ok(())
     }
 
+    /// Asks for `baud` and checks the server's answer: RFC 2217 has a server answer
+    /// with the rate it applied, so another rate means the port refused.
+    fn set_baud(&mut self, baud: u32) -> io::Result<()> {
+        self.request_acked(Subnegotiation::SetBaudRate(baud), 1)?;
+        match self.telnet.baud_answer {
+            // 0 would be a query's answer; servers that answer so say nothing.
+            Some(kept) if kept != 0 && kept != baud => {
+                self.baud = kept;
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("the RFC 2217 server kept {kept} baud instead of {baud}"),
+                ))
+            }
+            _ => {
+                self.baud = baud;
+                Ok(())
+            }
+        }
+    }
+
     /// Sends a COM-PORT request and waits for the server's answer (code + 100).
     fn request_acked(&mut self, sub: Subnegotiation, code: u8) -> io::Result<()> {
         let before = self.telnet.acks(code + 100);
@@ -254,9 +280,7 @@ impl Rfc2217Port {
             }
             inner.pump(Some(deadline)).map_err(fail)?;
         }
-        inner
-            .request_acked(Subnegotiation::SetBaudRate(baud), 1)
-            .map_err(fail)?;
+        inner.set_baud(baud).map_err(fail)?;
         inner
             .request_acked(Subnegotiation::SetDataSize(8), 2)
             .map_err(fail)?;
@@ -354,12 +378,7 @@ impl SerialPort for Rfc2217Port {
     }
 
     fn set_baud_rate(&mut self, baud_rate: u32) -> serialport::Result<()> {
-        let mut inner = self.lock();
-        inner
-            .request_acked(Subnegotiation::SetBaudRate(baud_rate), 1)
-            .map_err(io_to_serial)?;
-        inner.baud = baud_rate;
-        Ok(())
+        self.lock().set_baud(baud_rate).map_err(io_to_serial)
     }
 
     fn set_data_bits(&mut self, data_bits: DataBits) -> serialport::Result<()> {

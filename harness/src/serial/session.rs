@@ -15,10 +15,7 @@ use serialport::SerialPort;
 use super::{hard_reset, LineSplitter, PortSpec, SerialError};
 use crate::timeline::{BoardEvent, EventKind, Source, Timeline};
 
-/// The rate the ESP8266 ROM prints at (115200 scaled by its 26/40 MHz crystal).
-pub const ROM_BAUD: u32 = 74_880;
-/// The rate the firmware uses.
-pub const APP_BAUD: u32 = 115_200;
+pub use hil_contract::esp8266::{APP_BAUD, ROM_LOG_BAUD as ROM_BAUD};
 
 /// Decides whether a line is the firmware's provisioning prompt.
 pub type PromptTest = Arc<dyn Fn(&str) -> bool + Send + Sync>;

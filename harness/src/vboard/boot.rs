@@ -13,8 +13,7 @@ use std::fmt::Write as _;
 
 use crate::image::{ImageError, ImageV1};
 
-/// The ROM's baud rate with a 26 MHz crystal.
-pub const ROM_BAUD: u32 = 74_880;
+pub use hil_contract::esp8266::ROM_LOG_BAUD as ROM_BAUD;
 
 /// Why the chip (re)started, as the ROM prints it in `rst cause:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

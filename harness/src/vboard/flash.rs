@@ -9,20 +9,21 @@ use std::path::{Path, PathBuf};
 
 use super::VboardError;
 
-/// Flash size of a NodeMCU (ESP-12E): 4 MB.
-pub const FLASH_SIZE: usize = 4 * 1024 * 1024;
+pub use hil_contract::esp8266::FLASH_SIZE;
 /// Erase granularity.
-pub(crate) const SECTOR: usize = 4096;
+pub(crate) const SECTOR: usize = hil_contract::esp8266::SECTOR_SIZE;
 /// JEDEC id in the byte order RDID leaves in SPI W0: Winbond (EF), 0x40, 0x16 = 4 MB.
 pub(crate) const JEDEC_ID: u32 = 0x0016_40EF;
 
-/// Flash contents mirrored in memory and written through to a file.
+/// Flash contents in memory, written through to a file when the board has one.
 #[derive(Debug)]
 pub(crate) struct Flash {
-    path: PathBuf,
-    /// Where writes go through to; `None` for a flash that lives only in memory.
-    file: Option<File>,
+    /// The file that keeps the contents across restarts (`None`: a board that
+    /// lives as long as its process, such as the scenario runner's).
+    file: Option<(PathBuf, File)>,
     bytes: Vec<u8>,
+    /// Injected faults: (address, writes left to spoil there).
+    spoil: Vec<(usize, u32)>,
 }
 
 impl Flash {
@@ -53,20 +54,25 @@ impl Flash {
             file.read_to_end(&mut bytes).map_err(io)?;
         }
         Ok(Flash {
-            path: path.to_path_buf(),
-            file: Some(file),
+            file: Some((path.to_path_buf(), file)),
             bytes,
+            spoil: Vec::new(),
         })
     }
 
-    /// An erased flash kept only in memory (the fuzz targets drive the loader
-    /// with one, thousands of times a second).
+    /// Erased flash kept in memory only: nothing on disk to clean up.
     pub(crate) fn in_memory() -> Flash {
         Flash {
-            path: PathBuf::new(),
             file: None,
             bytes: vec![0xFF; FLASH_SIZE],
+            spoil: Vec::new(),
         }
+    }
+
+    /// Makes the next `times` writes reaching `offset` store that byte flipped
+    /// (a test fault: flash that does not keep what was written).
+    pub(crate) fn spoil_writes(&mut self, offset: u32, times: u32) {
+        self.spoil.push((offset as usize, times));
     }
 
     /// The whole contents.
@@ -88,6 +94,12 @@ impl Flash {
             return Ok(false);
         };
         self.bytes[offset..end].copy_from_slice(data);
+        for (at, left) in &mut self.spoil {
+            if *left > 0 && (offset..end).contains(at) {
+                self.bytes[*at] ^= 0xA5;
+                *left -= 1;
+            }
+        }
         self.persist(offset, end)?;
         Ok(true)
     }
@@ -108,12 +120,12 @@ impl Flash {
     }
 
     fn persist(&mut self, start: usize, end: usize) -> Result<(), VboardError> {
-        let io = |source| VboardError::FlashFile {
-            path: self.path.clone(),
-            source,
-        };
-        let Some(file) = self.file.as_mut() else {
+        let Some((path, file)) = self.file.as_mut() else {
             return Ok(());
+        };
+        let io = |source| VboardError::FlashFile {
+            path: path.clone(),
+            source,
         };
         file.seek(SeekFrom::Start(start as u64)).map_err(io)?;
         file.write_all(&self.bytes[start..end]).map_err(io)
@@ -137,6 +149,11 @@ mod tests {
         assert_eq!(flash.read(0x1000, 5).unwrap(), b"hello");
         assert!(flash.erase(0x1002, 1).unwrap());
         assert_eq!(flash.read(0x1000, 5).unwrap(), &[0xFF; 5]);
+        flash.spoil_writes(0x2001, 1);
+        assert!(flash.write(0x2000, b"abc").unwrap());
+        assert_eq!(flash.read(0x2000, 3).unwrap(), &[b'a', b'b' ^ 0xA5, b'c']);
+        assert!(flash.write(0x2000, b"abc").unwrap());
+        assert_eq!(flash.read(0x2000, 3).unwrap(), b"abc");
         std::fs::write(&path, b"short").unwrap();
         assert!(matches!(
             Flash::open(&path),

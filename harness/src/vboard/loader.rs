@@ -6,45 +6,15 @@
 //! stub as `code 00`.
 
 use super::flash::{Flash, FLASH_SIZE, JEDEC_ID};
-use super::stub::{self, code as stub_code, Inflate, ReadJob, SectorWriter};
+use super::stub::{self, Inflate, ReadJob, SectorWriter};
 use super::VboardError;
-use crate::slip;
 use crate::timeline::BoardEvent;
+use hil_contract::slip;
 
-const FLASH_BEGIN: u8 = 0x02;
-const FLASH_DATA: u8 = 0x03;
-const FLASH_END: u8 = 0x04;
-const MEM_BEGIN: u8 = 0x05;
-const MEM_END: u8 = 0x06;
-const MEM_DATA: u8 = 0x07;
-const SYNC: u8 = 0x08;
-const WRITE_REG: u8 = 0x09;
-const READ_REG: u8 = 0x0A;
-const SPI_SET_PARAMS: u8 = 0x0B;
-const SPI_ATTACH: u8 = 0x0D;
-const CHANGE_BAUDRATE: u8 = 0x0F;
-const FLASH_DEFL_BEGIN: u8 = 0x10;
-const FLASH_DEFL_DATA: u8 = 0x11;
-const FLASH_DEFL_END: u8 = 0x12;
-const SPI_FLASH_MD5: u8 = 0x13;
-const ERASE_FLASH: u8 = 0xD0;
-const ERASE_REGION: u8 = 0xD1;
-const READ_FLASH: u8 = 0xD2;
-const RUN_USER_CODE: u8 = 0xD3;
+use hil_contract::esp8266::{CHIP_MAGIC, CHIP_MAGIC_REG, EFUSE_BASE};
+use hil_contract::loader::command::*;
+use hil_contract::loader::{self, rom_error as rom_code, stub_error as stub_code, ROM_SYNC_VALUE};
 
-/// ROM failure reasons (second status byte).
-mod rom_code {
-    pub(super) const INVALID_MESSAGE: u8 = 0x05;
-    pub(super) const FAILED_TO_ACT: u8 = 0x06;
-    pub(super) const BAD_CHECKSUM: u8 = 0x07;
-    pub(super) const FLASH_WRITE: u8 = 0x08;
-}
-
-const SYNC_PAYLOAD_HEAD: [u8; 4] = [0x07, 0x07, 0x12, 0x20];
-const ROM_SYNC_VALUE: u32 = 0x2012_0707;
-const CHIP_MAGIC_ADDR: u32 = 0x4000_1000;
-const CHIP_MAGIC: u32 = 0xFFF0_C101;
-const EFUSE_BASE: u32 = 0x3FF0_0050;
 const UART_CLKDIV: u32 = 0x6000_0014;
 const SPI_BASE: u32 = 0x6000_0200;
 const SPI_CMD_USR: u32 = 1 << 18;
@@ -72,6 +42,9 @@ pub(crate) enum Effect {
     BootFlash,
     /// Something worth a timeline entry.
     Event(BoardEvent),
+    /// The stub changes its UART to this rate, once the frames before this
+    /// effect are out (CHANGE_BAUDRATE answers at the old rate).
+    SetBaud(u32),
 }
 
 #[derive(Debug)]
@@ -127,15 +100,14 @@ pub(crate) struct Loader {
     upload: Upload,
     read: Option<ReadJob>,
     halted: bool,
+    /// Data blocks the stub received (for [`Loader::hang_at_block`]).
+    data_blocks: u32,
+    hang_at: Option<u32>,
 }
 
 fn word(data: &[u8], index: usize) -> Option<u32> {
     let bytes = data.get(index * 4..index * 4 + 4)?;
     Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-}
-
-fn xor_checksum(data: &[u8]) -> u8 {
-    data.iter().fold(0xEF, |acc, b| acc ^ b)
 }
 
 impl Loader {
@@ -149,7 +121,15 @@ impl Loader {
             upload: Upload::default(),
             read: None,
             halted: false,
+            data_blocks: 0,
+            hang_at: None,
         }
+    }
+
+    /// A test fault: the stub goes silent when it receives its `n`th data block.
+    pub(crate) fn hang_at_block(mut self, n: Option<u32>) -> Loader {
+        self.hang_at = n;
+        self
     }
 
     fn response(&self, op: u8, value: u32, data: &[u8], failure: Option<u8>) -> Effect {
@@ -158,14 +138,7 @@ impl Loader {
             (Some(code), Protocol::Rom) => [1, code],
             (Some(code), Protocol::Stub) => [code, 0],
         };
-        let len = (data.len() + 2) as u16;
-        let mut frame = Vec::with_capacity(10 + data.len());
-        frame.extend_from_slice(&[1, op]);
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&value.to_le_bytes());
-        frame.extend_from_slice(data);
-        frame.extend_from_slice(&status);
-        Effect::Send(slip::encode(&frame))
+        Effect::Send(slip::encode(&loader::response(op, value, data, status)))
     }
 
     fn ok(&self, op: u8) -> Effect {
@@ -191,7 +164,7 @@ impl Loader {
 
     fn read_register(&self, addr: u32, client_baud: u32) -> u32 {
         match addr {
-            CHIP_MAGIC_ADDR => CHIP_MAGIC,
+            CHIP_MAGIC_REG => CHIP_MAGIC,
             a if (EFUSE_BASE..EFUSE_BASE + 16).contains(&a) && a % 4 == 0 => {
                 self.efuse.words[((a - EFUSE_BASE) / 4) as usize]
             }
@@ -244,14 +217,10 @@ impl Loader {
             }
             self.read = None;
         }
-        if frame.len() < 8 || frame[0] != 0 {
+        let Some(loader::Request { op, len, chk, data }) = loader::Request::parse(frame) else {
             // Not a request (too short, or a response echoed back): noise.
             return Ok(Vec::new());
-        }
-        let op = frame[1];
-        let len = u16::from_le_bytes([frame[2], frame[3]]) as usize;
-        let chk = frame[4];
-        let data = &frame[8..];
+        };
         if data.len() != len {
             return Ok(vec![self.fail(
                 op,
@@ -303,6 +272,13 @@ impl Loader {
                 stub_code::NOT_IMPLEMENTED,
             )]);
         }
+        if self.protocol == Protocol::Stub && matches!(op, FLASH_DATA | FLASH_DEFL_DATA) {
+            if self.hang_at == Some(self.data_blocks) {
+                self.halted = true;
+                return Ok(Vec::new());
+            }
+            self.data_blocks += 1;
+        }
         // Data-carrying commands: 16-byte header, then a payload covered by `chk`.
         if matches!(op, FLASH_DATA | MEM_DATA | FLASH_DEFL_DATA) {
             let Some(payload) = data.get(16..) else {
@@ -312,7 +288,7 @@ impl Loader {
                     stub_code::BAD_DATA_LEN,
                 )]);
             };
-            if xor_checksum(payload) != chk {
+            if loader::checksum(payload) != chk {
                 return Ok(vec![self.fail(
                     op,
                     rom_code::BAD_CHECKSUM,
@@ -330,10 +306,7 @@ impl Loader {
         }
         match op {
             SYNC => {
-                if data.len() != 36
-                    || data[..4] != SYNC_PAYLOAD_HEAD
-                    || data[4..].iter().any(|b| *b != 0x55)
-                {
+                if data != loader::SYNC_PAYLOAD {
                     return self.malformed(op);
                 }
                 // The ROM answers a SYNC eight times; the stub once, with value 0.
@@ -433,7 +406,15 @@ impl Loader {
                 Ok(vec![self.ok(op)])
             }
             MEM_END => self.mem_end(op, data),
-            SPI_SET_PARAMS | SPI_ATTACH | CHANGE_BAUDRATE => Ok(vec![self.ok(op)]),
+            SPI_SET_PARAMS | SPI_ATTACH => Ok(vec![self.ok(op)]),
+            CHANGE_BAUDRATE => match (word(data, 0), word(data, 1)) {
+                // New rate, then the rate the client believes the stub runs at; the
+                // stub answers at the old rate and switches after the answer is out.
+                (Some(new), Some(_old)) if data.len() == 8 && new != 0 => {
+                    Ok(vec![self.ok(op), Effect::SetBaud(new)])
+                }
+                _ => self.malformed(op),
+            },
             SPI_FLASH_MD5 => {
                 let (Some(addr), Some(size)) = (word(data, 0), word(data, 1)) else {
                     return self.malformed(op);
@@ -694,10 +675,12 @@ mod tests {
     #[test]
     fn rom_statuses() {
         let (_dir, mut flash, mut loader) = setup();
-        let mut sync = SYNC_PAYLOAD_HEAD.to_vec();
-        sync.extend([0x55; 32]);
         let replies = loader
-            .handle(&request(SYNC, &sync, 0), &mut flash, 115_200)
+            .handle(
+                &request(SYNC, &loader::SYNC_PAYLOAD, 0),
+                &mut flash,
+                115_200,
+            )
             .unwrap();
         assert_eq!(replies.len(), 8);
         assert_eq!(decode(&replies[0]), [1, 8, 2, 0, 7, 7, 0x12, 0x20, 0, 0]);

@@ -19,11 +19,14 @@
 
 mod board;
 mod boot;
+mod fault;
 pub(crate) mod flash;
+mod line;
 pub(crate) mod loader;
 mod reset;
 pub(crate) mod rfc2217;
 mod stub;
+pub mod wifi;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -39,6 +42,7 @@ use crate::image::ImageV1;
 use crate::timeline::Timeline;
 
 pub use boot::{ResetCause, ROM_BAUD};
+pub use fault::Fault;
 pub use flash::FLASH_SIZE;
 
 /// What can go wrong running a virtual board.
@@ -206,11 +210,10 @@ impl std::fmt::Debug for FirmwareBoot {
 /// Bytes the board sends to the client, tagged with the UART rate they were sent at.
 #[derive(Debug)]
 pub(crate) enum Output {
-    /// Loader frames: the ROM autobauds to the client, so no conversion.
-    Loader(Vec<u8>),
     /// The firmware asked the chip to restart (what the core does after a crash).
     Restart,
-    /// UART output at `baud` (the ROM's 74880, or what the firmware set).
+    /// UART output at `baud` (the ROM's 74880, the loader's rate, or what the
+    /// firmware set).
     Uart {
         /// The bytes.
         bytes: Vec<u8>,
@@ -263,10 +266,12 @@ impl Console {
 #[derive(Clone)]
 pub struct BoardOptions {
     index: BoardIndex,
-    flash: PathBuf,
+    /// The flash file (`None`: flash in memory only).
+    flash: Option<PathBuf>,
     listen: SocketAddr,
     timeline: Option<Timeline>,
     firmware: Arc<dyn FirmwareRunner>,
+    link: board::LinkOptions,
 }
 
 impl std::fmt::Debug for BoardOptions {
@@ -275,21 +280,48 @@ impl std::fmt::Debug for BoardOptions {
             .field("index", &self.index)
             .field("flash", &self.flash)
             .field("listen", &self.listen)
+            .field("link", &self.link)
             .finish_non_exhaustive()
     }
 }
 
 impl BoardOptions {
     /// Board `index` with its flash in `flash`, on an ephemeral loopback port, with
-    /// [`SilentFirmware`] and no timeline.
+    /// [`SilentFirmware`], no timeline, no faults, and bytes delivered as fast as
+    /// loopback carries them.
     pub fn new(index: BoardIndex, flash: impl Into<PathBuf>) -> BoardOptions {
         BoardOptions {
             index,
-            flash: flash.into(),
+            flash: Some(flash.into()),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             timeline: None,
             firmware: Arc::new(SilentFirmware),
+            link: board::LinkOptions::default(),
         }
+    }
+
+    /// Keeps the flash in memory only, erased at start and gone with the board
+    /// (no 4 MB file per board: what a scenario run wants of its boards).
+    pub fn flash_in_memory(mut self) -> BoardOptions {
+        self.flash = None;
+        self
+    }
+
+    /// Models the UART's line rate: every byte takes 10 bit times at the rate of
+    /// whoever sends it (the client's RFC 2217 rate; the chip's: the ROM's measured
+    /// rate, the stub's after CHANGE_BAUDRATE, the firmware's). Flashing times
+    /// measured on the board are then what a real board takes on the wire. Off by
+    /// default: scenarios run faster without it.
+    pub fn line_rate(mut self, on: bool) -> BoardOptions {
+        self.link.line_rate = on;
+        self
+    }
+
+    /// Adds a fault (for tests of clients: a port that refuses a rate, a link that
+    /// garbles, flash that does not keep a write, a stub that hangs).
+    pub fn fault(mut self, fault: Fault) -> BoardOptions {
+        self.link.faults.push(fault);
+        self
     }
 
     /// Listens on `addr` (loopback only).
@@ -330,7 +362,10 @@ impl VirtualBoard {
                 addr: options.listen,
             });
         }
-        let flash = flash::Flash::open(&options.flash)?;
+        let flash = match &options.flash {
+            Some(path) => flash::Flash::open(path)?,
+            None => flash::Flash::in_memory(),
+        };
         let listener =
             TcpListener::bind(options.listen)
                 .await
@@ -343,8 +378,14 @@ impl VirtualBoard {
             source,
         })?;
         let (stop, stopped) = oneshot::channel();
-        let chip = board::Chip::new(options.index, flash, options.timeline, options.firmware);
-        let task = tokio::spawn(board::serve(listener, chip, stopped));
+        let chip = board::Chip::new(
+            options.index,
+            flash,
+            options.timeline,
+            options.firmware,
+            options.link.faults.clone(),
+        );
+        let task = tokio::spawn(board::serve(listener, chip, options.link, stopped));
         Ok(VirtualBoard {
             index: options.index,
             addr,

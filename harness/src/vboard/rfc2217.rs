@@ -47,6 +47,7 @@ pub(crate) struct Server {
     flow: u8,
     dtr: bool,
     rts: bool,
+    max_baud: Option<u32>,
 }
 
 impl Server {
@@ -63,7 +64,15 @@ impl Server {
             flow: 1,
             dtr: false,
             rts: false,
+            max_baud: None,
         }
+    }
+
+    /// An adapter that supports no rate above `max`: requests above it are
+    /// answered with the rate the port keeps, as RFC 2217 has servers do.
+    pub(crate) fn max_baud(mut self, max: Option<u32>) -> Server {
+        self.max_baud = max;
+        self
     }
 
     /// The baud rate the client set.
@@ -156,12 +165,14 @@ impl Server {
                     .get(..4)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                     .unwrap_or(0);
-                if requested != 0 {
+                let supported = self.max_baud.is_none_or(|max| requested <= max);
+                let changed = requested != 0 && supported;
+                if changed {
                     self.baud = requested;
                 }
                 let baud = self.baud;
                 self.answer(1, &baud.to_be_bytes());
-                (requested != 0).then_some(PortRequest::Baud(requested))
+                changed.then_some(PortRequest::Baud(requested))
             }
             2..=4 => {
                 let slot = match code {
@@ -258,6 +269,28 @@ mod tests {
             ]
         );
         assert_eq!(server.take_replies(), vec![IAC, SB, 44, 105, 8, IAC, SE]);
+    }
+
+    #[test]
+    fn a_rate_the_adapter_lacks_is_answered_with_the_rate_it_keeps() {
+        let mut server = Server::new(115_200).max_baud(Some(460_800));
+        let ask = |baud: u32| {
+            let mut bytes = vec![IAC, SB, 44, 1];
+            bytes.extend(baud.to_be_bytes());
+            bytes.extend([IAC, SE]);
+            bytes
+        };
+        assert!(server.feed(&ask(921_600)).is_empty());
+        assert_eq!(
+            server.take_replies(),
+            vec![IAC, SB, 44, 101, 0, 1, 0xC2, 0, IAC, SE]
+        );
+        assert_eq!(server.baud(), 115_200);
+        assert_eq!(
+            server.feed(&ask(460_800)),
+            vec![Incoming::Port(PortRequest::Baud(460_800))]
+        );
+        assert_eq!(server.baud(), 460_800);
     }
 
     #[test]

@@ -7,26 +7,10 @@
 use flate2::{Decompress, FlushDecompress, Status};
 use md5::{Digest, Md5};
 
+use hil_contract::loader::stub_error;
+
 use super::flash::{Flash, SECTOR};
 use super::VboardError;
-
-/// Stub status codes (the stub sends the error byte first, then 0).
-pub(crate) mod code {
-    /// Bad data length.
-    pub(crate) const BAD_DATA_LEN: u8 = 0xC0;
-    /// Bad data checksum.
-    pub(crate) const BAD_DATA_CHECKSUM: u8 = 0xC1;
-    /// Not in flash mode (DATA without BEGIN).
-    pub(crate) const NOT_IN_FLASH_MODE: u8 = 0xC6;
-    /// The compressed stream is corrupt.
-    pub(crate) const INFLATE_ERROR: u8 = 0xC7;
-    /// More data than announced.
-    pub(crate) const TOO_MUCH_DATA: u8 = 0xC9;
-    /// A SPI (flash) operation failed: here, an address past the end.
-    pub(crate) const FAILED_SPI_OP: u8 = 0xC4;
-    /// Unknown command.
-    pub(crate) const NOT_IMPLEMENTED: u8 = 0xFF;
-}
 
 /// Writes into flash as a stub does: each sector is erased the first time the
 /// write reaches it, so bytes after the data in its last sector read 0xFF.
@@ -118,7 +102,7 @@ impl Inflate {
         data: &[u8],
     ) -> Result<Result<(), u8>, VboardError> {
         if seq != self.next_seq {
-            return Ok(Err(code::BAD_DATA_LEN));
+            return Ok(Err(stub_error::BAD_DATA_LEN));
         }
         self.next_seq += 1;
         let mut input = data;
@@ -135,14 +119,14 @@ impl Inflate {
             if produced > 0 {
                 let at = self.writer.written();
                 if at + produced > self.size {
-                    return Ok(Err(code::TOO_MUCH_DATA));
+                    return Ok(Err(stub_error::TOO_MUCH_DATA));
                 }
                 if !self.writer.write_at(flash, at, &out[..produced])? {
-                    return Ok(Err(code::FAILED_SPI_OP));
+                    return Ok(Err(stub_error::FAILED_SPI_OP));
                 }
             }
             match status {
-                Err(_) => return Ok(Err(code::INFLATE_ERROR)),
+                Err(_) => return Ok(Err(stub_error::INFLATE_ERROR)),
                 Ok(Status::StreamEnd) => return Ok(Ok(())),
                 Ok(_) if input.is_empty() && produced < out.len() => return Ok(Ok(())),
                 Ok(_) if consumed == 0 && produced == 0 => return Ok(Ok(())),
@@ -237,7 +221,7 @@ mod tests {
             Inflate::new(0, 10)
                 .block(&mut flash, 0, b"not zlib")
                 .unwrap(),
-            Err(code::INFLATE_ERROR)
+            Err(stub_error::INFLATE_ERROR)
         );
     }
 

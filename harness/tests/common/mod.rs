@@ -241,3 +241,57 @@ pub fn noise(len: usize, mut seed: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A tiny ESP8266 ELF: code for IRAM (into the image at 0) and code that runs
+/// from flash at `irom_addr` (0x4021_0000 is flash 0x10000, where espflash
+/// writes it).
+pub fn tiny_elf(iram: &[u8], irom_addr: u32, irom: &[u8]) -> Vec<u8> {
+    let names = b"\0.text\0.irom0.text\0.shstrtab\0";
+    let text_at = 52;
+    let irom_at = text_at + iram.len();
+    let names_at = irom_at + irom.len();
+    let headers_at = (names_at + names.len()).div_ceil(4) * 4;
+    let mut elf = Vec::new();
+    elf.extend([0x7f, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let half = |v: u16| v.to_le_bytes().to_vec();
+    let word = |v: u32| v.to_le_bytes().to_vec();
+    elf.extend(half(2)); // executable
+    elf.extend(half(94)); // Xtensa
+    elf.extend(word(1));
+    elf.extend(word(0x4010_0004)); // entry
+    elf.extend(word(0)); // no program headers
+    elf.extend(word(headers_at as u32));
+    elf.extend(word(0));
+    elf.extend(half(52));
+    elf.extend(half(32));
+    elf.extend(half(0));
+    elf.extend(half(40));
+    elf.extend(half(4));
+    elf.extend(half(3)); // .shstrtab
+    elf.extend(iram);
+    elf.extend(irom);
+    elf.extend(names);
+    elf.resize(headers_at, 0);
+    let section = |name: u32, kind: u32, flags: u32, addr: u32, offset: usize, size: usize| {
+        [
+            name,
+            kind,
+            flags,
+            addr,
+            offset as u32,
+            size as u32,
+            0,
+            0,
+            4,
+            0,
+        ]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect::<Vec<u8>>()
+    };
+    elf.extend([0u8; 40]);
+    elf.extend(section(1, 1, 6, 0x4010_0000, text_at, iram.len()));
+    elf.extend(section(7, 1, 6, irom_addr, irom_at, irom.len()));
+    elf.extend(section(19, 3, 0, 0, names_at, names.len()));
+    elf
+}

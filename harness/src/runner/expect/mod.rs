@@ -63,6 +63,9 @@ pub struct Scene {
     pub quiet: Duration,
     /// Names the device reaches its broker by: a DNS query for one is an attempt.
     pub broker_names: Vec<String>,
+    /// The lab serves the board's network: a board that never asked for a DHCP
+    /// lease never joined it, and a network expectation says so.
+    pub joins_by_dhcp: bool,
 }
 
 impl Scene {
@@ -74,6 +77,7 @@ impl Scene {
             settle,
             quiet: Duration::from_secs(2),
             broker_names: vec![crate::pki::BROKER_HOST.to_owned()],
+            joins_by_dhcp: false,
         }
     }
 
@@ -461,6 +465,47 @@ impl Expectation {
     /// Judges the step. `events` are the device's events since the scenario
     /// started, in order; `now_us` is the timeline's clock.
     pub fn judge(&self, scene: &Scene, events: &[Observed], now_us: u64) -> Judgement {
+        let judgement = self.judge_events(scene, events, now_us);
+        // On a network the lab serves, a board that never asked for a lease
+        // never reached anything: a network expectation cannot be judged.
+        let failed = matches!(
+            judgement,
+            Judgement::Decided(Verdict::Fail(_) | Verdict::Inconclusive(_))
+        );
+        if failed
+            && scene.joins_by_dhcp
+            && self.concerns_network()
+            && now_us >= self.act.plus(scene.settle)
+            && !since(events, self.act)
+                .iter()
+                .any(|o| matches!(o.event.kind, EventKind::DhcpLease { .. }))
+        {
+            return inconclusive(
+                format!(
+                    "the board never joined the lab's network: no DHCP request from it within the settle window ({})",
+                    show(scene.settle)
+                ),
+                self.act.seq,
+                last_seq(events, self.act),
+            );
+        }
+        judgement
+    }
+
+    /// Whether the step is about the device's traffic (not its serial output).
+    fn concerns_network(&self) -> bool {
+        !matches!(
+            self.check,
+            Check::SerialContains { .. }
+                | Check::SerialMatches { .. }
+                | Check::SerialNeverContains { .. }
+                | Check::DoesNotReboot
+                | Check::RebootsWithin { .. }
+                | Check::AtMost { .. }
+        )
+    }
+
+    fn judge_events(&self, scene: &Scene, events: &[Observed], now_us: u64) -> Judgement {
         let after_act = since(events, self.act);
         let act = self.act;
         let deadline = |within: Duration| act.plus(within);

@@ -545,3 +545,60 @@ fn a_crash_is_found_with_its_dump_and_a_reboot_by_its_second_boot() {
     let (reset_twice, _) = observe(&cat(vec![boot(0.0), boot(5.0)]));
     assert_eq!(first_crash(&reset_twice), None);
 }
+
+#[test]
+fn on_a_served_network_a_board_without_a_lease_is_inconclusive() {
+    let mut served = scene();
+    served.joins_by_dhcp = true;
+    let judge = |events: &[Ev], step: &str, now: f64| {
+        let (events, act) = observe(events);
+        let expectation = Expectation::for_step(&parse(step).unwrap(), act, act).unwrap();
+        expectation.judge(&served, &events, act.t_us + us(now))
+    };
+    match judge(
+        &boot(0.0),
+        "the device connects to the broker within 20 s",
+        20.0,
+    ) {
+        Judgement::Decided(Verdict::Inconclusive(f)) => {
+            assert!(
+                f.found.contains("never joined the lab's network"),
+                "{}",
+                f.found
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let lease = (
+        0.5,
+        EventKind::DhcpLease {
+            mac: "18:fe:34:48:49:07".into(),
+            ip: DEVICE,
+            hostname: None,
+            lease_secs: 3600,
+        },
+    );
+    let joined = cat(vec![
+        boot(0.0),
+        vec![lease],
+        refused_attempt(1.0, 40001, 56, "x"),
+    ]);
+    assert_eq!(
+        outcome(&judge(
+            &joined,
+            "the device connects to the broker within 20 s",
+            20.0
+        )),
+        Want::Fail,
+        "it joined and tried: an ordinary failure"
+    );
+    assert_eq!(
+        outcome(&judge(
+            &boot(0.0),
+            r#"the serial output contains "csum err" within 10 s"#,
+            10.0
+        )),
+        Want::Fail,
+        "serial output is no matter of the network"
+    );
+}

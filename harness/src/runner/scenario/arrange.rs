@@ -304,6 +304,12 @@ impl ScenarioWorld {
                 client_certificate: true,
                 client_id: None,
                 publish_interval_ms: None,
+                // A real board joins the access point the lab runs for it.
+                wifi: ctx
+                    .lab
+                    .network()
+                    .and_then(|n| n.access_point())
+                    .map(|ap| (ap.ssid.clone(), ap.psk.clone())),
             };
             let settings =
                 provisioning::settings(&ctx.lab.addrs(), &ctx.catalogue, presented, &options)

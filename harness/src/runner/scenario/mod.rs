@@ -151,6 +151,8 @@ pub struct ScenarioWorld {
     steps: Vec<StepRecord>,
     failure: Option<Failure>,
     error: Option<String>,
+    /// The line of the step the harness could not run.
+    error_line: usize,
     mqtt: Option<LabMqttClient>,
     artifacts: Option<PathBuf>,
 }
@@ -241,6 +243,7 @@ impl ScenarioWorld {
             settle: ctx.settle,
             quiet: ctx.quiet,
             broker_names: self.broker_names.clone(),
+            joins_by_dhcp: ctx.lab.network().is_some(),
         }
     }
 
@@ -311,6 +314,11 @@ impl ScenarioWorld {
             }
         }
         self.view.cursor = Some(ctx.timeline.cursor());
+        // An unprovisioned run: as if every scenario said `Given the board is
+        // not provisioned` (the suite was checked for steps that need it).
+        if ctx.unprovisioned {
+            self.provision = false;
+        }
         self.broker_names = ctx.broker_names.clone();
         for step in &parsed {
             match step {
@@ -419,6 +427,7 @@ impl ScenarioWorld {
                 );
                 if self.error.is_none() {
                     self.error = Some(message);
+                    self.error_line = self.current.as_ref().map_or(0, |(_, line)| *line);
                 }
             }
         }
@@ -520,6 +529,7 @@ impl ScenarioWorld {
             provisioning: provisioning_time(&events, &self.log()),
             failure: self.failure.clone(),
             error: self.error.clone(),
+            error_line: self.error_line,
             artifacts,
             firmware: self.firmware.clone().unwrap_or_default(),
             events,

@@ -11,7 +11,7 @@ const ESC_ESC: u8 = 0xDD;
 pub(crate) const MAX_FRAME: usize = 0x4000 + 0x400;
 
 /// Encodes one frame, delimiters included.
-pub(crate) fn encode(payload: &[u8]) -> Vec<u8> {
+pub fn encode(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + payload.len() / 32 + 2);
     out.push(END);
     for &byte in payload {
@@ -34,16 +34,17 @@ enum State {
     Overflow,
 }
 
-/// Incremental decoder.
+/// Incremental decoder: feed it bytes as they arrive, get whole frames back.
 #[derive(Debug)]
-pub(crate) struct Decoder {
+pub struct Decoder {
     state: State,
     frame: Vec<u8>,
     noise: u64,
 }
 
 impl Decoder {
-    pub(crate) fn new() -> Decoder {
+    /// A decoder outside any frame.
+    pub fn new() -> Decoder {
         Decoder {
             state: State::Outside,
             frame: Vec::new(),
@@ -52,18 +53,18 @@ impl Decoder {
     }
 
     /// Forgets a partial frame.
-    pub(crate) fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.state = State::Outside;
         self.frame.clear();
     }
 
     /// Bytes skipped outside frames (and in overlong or badly escaped frames) so far.
-    pub(crate) fn noise(&self) -> u64 {
+    pub fn noise(&self) -> u64 {
         self.noise
     }
 
     /// Feeds bytes; returns the complete frames they finished.
-    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
         let mut frames = Vec::new();
         for &byte in bytes {
             match (self.state, byte) {
@@ -107,6 +108,12 @@ impl Decoder {
             self.frame.push(byte);
             self.state = State::Inside;
         }
+    }
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder::new()
     }
 }
 

@@ -5,7 +5,7 @@
 //! and what it means, because "rc=-2" with no reason is exactly what people fight.
 //!
 //! ```
-//! use hil_twin::bearssl::ErrorCode;
+//! use hil_contract::bearssl::ErrorCode;
 //!
 //! let code = ErrorCode::new(54);
 //! assert_eq!(code.name(), Some("BR_ERR_X509_EXPIRED"));

@@ -4,6 +4,8 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::descriptor::Knobs;
+
 /// Wi-Fi credentials.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wifi {
@@ -129,6 +131,14 @@ impl std::fmt::Debug for Settings {
 /// provisions it (black-box mode). Its CA is a real public root, so no lab
 /// certificate can chain to it.
 pub fn compiled_in() -> Settings {
+    compiled_in_for(&Knobs::default())
+}
+
+/// The settings compiled into a virtual firmware built with `knobs`: the
+/// release's, except for the broker it dials (`broker_host`) and the root it
+/// trusts (`root_der`), which a test build may change (the sketch's
+/// `HIL_BROKER_HOST` and `HIL_LAB_ROOT_HEADER`).
+pub fn compiled_in_for(knobs: &Knobs) -> Settings {
     Settings {
         wifi: Wifi {
             ssid: "factory-ap".into(),
@@ -137,11 +147,16 @@ pub fn compiled_in() -> Settings {
         dns: None,
         ntp: None,
         broker: Broker {
-            host: COMPILED_BROKER_HOST.into(),
+            host: knobs.broker_host.clone(),
             port: 8883,
         },
         mqtt: MqttIdentity::default(),
-        ca_pem: Some(PRODUCTION_ROOT_PEM.into()),
+        ca_pem: Some(
+            knobs
+                .root_der
+                .pem()
+                .unwrap_or_else(|| PRODUCTION_ROOT_PEM.into()),
+        ),
         issuer_pem: None,
         fingerprint: None,
         known_key_pem: None,
@@ -155,7 +170,8 @@ pub fn compiled_in() -> Settings {
     }
 }
 
-/// The production broker the release firmware is built for.
+/// The production broker the release firmware is built for (the default of the
+/// `broker_host` knob).
 pub const COMPILED_BROKER_HOST: &str = "mqtt.example.com";
 
 /// ISRG Root X1, the public root the release firmware trusts (public data).
@@ -208,6 +224,33 @@ mod tests {
         let line = line(&settings);
         let payload = line.strip_prefix("PROV ").unwrap();
         assert_eq!(parse(payload).unwrap(), settings);
+    }
+
+    #[test]
+    fn a_test_build_dials_its_own_name_and_trusts_its_own_root() {
+        assert_eq!(Knobs::default().broker_host, COMPILED_BROKER_HOST);
+        let release = compiled_in();
+        assert_eq!(release.broker.host, COMPILED_BROKER_HOST);
+        assert_eq!(release.ca_pem.as_deref(), Some(PRODUCTION_ROOT_PEM));
+
+        let mut descriptor = crate::descriptor::Variant::Reference.descriptor();
+        descriptor.set("broker_host", "MQTT.Team.Test.").unwrap();
+        // The production root's DER stands in for a lab root here.
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(
+                PRODUCTION_ROOT_PEM
+                    .lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .collect::<String>(),
+            )
+            .unwrap();
+        let root = crate::descriptor::CompiledRoot::from_der(der).unwrap();
+        descriptor.set("root_der", &root.to_string()).unwrap();
+        let test_build = compiled_in_for(&descriptor.knobs);
+        assert_eq!(test_build.broker.host, "mqtt.team.test");
+        // The PEM made from the DER is the production root's, line for line.
+        assert_eq!(test_build.ca_pem.as_deref(), Some(PRODUCTION_ROOT_PEM));
+        assert_eq!(test_build.topics, release.topics);
     }
 
     #[test]

@@ -6,18 +6,20 @@
 //! firmware, so a new mistake to test needs no code.
 //!
 //! ```
-//! use hil_twin::descriptor::{Descriptor, Trust, Variant};
+//! use hil_contract::descriptor::{Descriptor, Trust, Variant};
 //!
 //! let mut fw = Variant::Fingerprint.descriptor();
 //! fw.set("connect", "ip")?; // a fingerprint pin *and* connect-by-ip
 //! assert_eq!(fw.knobs.trust, Trust::Fingerprint);
 //! let bytes = fw.encode();
 //! assert_eq!(Descriptor::decode(&bytes)?, fw);
-//! # Ok::<(), hil_twin::descriptor::DescriptorError>(())
+//! # Ok::<(), hil_contract::descriptor::DescriptorError>(())
 //! ```
 
 use std::fmt;
 use std::str::FromStr;
+
+use base64::Engine as _;
 
 /// Marks the start of a descriptor inside an image's data.
 pub const MAGIC: &[u8; 8] = b"HILTWIN1";
@@ -175,6 +177,113 @@ knob_enum!(
     }
 );
 
+/// The root certificate the compiled-in settings trust: the production root
+/// (public, so no lab certificate chains to it), or one a test build was given.
+///
+/// In a descriptor it is the certificate's DER in base64 (written URL-safe and
+/// unpadded, so it fits in a `--firmware variant+knob=value` spec; the standard
+/// alphabet and padding are read too); empty for the production root.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CompiledRoot {
+    der: Option<Vec<u8>>,
+}
+
+impl CompiledRoot {
+    /// The production root (the release firmware's).
+    pub const fn production() -> CompiledRoot {
+        CompiledRoot { der: None }
+    }
+
+    /// A root given as DER: it must be one DER SEQUENCE (a certificate's
+    /// outer shape), nothing before or after it. Whether BearSSL can use it is
+    /// for the handshake to say, as on a device.
+    pub fn from_der(der: Vec<u8>) -> Result<CompiledRoot, String> {
+        if der.len() > MAX_ROOT_DER {
+            return Err(format!(
+                "a certificate of at most {MAX_ROOT_DER} bytes of DER (this one has {})",
+                der.len()
+            ));
+        }
+        if der_sequence_len(&der) != Some(der.len()) {
+            return Err("one DER-encoded certificate (a SEQUENCE, nothing after it)".into());
+        }
+        Ok(CompiledRoot { der: Some(der) })
+    }
+
+    /// The DER, unless this is the production root.
+    pub fn der(&self) -> Option<&[u8]> {
+        self.der.as_deref()
+    }
+
+    /// The certificate as PEM, unless this is the production root.
+    pub fn pem(&self) -> Option<String> {
+        let der = self.der.as_deref()?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        Some(pem)
+    }
+}
+
+/// A root certificate larger than this is no root a device holds (an RSA-4096
+/// root is about 1.4 KB); the bound also keeps a descriptor within its u16 length.
+const MAX_ROOT_DER: usize = 16 * 1024;
+
+/// The length of the DER TLV at the start of `der`, if it is a SEQUENCE with a
+/// definite length.
+fn der_sequence_len(der: &[u8]) -> Option<usize> {
+    let (&tag, rest) = der.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, 2 + n)
+    };
+    header.checked_add(len)
+}
+
+impl fmt::Display for CompiledRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.der {
+            None => Ok(()),
+            Some(der) => f.write_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(der)),
+        }
+    }
+}
+
+impl FromStr for CompiledRoot {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let text = s.trim();
+        if text.is_empty() {
+            return Ok(CompiledRoot::production());
+        }
+        let unpadded = text.trim_end_matches('=');
+        let der = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(unpadded)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded))
+            .map_err(|_| {
+                "empty (the production root) or a certificate's DER in base64".to_owned()
+            })?;
+        CompiledRoot::from_der(der)
+    }
+}
+
 /// Every knob, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Knobs {
@@ -213,6 +322,10 @@ pub struct Knobs {
     pub crash: Crash,
     /// PubSubClient packet buffer, bytes.
     pub mqtt_buffer: usize,
+    /// The broker the compiled-in settings dial (a test build's own name).
+    pub broker_host: String,
+    /// The root the compiled-in settings trust (a test build's lab root).
+    pub root_der: CompiledRoot,
 }
 
 impl Default for Knobs {
@@ -236,6 +349,8 @@ impl Default for Knobs {
             reconnect: Reconnect::Backoff,
             crash: Crash::Never,
             mqtt_buffer: 256,
+            broker_host: "mqtt.example.com".into(),
+            root_der: CompiledRoot::production(),
         }
     }
 }
@@ -259,6 +374,8 @@ pub const KNOB_NAMES: &[&str] = &[
     "reconnect",
     "crash",
     "mqtt_buffer",
+    "broker_host",
+    "root_der",
 ];
 
 /// A descriptor that cannot be used.
@@ -350,6 +467,8 @@ impl Descriptor {
             "reconnect" => k.reconnect = typed(name, value)?,
             "crash" => k.crash = typed(name, value)?,
             "mqtt_buffer" => k.mqtt_buffer = buffer_size(name, value)?,
+            "broker_host" => k.broker_host = host_name(name, value)?,
+            "root_der" => k.root_der = typed(name, value)?,
             _ => return Err(DescriptorError::UnknownKnob { name: name.into() }),
         }
         Ok(())
@@ -384,6 +503,8 @@ impl Descriptor {
             ("reconnect", k.reconnect.to_string()),
             ("crash", k.crash.to_string()),
             ("mqtt_buffer", k.mqtt_buffer.to_string()),
+            ("broker_host", k.broker_host.clone()),
+            ("root_der", k.root_der.to_string()),
         ]
     }
 
@@ -425,6 +546,34 @@ impl Descriptor {
         }
         Ok(descriptor)
     }
+}
+
+/// A broker host as a sketch compiles it in: a DNS name (labels of letters,
+/// digits and hyphens, at most 253 characters), or an IPv4 address, which a
+/// firmware that dials its broker by address has.
+fn host_name(name: &str, value: &str) -> Result<String, DescriptorError> {
+    if let Ok(ip) = value.parse::<std::net::Ipv4Addr>() {
+        return Ok(ip.to_string());
+    }
+    let host = value.trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let all_digits = host
+        .split('.')
+        .next_back()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) || all_digits {
+        return Err(DescriptorError::BadValue {
+            name: name.into(),
+            value: value.into(),
+            valid: "a DNS name (labels of letters, digits and hyphens) or an IPv4 address".into(),
+        });
+    }
+    Ok(host)
 }
 
 fn buffer_size(name: &str, value: &str) -> Result<usize, DescriptorError> {
@@ -601,6 +750,60 @@ mod tests {
         ));
         let message = d.apply("trust=maybe").unwrap_err().to_string();
         assert!(message.contains("anchors, insecure"), "{message}");
+    }
+
+    #[test]
+    fn a_test_builds_name_and_root_are_knobs_that_round_trip() {
+        let mut d = Variant::Reference.descriptor();
+        // A certificate's outer SEQUENCE with a long-form length: 0x30 0x82 0x01 0x00.
+        let mut der = vec![0x30, 0x82, 0x01, 0x00];
+        der.extend(std::iter::repeat_n(0xab, 256));
+        let root = CompiledRoot::from_der(der.clone()).unwrap();
+        let text = root.to_string();
+        assert!(!text.contains(['+', '/', '=']), "{text}");
+        d.apply(&format!("root_der={text}")).unwrap();
+        d.apply("broker_host=mqtt.team.test").unwrap();
+        assert_eq!(d.knobs.root_der.der(), Some(der.as_slice()));
+        assert_eq!(Descriptor::decode(&d.encode()).unwrap(), d);
+        // The standard alphabet with padding reads the same.
+        let standard = base64::engine::general_purpose::STANDARD.encode(&der);
+        d.set("root_der", &standard).unwrap();
+        assert_eq!(d.knobs.root_der, root);
+        // Empty is the production root.
+        d.set("root_der", "").unwrap();
+        assert_eq!(d.knobs.root_der, CompiledRoot::production());
+        assert_eq!(d.knobs.root_der.pem(), None);
+    }
+
+    #[test]
+    fn a_bad_name_or_root_is_refused_with_what_the_knob_takes() {
+        let mut d = Variant::Reference.descriptor();
+        for bad in [
+            "",
+            "mqtt..team.test",
+            "-mqtt.team.test",
+            "10.0.0.300",
+            "mqtt_1.team.test",
+        ] {
+            let err = d.set("broker_host", bad).unwrap_err().to_string();
+            assert!(err.contains("a DNS name"), "{bad}: {err}");
+        }
+        // A firmware may dial its broker by address.
+        d.set("broker_host", "203.0.113.7").unwrap();
+        assert_eq!(d.knobs.broker_host, "203.0.113.7");
+        for bad in ["not base64!", "AAAA", "MIIB"] {
+            let err = d.set("root_der", bad).unwrap_err().to_string();
+            assert!(err.contains("DER"), "{bad}: {err}");
+        }
+        // Bytes after the certificate are no certificate.
+        let mut der = vec![0x30, 0x03, 1, 2, 3];
+        assert!(CompiledRoot::from_der(der.clone()).is_ok());
+        der.push(0);
+        assert!(CompiledRoot::from_der(der).is_err());
+        let huge = [vec![0x30, 0x83, 0x01, 0x00, 0x00], vec![0; 0x10000]].concat();
+        assert!(CompiledRoot::from_der(huge)
+            .unwrap_err()
+            .contains("at most"));
     }
 
     #[test]
