@@ -53,6 +53,10 @@ pub mod vboard;
 pub mod vfirmware;
 
 mod error;
+// The targets drive the virtual board's loader and RFC 2217 server too.
+#[cfg(feature = "virtual")]
+#[doc(hidden)]
+pub mod fuzz;
 mod telnet;
 
 pub use error::Error;

@@ -12,7 +12,7 @@ pub(crate) const SB: u8 = 250;
 pub(crate) const SE: u8 = 240;
 
 /// Longest sub-negotiation kept; longer ones are truncated (RFC 2217's are short).
-const MAX_SB: usize = 64;
+pub(crate) const MAX_SB: usize = 64;
 
 /// One piece of the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

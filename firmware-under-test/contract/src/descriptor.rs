@@ -538,7 +538,9 @@ impl Descriptor {
         };
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             match line.split_once('=') {
-                Some(("variant", v)) => descriptor.variant = v.to_owned(),
+                // Trimmed like every value: a CR or space kept at the end would not
+                // survive `encode` and `decode` again.
+                Some(("variant", v)) => descriptor.variant = v.trim().to_owned(),
                 _ => descriptor.apply(line)?,
             }
         }
@@ -820,5 +822,18 @@ mod tests {
         let mut cut = Variant::Reference.descriptor().encode();
         cut.truncate(20);
         assert_eq!(Descriptor::decode(&cut), Err(DescriptorError::Corrupt));
+    }
+
+    #[test]
+    fn a_decoded_variant_survives_encode_and_decode_again() {
+        // Found by the `image` fuzz target: a variant line ending in a lone CR kept
+        // it, and the CR was then read as part of the line end once written back.
+        let text = b"variant=custom-x \r\r\nname=n\n";
+        let mut data = MAGIC.to_vec();
+        data.extend((text.len() as u16).to_le_bytes());
+        data.extend(text);
+        let decoded = Descriptor::decode(&data).unwrap();
+        assert_eq!(decoded.variant, "custom-x");
+        assert_eq!(Descriptor::decode(&decoded.encode()).unwrap(), decoded);
     }
 }

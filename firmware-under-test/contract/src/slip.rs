@@ -8,7 +8,7 @@ const ESC_END: u8 = 0xDC;
 const ESC_ESC: u8 = 0xDD;
 
 /// Largest frame kept: a 16 KB stub block plus its header, with room to spare.
-const MAX_FRAME: usize = 0x4000 + 0x400;
+pub(crate) const MAX_FRAME: usize = 0x4000 + 0x400;
 
 /// Encodes one frame, delimiters included.
 pub fn encode(payload: &[u8]) -> Vec<u8> {

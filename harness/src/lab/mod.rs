@@ -34,7 +34,7 @@
 
 mod config;
 pub(crate) mod dns;
-mod mqtt;
+pub(crate) mod mqtt;
 pub mod network;
 pub(crate) mod ntp;
 pub use ntp::representable as ntp_can_carry;

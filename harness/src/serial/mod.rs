@@ -16,7 +16,7 @@ mod console;
 mod follow;
 mod lines;
 mod local;
-mod rfc2217_client;
+pub(crate) mod rfc2217_client;
 pub mod session;
 
 use std::fmt;

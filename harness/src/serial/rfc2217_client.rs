@@ -24,18 +24,94 @@ const COM_PORT: u8 = 44;
 /// How long negotiation and acknowledgements may take.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// What the client keeps of the server's Telnet stream: data not read yet, the
+/// options agreed, the acknowledgements seen. It never touches the socket: the
+/// answers it owes the server are returned by [`Negotiator::absorb`].
 #[derive(Debug)]
-struct Inner {
-    stream: TcpStream,
+pub(crate) struct Negotiator {
     decoder: Decoder,
-    rx: VecDeque<u8>,
+    pub(crate) rx: VecDeque<u8>,
     /// Acknowledgements seen, per server code (101..=112).
     acks: [u64; 256],
     /// The rate in the server's last SET-BAUDRATE answer.
     baud_answer: Option<u32>,
     sent_will: [bool; 256],
     sent_do: [bool; 256],
-    com_port_accepted: bool,
+    pub(crate) com_port_accepted: bool,
+}
+
+impl Negotiator {
+    /// The state right after the client's opening offer (WILL COM-PORT, WILL
+    /// BINARY, DO BINARY), which it sends itself.
+    pub(crate) fn new() -> Negotiator {
+        let mut negotiator = Negotiator {
+            decoder: Decoder::default(),
+            rx: VecDeque::new(),
+            acks: [0; 256],
+            baud_answer: None,
+            sent_will: [false; 256],
+            sent_do: [false; 256],
+            com_port_accepted: false,
+        };
+        negotiator.sent_will[COM_PORT as usize] = true;
+        negotiator.sent_will[0] = true;
+        negotiator.sent_do[0] = true;
+        negotiator
+    }
+
+    /// How many acknowledgements with server code `code` arrived.
+    pub(crate) fn acks(&self, code: u8) -> u64 {
+        self.acks[code as usize]
+    }
+
+    /// Takes in bytes from the server; returns the Telnet answers owed to it.
+    pub(crate) fn absorb(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut tokens = Vec::new();
+        self.decoder.feed(bytes, &mut |t| tokens.push(t));
+        let mut replies = Vec::new();
+        for token in tokens {
+            match token {
+                Token::Data(byte) => self.rx.push_back(byte),
+                Token::Negotiate { verb, option } => {
+                    let supported = matches!(option, 0 | 3 | COM_PORT);
+                    match verb {
+                        DO if supported => {
+                            if option == COM_PORT {
+                                self.com_port_accepted = true;
+                            }
+                            if !self.sent_will[option as usize] {
+                                self.sent_will[option as usize] = true;
+                                replies.extend(Inner::negotiation(Intent::Will, option));
+                            }
+                        }
+                        DO => replies.extend(Inner::negotiation(Intent::Wont, option)),
+                        WILL if supported && !self.sent_do[option as usize] => {
+                            self.sent_do[option as usize] = true;
+                            replies.extend(Inner::negotiation(Intent::Do, option));
+                        }
+                        WILL if supported => {}
+                        WILL => replies.extend(Inner::negotiation(Intent::Dont, option)),
+                        _ => {}
+                    }
+                }
+                Token::Sub(sub) => {
+                    if let [COM_PORT, code, ..] = sub[..] {
+                        self.acks[code as usize] += 1;
+                        if let [_, 101, a, b, c, d, ..] = sub[..] {
+                            self.baud_answer = Some(u32::from_be_bytes([a, b, c, d]));
+                        }
+                    }
+                }
+            }
+        }
+        replies
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    stream: TcpStream,
+    telnet: Negotiator,
     baud: u32,
     data_bits: DataBits,
     parity: Parity,
@@ -120,44 +196,7 @@ impl Inner {
     }
 
     fn decode(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut tokens = Vec::new();
-        self.decoder.feed(bytes, &mut |t| tokens.push(t));
-        let mut replies = Vec::new();
-        for token in tokens {
-            match token {
-                Token::Data(byte) => self.rx.push_back(byte),
-                Token::Negotiate { verb, option } => {
-                    let supported = matches!(option, 0 | 3 | COM_PORT);
-                    match verb {
-                        DO if supported => {
-                            if option == COM_PORT {
-                                self.com_port_accepted = true;
-                            }
-                            if !self.sent_will[option as usize] {
-                                self.sent_will[option as usize] = true;
-                                replies.extend(Self::negotiation(Intent::Will, option));
-                            }
-                        }
-                        DO => replies.extend(Self::negotiation(Intent::Wont, option)),
-                        WILL if supported && !self.sent_do[option as usize] => {
-                            self.sent_do[option as usize] = true;
-                            replies.extend(Self::negotiation(Intent::Do, option));
-                        }
-                        WILL if supported => {}
-                        WILL => replies.extend(Self::negotiation(Intent::Dont, option)),
-                        _ => {}
-                    }
-                }
-                Token::Sub(sub) => {
-                    if let [COM_PORT, code, ..] = sub[..] {
-                        self.acks[code as usize] += 1;
-                        if let [_, 101, a, b, c, d, ..] = sub[..] {
-                            self.baud_answer = Some(u32::from_be_bytes([a, b, c, d]));
-                        }
-                    }
-                }
-            }
-        }
+        let replies = self.telnet.absorb(bytes);
         if !replies.is_empty() {
             self.send(&replies)?;
         }
@@ -168,7 +207,7 @@ impl Inner {
     /// with the rate it applied, so another rate means the port refused.
     fn set_baud(&mut self, baud: u32) -> io::Result<()> {
         self.request_acked(Subnegotiation::SetBaudRate(baud), 1)?;
-        match self.baud_answer {
+        match self.telnet.baud_answer {
             // 0 would be a query's answer; servers that answer so say nothing.
             Some(kept) if kept != 0 && kept != baud => {
                 self.baud = kept;
@@ -186,10 +225,10 @@ impl Inner {
 
     /// Sends a COM-PORT request and waits for the server's answer (code + 100).
     fn request_acked(&mut self, sub: Subnegotiation, code: u8) -> io::Result<()> {
-        let before = self.acks[code as usize + 100];
+        let before = self.telnet.acks(code + 100);
         self.request(sub)?;
         let deadline = Instant::now() + NETWORK_TIMEOUT;
-        while self.acks[code as usize + 100] == before {
+        while self.telnet.acks(code + 100) == before {
             if Instant::now() >= deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -219,13 +258,7 @@ impl Rfc2217Port {
         stream.set_nodelay(true).map_err(fail)?;
         let mut inner = Inner {
             stream,
-            decoder: Decoder::default(),
-            rx: VecDeque::new(),
-            acks: [0; 256],
-            baud_answer: None,
-            sent_will: [false; 256],
-            sent_do: [false; 256],
-            com_port_accepted: false,
+            telnet: Negotiator::new(),
             baud,
             data_bits: DataBits::Eight,
             parity: Parity::None,
@@ -233,16 +266,13 @@ impl Rfc2217Port {
             flow: FlowControl::None,
             timeout: Duration::from_millis(100),
         };
-        inner.sent_will[COM_PORT as usize] = true;
-        inner.sent_will[0] = true;
-        inner.sent_do[0] = true;
         let mut hello = Vec::new();
         hello.extend(Inner::negotiation(Intent::Will, COM_PORT));
         hello.extend(Inner::negotiation(Intent::Will, 0));
         hello.extend(Inner::negotiation(Intent::Do, 0));
         inner.send(&hello).map_err(fail)?;
         let deadline = Instant::now() + NETWORK_TIMEOUT;
-        while !inner.com_port_accepted {
+        while !inner.telnet.com_port_accepted {
             if Instant::now() >= deadline {
                 return Err(SerialError::NotRfc2217 {
                     addr: addr.to_string(),
@@ -282,9 +312,9 @@ impl Read for Rfc2217Port {
         let mut inner = self.lock();
         let deadline = Instant::now() + inner.timeout;
         loop {
-            if !inner.rx.is_empty() {
-                let n = buf.len().min(inner.rx.len());
-                for (slot, byte) in buf.iter_mut().zip(inner.rx.drain(..n)) {
+            if !inner.telnet.rx.is_empty() {
+                let n = buf.len().min(inner.telnet.rx.len());
+                for (slot, byte) in buf.iter_mut().zip(inner.telnet.rx.drain(..n)) {
                     *slot = byte;
                 }
                 return Ok(n);
@@ -440,7 +470,7 @@ impl SerialPort for Rfc2217Port {
     fn bytes_to_read(&self) -> serialport::Result<u32> {
         let mut inner = self.lock();
         inner.pump(None).map_err(io_to_serial)?;
-        Ok(inner.rx.len() as u32)
+        Ok(inner.telnet.rx.len() as u32)
     }
 
     fn bytes_to_write(&self) -> serialport::Result<u32> {
@@ -457,7 +487,7 @@ impl SerialPort for Rfc2217Port {
         if matches!(buffer_to_clear, ClearBuffer::Input | ClearBuffer::All) {
             // Take in what already arrived first, so it is dropped too.
             inner.pump(None).map_err(io_to_serial)?;
-            inner.rx.clear();
+            inner.telnet.rx.clear();
         }
         // Not waited for: espflash clears before every command, and the answer
         // carries nothing the client needs.

@@ -20,11 +20,11 @@
 mod board;
 mod boot;
 mod fault;
-mod flash;
+pub(crate) mod flash;
 mod line;
-mod loader;
+pub(crate) mod loader;
 mod reset;
-mod rfc2217;
+pub(crate) mod rfc2217;
 mod stub;
 pub mod wifi;
 
