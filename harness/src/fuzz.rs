@@ -22,13 +22,13 @@ use crate::runner::steps;
 use crate::runner::{CheckContext, Selection, Suite, TagFilter};
 use crate::serial::rfc2217_client::Negotiator;
 use crate::serial::LineSplitter;
-use hil_contract::slip;
 use crate::telnet::{self, Token};
 use crate::vboard::flash::Flash;
 use crate::vboard::loader::{Effect, Efuse, Loader};
 use crate::vboard::rfc2217::{Incoming, Server};
 use hil_contract::descriptor::Descriptor;
 use hil_contract::provision;
+use hil_contract::slip;
 
 /// One fuzz target.
 #[derive(Debug, Clone, Copy)]

@@ -2,29 +2,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn hil(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .output()
-        .expect("run hil")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::cli::{hil, lossy};
 
 #[test]
 fn list_shows_every_id_with_outcome_and_code() {
     let dir = tempfile::tempdir().unwrap();
     let out = hil(&["pki", "list"], dir.path());
     assert!(out.status.success());
-    let stdout = text(&out.stdout);
+    let stdout = lossy(&out.stdout);
     for id in hil::pki::ProfileId::ALL {
         let line = stdout
             .lines()
@@ -66,7 +53,7 @@ fn generate_writes_the_profile_files_with_private_keys_0600() {
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", lossy(&out.stderr));
     let profile = dir.path().join("certs/expired");
     for file in [
         "device-anchors.pem",
@@ -121,7 +108,7 @@ fn an_unknown_profile_lists_the_valid_ids_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = hil(&["pki", "generate", "wrong-sans", "--out", "x"], dir.path());
     assert_eq!(out.status.code(), Some(2));
-    let stderr = text(&out.stderr);
+    let stderr = lossy(&out.stderr);
     assert!(
         stderr.contains("unknown certificate profile `wrong-sans`"),
         "{stderr}"
@@ -145,9 +132,9 @@ fn a_malformed_clock_is_rejected_with_an_example() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("RFC 3339"),
+        lossy(&out.stderr).contains("RFC 3339"),
         "{}",
-        text(&out.stderr)
+        lossy(&out.stderr)
     );
 }
 
@@ -160,7 +147,7 @@ fn generate_into_an_unwritable_place_fails_cleanly() {
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(2));
-    let stderr = text(&out.stderr);
+    let stderr = lossy(&out.stderr);
     assert!(
         stderr.contains("could not write") && stderr.contains("blocker"),
         "{stderr}"

@@ -3,15 +3,14 @@
 //! port, a silent TCP server, and pyserial's RFC 2217 server (`PortManager`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::cli::{check, checks};
+use common::{root, text};
 
 fn hil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hil"))
@@ -20,27 +19,6 @@ fn hil(args: &[&str]) -> Output {
         .current_dir(root())
         .output()
         .expect("run hil doctor")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn json(out: &Output) -> Vec<Value> {
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(out)));
-    doc["checks"].as_array().expect("a check list").clone()
-}
-
-fn check<'a>(checks: &'a [Value], name: &str) -> &'a Value {
-    checks
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check `{name}` in {checks:#?}"))
 }
 
 /// A Python child that runs `script` and prints one line (a tty path or a port)
@@ -113,7 +91,7 @@ fn json_lists_every_check() {
     let out = hil(&["--json"]);
     let code = out.status.code();
     assert!(matches!(code, Some(0 | 1)), "{code:?}\n{}", text(&out));
-    let checks = json(&out);
+    let checks = checks(&out);
     for name in [
         "serial: ports",
         "lab: privileges",
@@ -168,7 +146,7 @@ fn bad_input_exits_2() {
 fn free_pty_passes() {
     let pty = Peer::start(python(), PTY, &["close"]);
     let out = hil(&["--json", "--board", &pty.line]);
-    let checks = json(&out);
+    let checks = checks(&out);
     for name in ["serial: exists", "serial: access", "serial: free"] {
         assert_eq!(check(&checks, name)["status"], "ok", "{name}: {checks:#?}");
     }
@@ -184,7 +162,7 @@ fn pty_held_by_another_process_names_it() {
     let pty = Peer::start(python(), PTY, &["hold"]);
     let out = hil(&["--json", "--board", &pty.line]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let checks = json(&out);
+    let checks = checks(&out);
     let free = check(&checks, "serial: free");
     assert_eq!(free["status"], "fail", "{free}");
     let detail = free["detail"].as_str().unwrap();
@@ -237,7 +215,7 @@ fn unprivileged_user_gets_permission_fixes() {
         .output()
         .expect("setpriv (util-linux) is missing: run ci/setup");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let checks = json(&out);
+    let checks = checks(&out);
     let access = check(&checks, "serial: access");
     assert_eq!(access["status"], "fail", "{access}");
     assert!(access["detail"]
@@ -322,7 +300,7 @@ while True:
     let server = Peer::start(python(), silent, &[]);
     let spec = format!("rfc2217://127.0.0.1:{}", server.line);
     let out = hil(&["--json", "--board", &spec]);
-    let checks = json(&out);
+    let checks = checks(&out);
     assert_eq!(check(&checks, "rfc2217: connect")["status"], "ok");
     let protocol = check(&checks, "rfc2217: protocol");
     assert_eq!(protocol["status"], "fail", "{protocol}");
@@ -365,7 +343,7 @@ while True:
     let server = Peer::start(&venv_python, server, &[]);
     let spec = format!("rfc2217://127.0.0.1:{}", server.line);
     let out = hil(&["--json", "--board", &spec]);
-    let checks = json(&out);
+    let checks = checks(&out);
     assert_eq!(
         check(&checks, "rfc2217: connect")["status"],
         "ok",

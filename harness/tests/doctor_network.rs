@@ -7,35 +7,19 @@
 //! are never this host's. Needs root, as CI runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
+use common::cli::{check, checks};
+use common::netns::require_root;
+use common::text;
 use serde_json::Value;
 
 fn hil() -> &'static str {
     env!("CARGO_BIN_EXE_hil")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn checks(out: &Output) -> Vec<Value> {
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(out)));
-    doc["checks"].as_array().expect("a check list").clone()
-}
-
-fn check<'a>(checks: &'a [Value], name: &str) -> &'a Value {
-    checks
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check `{name}` in {checks:#?}"))
 }
 
 fn assert_check(checks: &[Value], name: &str, status: &str, detail: &[&str], fix: &[&str]) {
@@ -49,17 +33,6 @@ fn assert_check(checks: &[Value], name: &str, status: &str, detail: &[&str], fix
         let f = c["fix"].as_str().unwrap_or_default();
         assert!(f.contains(s), "`{s}` not in the fix of {c:#}");
     }
-}
-
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or("?")
-        .to_owned();
-    assert_eq!(uid, "0", "these tests need root (CI runs as root)");
 }
 
 /// A directory of fake programs put first on PATH.
@@ -373,44 +346,29 @@ fn without_cap_net_admin_the_privilege_and_nft_fail_with_setcap() {
 
 /// A network namespace for the test; deleted on drop with whatever ran in it.
 struct Netns {
-    name: String,
+    ns: common::netns::Netns,
     holders: Vec<Child>,
+}
+
+impl std::ops::Deref for Netns {
+    type Target = common::netns::Netns;
+    fn deref(&self) -> &Self::Target {
+        &self.ns
+    }
 }
 
 impl Netns {
     fn new(tag: &str) -> Netns {
-        require_root();
-        let name = format!("hil-doctor-{}-{tag}", std::process::id());
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
+        require_root("these tests need root");
         Netns {
-            name,
+            ns: common::netns::Netns::new(format!("hil-doctor-{}-{tag}", std::process::id())),
             holders: Vec::new(),
         }
     }
 
-    fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip")
-            .args(["-n", &self.name])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ip {args:?}: {}", text(&out));
-    }
-
-    /// `program` run in the namespace.
-    fn exec(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
-        cmd
-    }
-
     fn doctor(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name, hil(), "doctor"])
+        self.exec(hil())
+            .arg("doctor")
             .args(args)
             .arg("--json")
             .stdin(Stdio::null())
@@ -420,8 +378,9 @@ impl Netns {
 
     /// A Python process in the namespace holding UDP 0.0.0.0:67.
     fn hold_dhcp_port(&mut self) -> u32 {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "python3", "-c"])
+        let mut child = self
+            .exec("python3")
+            .arg("-c")
             .arg("import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 67))\nprint('bound', flush=True)\ntime.sleep(60)")
             .stdout(Stdio::piped())
             .spawn()
@@ -438,14 +397,12 @@ impl Netns {
 }
 
 impl Drop for Netns {
+    // The fields drop after this: the holders die before the namespace goes.
     fn drop(&mut self) {
         for child in &mut self.holders {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
     }
 }
 

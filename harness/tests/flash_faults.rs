@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{assert_ok, esptool, noise, text};
+use common::{assert_ok, esptool_read_flash, noise, text};
 use hil::flash::{
     flash_with, BaudAttempt, BaudFailure, FlashError, FlashInput, FlashOptions, FlashOutcome,
     FlashReport, Span, Stage,
@@ -60,21 +60,7 @@ async fn hil(args: &[&str]) -> std::process::Output {
 }
 
 async fn read_back(board: &VirtualBoard, len: usize, dir: &Path) -> Vec<u8> {
-    let back = dir.join("back.bin");
-    assert_ok(
-        &esptool(&[
-            "--port",
-            board.url(),
-            "--chip",
-            "esp8266",
-            "read_flash",
-            "0",
-            &len.to_string(),
-            back.to_str().unwrap(),
-        ])
-        .await,
-    );
-    std::fs::read(back).unwrap()
+    esptool_read_flash(board.url(), 0, len, &dir.join("back.bin")).await
 }
 
 fn board_events(timeline: &Timeline) -> Vec<BoardEvent> {

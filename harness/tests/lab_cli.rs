@@ -2,9 +2,11 @@
 //! Ctrl-C (SIGINT), and exit 2 with a clear message on bad input.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Command, Stdio};
-use std::time::Duration;
+
+use common::cli::{dig_short, LabChild};
 
 fn hil() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hil"));
@@ -15,60 +17,36 @@ fn hil() -> Command {
 #[test]
 fn json_first_line_then_live_events_then_a_clean_stop_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = hil()
-        .args([
-            "lab",
-            "--profile",
-            "valid",
-            "--policy",
-            "sni-required",
-            "--ntp-skew",
-            "-2 days",
-            "--json",
-            "--run-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let mut lab = LabChild::start(
+        hil()
+            .args([
+                "lab",
+                "--profile",
+                "valid",
+                "--policy",
+                "sni-required",
+                "--ntp-skew",
+                "-2 days",
+                "--json",
+                "--run-dir",
+            ])
+            .arg(dir.path()),
+    );
     for key in ["mqtt_tls", "ntp", "dns"] {
-        let addr: std::net::SocketAddr = first[key].as_str().unwrap().parse().unwrap();
+        let addr = lab.addr(key);
         assert!(addr.ip().is_loopback() && addr.port() != 0, "{key}: {addr}");
     }
-    let run_dir = std::path::PathBuf::from(first["run_dir"].as_str().unwrap());
+    let run_dir = std::path::PathBuf::from(lab.first["run_dir"].as_str().unwrap());
     assert!(run_dir.join("valid/device-anchors.pem").is_file());
 
     // A real client's query shows up on the stream, live.
-    let dns: std::net::SocketAddr = first["dns"].as_str().unwrap().parse().unwrap();
-    let dig = Command::new("dig")
-        .arg(format!("@{}", dns.ip()))
-        .args(["-p", &dns.port().to_string(), "+short", "broker.hil.test"])
-        .output()
-        .expect("dig is installed: run ci/setup");
-    assert_eq!(String::from_utf8_lossy(&dig.stdout).trim(), "127.0.0.1");
-    let event: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(dig_short(lab.addr("dns"), "broker.hil.test"), "127.0.0.1");
+    let event: serde_json::Value =
+        serde_json::from_str(&lab.lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(event["event"], "dns_query");
     assert_eq!(event["name"], "broker.hil.test");
 
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(code) = child.try_wait().unwrap() {
-            break code;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "hil lab did not stop on SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = lab.interrupt();
     assert!(code.success(), "{code}");
     assert!(run_dir.join("timeline.jsonl").is_file());
 }

@@ -11,44 +11,19 @@
 //! sntp and capsh: `ci/setup` installs them.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::netns::{ok, require_root, require_tools, Netns};
+use common::text;
 use serde_json::Value;
 
 const BOARD_MAC: &str = "18:fe:34:aa:bb:01";
-
-fn require_root_and_tools() {
-    // The real uid, from /proc.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or("?")
-        .to_owned();
-    assert_eq!(
-        uid, "0",
-        "these tests make network namespaces and need root (CI runs as root)"
-    );
-    for tool in ["ip", "nft", "udhcpc", "dig", "openssl", "sntp", "capsh"] {
-        assert!(
-            find(tool).is_some(),
-            "`{tool}` is not installed: run ci/setup"
-        );
-    }
-}
-
-fn find(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())
@@ -56,83 +31,46 @@ fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(out.status.success(), "{cmd:?} failed:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Two namespaces joined by a veth pair; deleted on drop, with everything in
 /// them (links, addresses, nftables tables) and the board's resolv.conf.
 struct Namespaces {
-    lab: String,
-    board: String,
+    lab: Netns,
+    board: Netns,
     lab_if: String,
     board_if: String,
 }
 
 impl Namespaces {
     fn new(tag: &str) -> Namespaces {
-        require_root_and_tools();
+        require_root("these tests make network namespaces and need root");
+        require_tools(&["ip", "nft", "udhcpc", "dig", "openssl", "sntp", "capsh"]);
         let pid = std::process::id();
+        let (lab_if, board_if) = (format!("hl{pid}{tag}"), format!("hb{pid}{tag}"));
+        assert!(lab_if.len() <= 15, "{lab_if}");
+        // Each namespace is deleted when dropped, so a failure from here on
+        // still deletes whatever was made.
         let ns = Namespaces {
-            lab: format!("hil-lab-{pid}-{tag}"),
-            board: format!("hil-board-{pid}-{tag}"),
-            lab_if: format!("hl{pid}{tag}"),
-            board_if: format!("hb{pid}{tag}"),
+            lab: Netns::new(format!("hil-lab-{pid}-{tag}")),
+            board: Netns::new(format!("hil-board-{pid}-{tag}")),
+            lab_if,
+            board_if,
         };
-        assert!(ns.lab_if.len() <= 15, "{}", ns.lab_if);
-        // From here on a failure still deletes whatever was made.
-        ok(Command::new("ip").args(["netns", "add", &ns.lab]));
-        ok(Command::new("ip").args(["netns", "add", &ns.board]));
-        ok(Command::new("ip").args([
-            "-n",
-            &ns.lab,
-            "link",
-            "add",
-            &ns.lab_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &ns.board_if,
-            "netns",
-            &ns.board,
-        ]));
-        ok(Command::new("ip").args(["-n", &ns.lab, "link", "set", "lo", "up"]));
-        ok(Command::new("ip").args(["-n", &ns.board, "link", "set", "lo", "up"]));
-        ok(Command::new("ip").args([
-            "-n",
-            &ns.board,
-            "link",
-            "set",
-            &ns.board_if,
-            "address",
-            BOARD_MAC,
-        ]));
-        ok(Command::new("ip").args(["-n", &ns.board, "link", "set", &ns.board_if, "up"]));
-        ok(Command::new("ip").args(["-n", &ns.lab, "link", "set", &ns.lab_if, "up"]));
+        ns.lab.veth(&ns.lab_if, &ns.board, &ns.board_if);
+        ns.lab.ip(&["link", "set", "lo", "up"]);
+        ns.board.ip(&["link", "set", "lo", "up"]);
+        ns.board
+            .ip(&["link", "set", &ns.board_if, "address", BOARD_MAC]);
+        ns.board.ip(&["link", "set", &ns.board_if, "up"]);
+        ns.lab.ip(&["link", "set", &ns.lab_if, "up"]);
         ns
     }
 
     fn in_lab(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.lab]).arg(program);
-        cmd
+        self.lab.exec(program)
     }
 
     fn in_board(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.board, program]);
-        cmd
+        self.board.exec(program)
     }
 
     /// `hil lab` in the lab namespace, with `args` after `lab`.
@@ -163,31 +101,19 @@ impl Namespaces {
 
     /// The IPv4 addresses of the lab's end, as `ip -brief` prints them.
     fn lab_addresses(&self) -> String {
-        ok(Command::new("ip").args([
-            "-n",
-            &self.lab,
-            "-4",
-            "-brief",
-            "address",
-            "show",
-            "dev",
-            &self.lab_if,
-        ]))
+        self.lab
+            .ip(&["-4", "-brief", "address", "show", "dev", &self.lab_if])
     }
 
     fn resolv_dir(&self) -> PathBuf {
-        Path::new("/etc/netns").join(&self.board)
+        Path::new("/etc/netns").join(self.board.name())
     }
 }
 
 impl Drop for Namespaces {
+    // The board's resolv.conf lives outside its namespace, under /etc/netns;
+    // the namespaces themselves go with the fields.
     fn drop(&mut self) {
-        for ns in [&self.lab, &self.board] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
         let _ = std::fs::remove_dir_all(self.resolv_dir());
     }
 }
@@ -373,17 +299,14 @@ fn a_board_gets_a_lease_and_meets_the_lab_by_name_and_by_literal_ip() {
     }
     // Nothing can leave: the lab namespace holds only loopback and its veth end,
     // and routes nowhere else.
-    let links = ok(Command::new("ip").args(["-n", &ns.lab, "-brief", "link"]));
+    let links = ns.lab.ip(&["-brief", "link"]);
     let names: Vec<&str> = links
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .map(|n| n.split('@').next().unwrap_or(n))
         .collect();
     assert_eq!(names, ["lo", ns.lab_if.as_str()], "{links}");
-    assert_eq!(
-        ok(Command::new("ip").args(["-n", &ns.lab, "route", "show", "default"])),
-        ""
-    );
+    assert_eq!(ns.lab.ip(&["route", "show", "default"]), "");
 
     // The board asks for a lease, as its DHCP client does after joining.
     let script = dir.path().join("udhcpc.sh");
@@ -542,15 +465,8 @@ fn a_stale_table_from_a_crashed_run_is_replaced_and_an_existing_address_kept() {
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), stale.as_bytes()).unwrap();
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
-    ok(Command::new("ip").args([
-        "-n",
-        &ns.lab,
-        "addr",
-        "add",
-        "10.77.0.5/24",
-        "dev",
-        &ns.lab_if,
-    ]));
+    ns.lab
+        .ip(&["addr", "add", "10.77.0.5/24", "dev", &ns.lab_if]);
 
     let dir = tempfile::tempdir().unwrap();
     let lab =
@@ -755,7 +671,7 @@ fn bad_network_input_exits_2_with_the_fix_and_changes_nothing() {
 
     // A network this host already uses (here on loopback) is refused, naming it
     // and suggesting a free one.
-    ok(Command::new("ip").args(["-n", &ns.lab, "addr", "add", "10.77.0.5/16", "dev", "lo"]));
+    ns.lab.ip(&["addr", "add", "10.77.0.5/16", "dev", "lo"]);
     refused(
         &mut ns.hil_lab(&run_dir, &["--serve-network", &ns.lab_if]),
         "hil::lab::subnet_overlap",
@@ -765,42 +681,37 @@ fn bad_network_input_exits_2_with_the_fix_and_changes_nothing() {
             "e.g. 10.78.0.0/24",
         ],
     );
-    ok(Command::new("ip").args(["-n", &ns.lab, "addr", "del", "10.77.0.5/16", "dev", "lo"]));
+    ns.lab.ip(&["addr", "del", "10.77.0.5/16", "dev", "lo"]);
 
-    // Without CAP_NET_ADMIN (root with the capability dropped).
-    refused(
-        ns.in_lab("capsh")
+    // Root with a capability dropped.
+    let lab_without = |capability: &str| {
+        let mut cmd = ns.in_lab("capsh");
+        cmd.arg(format!("--drop={capability}"))
             .args([
-                "--drop=cap_net_admin",
                 "--",
                 "-c",
                 "exec \"$0\" lab --serve-network \"$1\" --run-dir \"$2\"",
             ])
             .arg(hil)
             .arg(&ns.lab_if)
-            .arg(&run_dir),
+            .arg(&run_dir);
+        cmd
+    };
+    refused(
+        &mut lab_without("cap_net_admin"),
         "hil::lab::net_admin",
         &["setcap cap_net_admin"],
     );
     // Without the privilege for port 67 (a new namespace starts unprivileged
     // ports at 1024).
     refused(
-        ns.in_lab("capsh")
-            .args([
-                "--drop=cap_net_bind_service",
-                "--",
-                "-c",
-                "exec \"$0\" lab --serve-network \"$1\" --run-dir \"$2\"",
-            ])
-            .arg(hil)
-            .arg(&ns.lab_if)
-            .arg(&run_dir),
+        &mut lab_without("cap_net_bind_service"),
         "hil::lab::dhcp_port_denied",
         &["cap_net_bind_service"],
     );
 
     // An interface that is down.
-    ok(Command::new("ip").args(["-n", &ns.lab, "link", "set", &ns.lab_if, "down"]));
+    ns.lab.ip(&["link", "set", &ns.lab_if, "down"]);
     refused(
         &mut ns.hil_lab(&run_dir, &["--serve-network", &ns.lab_if]),
         "hil::lab::interface_down",
@@ -834,8 +745,12 @@ fn the_library_tells_a_boards_address_by_mac_and_undoes_everything_on_drop() {
     use hil::lab::{Lab, LabConfig, LabError};
 
     let ns = Namespaces::new("l");
-    let lab_ns = Path::new("/run/netns").join(&ns.lab);
-    let (lab_if, board, board_if) = (ns.lab_if.clone(), ns.board.clone(), ns.board_if.clone());
+    let lab_ns = Path::new("/run/netns").join(ns.lab.name());
+    let (lab_if, board, board_if) = (
+        ns.lab_if.clone(),
+        ns.board.name().to_owned(),
+        ns.board_if.clone(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let (run_dir, script, lease_file) = (
         dir.path().join("run"),

@@ -3,29 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::cli::{hil, lossy};
+use common::root;
 use hil::logprofile::step_uses;
 use hil::runner::steps::{vocabulary, Kind};
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn hil(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .output()
-        .expect("run hil")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// The row `hil logprofile check` printed for line `n`.
 fn row(stdout: &str, n: usize) -> &str {
@@ -79,8 +64,8 @@ fn the_reference_profile_reads_a_reference_transcript_line_by_line() {
         ],
         dir.path(),
     );
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", lossy(&out.stderr));
     assert!(row(&stdout, 1).contains(" rom_banner ") && row(&stdout, 1).contains("cause=2"));
     assert!(
         row(&stdout, 2).contains(" unrecognised ") && row(&stdout, 2).contains("load 0x40100000")
@@ -120,8 +105,8 @@ fn a_forum_style_firmware_is_told_which_steps_cannot_judge_it() {
         ],
         dir.path(),
     );
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", lossy(&out.stderr));
     assert!(row(&stdout, 2).contains("wifi_connecting"), "{stdout}");
     assert!(row(&stdout, 3).contains("(harness)"), "{stdout}");
     assert!(row(&stdout, 4).contains("mqtt_failed") && row(&stdout, 4).contains("rc=-2"));
@@ -187,7 +172,7 @@ fn an_invalid_profile_is_refused_at_its_line_and_a_missing_file_exits_2() {
     ] {
         std::fs::write(dir.path().join("mine.toml"), body).unwrap();
         let out = hil(&["logprofile", "check", "mine.toml", "t.log"], dir.path());
-        let err = text(&out.stderr);
+        let err = lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{body}: {err}");
         assert!(err.contains(&format!("mine.toml:{line}:")), "{body}: {err}");
         assert!(err.contains(words), "{body}: expected `{words}` in {err}");
@@ -199,13 +184,13 @@ fn an_invalid_profile_is_refused_at_its_line_and_a_missing_file_exits_2() {
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("missing.log"));
+    assert!(lossy(&out.stderr).contains("missing.log"));
     let out = hil(
         &["logprofile", "check", "no-such-profile", "t.log"],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("hil::logprofile::unknown"));
+    assert!(lossy(&out.stderr).contains("hil::logprofile::unknown"));
 }
 
 #[test]

@@ -8,57 +8,25 @@
 //! makes is removed when it ends, even when it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::netns::{require_root, require_tools, Netns};
+use common::{root, text};
 
 /// Virtual board 7's efuse MAC (`18:fe:34:48:49:<index>`).
 const BOARD_INDEX: &str = "7";
 const BOARD_MAC: &str = "18:fe:34:48:49:07";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(cmd: &mut Command) {
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out));
-}
-
-fn require_root_and_tools() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or("?")
-        .to_owned();
-    assert_eq!(
-        uid, "0",
-        "this test makes network namespaces and needs root (CI runs as root)"
-    );
-    for tool in ["ip", "nft", "socat"] {
-        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-            .any(|d| d.join(tool).is_file());
-        assert!(found, "`{tool}` is not installed: run ci/setup");
-    }
-}
-
 /// A lab namespace and a board namespace, joined by the board's "Wi-Fi" (a
 /// veth pair the lab serves) and by its serial cable (another veth pair); the
 /// processes started in them are killed and the namespaces deleted on drop.
 struct Bench {
-    lab: String,
-    board: String,
+    lab: Netns,
+    board: Netns,
     wifi_lab: String,
     cable_board_ip: String,
     children: Vec<Child>,
@@ -66,81 +34,43 @@ struct Bench {
 
 impl Bench {
     fn new() -> Bench {
-        require_root_and_tools();
+        require_root("this test makes network namespaces and needs root");
+        require_tools(&["ip", "nft", "socat"]);
         let pid = std::process::id();
         let mut bench = Bench {
-            lab: format!("hil-bb-lab-{pid}"),
-            board: format!("hil-bb-board-{pid}"),
+            lab: Netns::new(format!("hil-bb-lab-{pid}")),
+            board: Netns::new(format!("hil-bb-board-{pid}")),
             wifi_lab: format!("hwl{pid}"),
             cable_board_ip: "10.98.7.2".into(),
             children: Vec::new(),
         };
+        let (lab, board) = (&bench.lab, &bench.board);
         let wifi_board = format!("hwb{pid}");
         let (cable_lab, cable_board) = (format!("hcl{pid}"), format!("hcb{pid}"));
-        ok(Command::new("ip").args(["netns", "add", &bench.lab]));
-        ok(Command::new("ip").args(["netns", "add", &bench.board]));
-        for (a, b) in [(&bench.wifi_lab, &wifi_board), (&cable_lab, &cable_board)] {
-            ok(Command::new("ip").args([
-                "-n",
-                &bench.lab,
-                "link",
-                "add",
-                a,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                b,
-                "netns",
-                &bench.board,
-            ]));
-        }
+        lab.veth(&bench.wifi_lab, board, &wifi_board);
+        lab.veth(&cable_lab, board, &cable_board);
         // The board's Wi-Fi has the board's MAC: the lab's DHCP sees the MAC the
         // flasher read from the board's efuse.
-        ok(Command::new("ip").args([
-            "-n",
-            &bench.board,
-            "link",
-            "set",
-            &wifi_board,
-            "address",
-            BOARD_MAC,
-        ]));
-        ok(Command::new("ip").args([
-            "-n",
-            &bench.lab,
-            "addr",
-            "add",
-            "10.98.7.1/30",
-            "dev",
-            &cable_lab,
-        ]));
-        ok(Command::new("ip").args([
-            "-n",
-            &bench.board,
-            "addr",
-            "add",
-            "10.98.7.2/30",
-            "dev",
-            &cable_board,
-        ]));
+        board.ip(&["link", "set", &wifi_board, "address", BOARD_MAC]);
+        lab.ip(&["addr", "add", "10.98.7.1/30", "dev", &cable_lab]);
+        board.ip(&["addr", "add", "10.98.7.2/30", "dev", &cable_board]);
         for (ns, link) in [
-            (&bench.lab, "lo"),
-            (&bench.board, "lo"),
-            (&bench.lab, bench.wifi_lab.as_str()),
-            (&bench.lab, cable_lab.as_str()),
-            (&bench.board, wifi_board.as_str()),
-            (&bench.board, cable_board.as_str()),
+            (lab, "lo"),
+            (board, "lo"),
+            (lab, bench.wifi_lab.as_str()),
+            (lab, cable_lab.as_str()),
+            (board, wifi_board.as_str()),
+            (board, cable_board.as_str()),
         ] {
-            ok(Command::new("ip").args(["-n", ns, "link", "set", link, "up"]));
+            ns.ip(&["link", "set", link, "up"]);
         }
         // The board: a virtual ESP8266 running the twin of what it holds, its
         // Wi-Fi the veth end, its serial port reachable over the cable.
         let dir = std::env::temp_dir().join(format!("hil-bb-{pid}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let vboard = Command::new("ip")
-            .args(["netns", "exec", &bench.board])
-            .arg(env!("CARGO_BIN_EXE_hil"))
+        let vboard = bench
+            .board
+            .exec(env!("CARGO_BIN_EXE_hil"))
             .args([
                 "vboard",
                 "--index",
@@ -156,8 +86,9 @@ impl Bench {
             .spawn()
             .unwrap();
         bench.children.push(vboard);
-        let cable = Command::new("ip")
-            .args(["netns", "exec", &bench.board, "socat"])
+        let cable = bench
+            .board
+            .exec("socat")
             .arg(format!(
                 "TCP-LISTEN:4000,bind={},reuseaddr,fork",
                 bench.cable_board_ip
@@ -175,8 +106,10 @@ impl Bench {
     fn wait_for_board(&self) {
         let began = Instant::now();
         while began.elapsed() < Duration::from_secs(20) {
-            let probe = Command::new("ip")
-                .args(["netns", "exec", &self.lab, "bash", "-c"])
+            let probe = self
+                .lab
+                .exec("bash")
+                .arg("-c")
                 .arg(format!("exec 3<>/dev/tcp/{}/4000", self.cable_board_ip))
                 .output()
                 .unwrap();
@@ -192,9 +125,8 @@ impl Bench {
 
     /// `hil run` in the lab namespace against the board, serving its network.
     fn hil_run(&self, feature: &Path, firmware: &str, runs: &Path) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.lab])
-            .arg(env!("CARGO_BIN_EXE_hil"))
+        self.lab
+            .exec(env!("CARGO_BIN_EXE_hil"))
             .arg("run")
             .arg(feature)
             .arg("--board")
@@ -213,16 +145,11 @@ impl Bench {
 }
 
 impl Drop for Bench {
+    // The fields drop after this: the processes die before their namespaces go.
     fn drop(&mut self) {
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
-        }
-        for ns in [&self.lab, &self.board] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
         }
         let _ = std::fs::remove_dir_all(
             std::env::temp_dir().join(format!("hil-bb-{}", std::process::id())),

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use common::cli::{hil, lossy};
 use hil::pki::{Catalogue, CatalogueOptions, Profile, ProfileId, RootCa};
 use time::OffsetDateTime;
 
@@ -30,27 +31,13 @@ fn at_text() -> String {
         .unwrap()
 }
 
-fn hil(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .output()
-        .expect("run hil")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("start the command");
     assert!(
         out.status.success(),
         "{cmd:?} failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
+        lossy(&out.stdout),
+        lossy(&out.stderr)
     );
     out
 }
@@ -62,7 +49,7 @@ fn export(extra: &[&str]) -> tempfile::TempDir {
     let mut args = vec!["pki", "export", "--out", "exp", "--at", &at];
     args.extend_from_slice(extra);
     let out = hil(&args, dir.path());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", lossy(&out.stderr));
     dir
 }
 
@@ -95,7 +82,7 @@ fn verdict(checker: &Path, profile: &Profile, name: &str, work: &Path) -> u32 {
         cmd.arg(path);
     }
     let out = run_ok(&mut cmd);
-    text(&out.stdout).trim().parse().unwrap()
+    lossy(&out.stdout).trim().parse().unwrap()
 }
 
 fn catalogue_on(root: Arc<RootCa>, name: Option<&str>) -> Catalogue {
@@ -189,7 +176,7 @@ int main() { std::fputs(labRoot.pem(), stdout); return 0; }
     run_ok(&mut gxx(&["-o", exe.to_str().unwrap()]));
     let printed = run_ok(&mut Command::new(&exe)).stdout;
     let pem = std::fs::read(exp.join("lab-root.pem")).unwrap();
-    assert_eq!(text(&printed), text(&pem));
+    assert_eq!(lossy(&printed), lossy(&pem));
     assert!(header.is_file());
 }
 
@@ -202,9 +189,9 @@ fn a_bad_symbol_is_refused_and_a_good_one_names_the_string() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("hil::pki::symbol"),
+        lossy(&out.stderr).contains("hil::pki::symbol"),
         "{}",
-        text(&out.stderr)
+        lossy(&out.stderr)
     );
     assert!(
         !dir.path().join("x").exists(),
@@ -224,9 +211,9 @@ fn exporting_again_keeps_the_root_and_its_key_stays_private() {
     let exp = dir.path().join("exp");
     let first = std::fs::read(exp.join("lab-root.pem")).unwrap();
     let out = hil(&["pki", "export", "--out", "exp"], dir.path());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", lossy(&out.stderr));
     assert_eq!(std::fs::read(exp.join("lab-root.pem")).unwrap(), first);
-    assert!(text(&out.stderr).contains("the root kept here"));
+    assert!(lossy(&out.stderr).contains("the root kept here"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -237,7 +224,7 @@ fn exporting_again_keeps_the_root_and_its_key_stays_private() {
         assert_eq!(mode & 0o777, 0o600);
     }
     // The key's path may be printed, its contents never.
-    let printed = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let printed = format!("{}{}", lossy(&out.stdout), lossy(&out.stderr));
     assert!(!printed.contains("PRIVATE KEY"), "{printed}");
 }
 
@@ -283,7 +270,7 @@ fn a_team_ec_ca_exports_as_an_ec_anchor_that_judges_its_own_broker_name() {
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", lossy(&out.stderr));
     let exp = dir.path().join("exp");
     assert!(
         !exp.join("lab-root-key.pem").exists(),

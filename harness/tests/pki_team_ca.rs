@@ -7,28 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
+use common::cli::{dig_short, hil, lossy, LabChild};
 use hil::pki::{Outcome, ProfileId};
 
 const NAME: &str = "mqtt.example.com";
-
-fn hil(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .output()
-        .expect("run hil")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn openssl(args: &[&str], cwd: &Path) -> Output {
     common::require("openssl");
@@ -40,7 +25,7 @@ fn openssl(args: &[&str], cwd: &Path) -> Output {
     assert!(
         out.status.success(),
         "openssl {args:?}:\n{}",
-        text(&out.stderr)
+        lossy(&out.stderr)
     );
     out
 }
@@ -104,7 +89,7 @@ fn verify(dir: &Path, profile: &Path, ca: &str, name: &str) -> (Outcome, String)
         cmd.arg("-untrusted").arg(work.join("untrusted.pem"));
     }
     let out = cmd.arg(work.join("target.pem")).output().unwrap();
-    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let said = format!("{}{}", lossy(&out.stdout), lossy(&out.stderr));
     let outcome = if out.status.success() {
         Outcome::Connects
     } else {
@@ -133,7 +118,7 @@ fn the_whole_catalogue_under_a_team_ca_and_name_verifies_as_declared_by_openssl(
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", lossy(&out.stderr));
     let ca_pem = std::fs::read_to_string(dir.path().join(&ca)).unwrap();
     let ca_der = pem::parse(ca_pem.as_bytes()).unwrap().into_contents();
     let mut mismatches = Vec::new();
@@ -195,7 +180,7 @@ fn openssl_text(pem_text: &str) -> String {
         .unwrap()
         .write_all(pem_text.as_bytes())
         .unwrap();
-    text(&child.wait_with_output().unwrap().stdout)
+    lossy(&child.wait_with_output().unwrap().stdout)
 }
 
 /// Runs `hil pki generate valid` with `args` added and expects exit 2 naming
@@ -204,7 +189,7 @@ fn refused(dir: &Path, args: &[&str], code: &str) -> String {
     let mut all = vec!["pki", "generate", "valid", "--out", "certs"];
     all.extend_from_slice(args);
     let out = hil(&all, dir);
-    let err = text(&out.stderr);
+    let err = lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
     assert!(err.contains(code), "{args:?}: expected {code} in:\n{err}");
     assert!(!err.contains("PRIVATE KEY"), "{err}");
@@ -310,9 +295,9 @@ fn a_ca_that_is_no_ca_a_wrong_key_a_short_key_and_a_bad_name_exit_2_naming_the_p
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("--ca-key"),
+        lossy(&out.stderr).contains("--ca-key"),
         "{}",
-        text(&out.stderr)
+        lossy(&out.stderr)
     );
 }
 
@@ -321,39 +306,27 @@ fn the_lab_serves_the_team_chain_for_the_team_name_and_its_dns_resolves_it() {
     common::require("dig");
     let dir = tempfile::tempdir().unwrap();
     let (ca, key) = good_ca(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args([
-            "lab",
-            "--json",
-            "--ca-cert",
-            &ca,
-            "--ca-key",
-            &key,
-            "--broker-name",
-            NAME,
-            "--run-dir",
-            "run",
-        ])
-        .current_dir(dir.path())
-        .env_remove("HIL_LAB_BIND")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(first["host"], NAME);
+    let lab = LabChild::start(
+        Command::new(env!("CARGO_BIN_EXE_hil"))
+            .args([
+                "lab",
+                "--json",
+                "--ca-cert",
+                &ca,
+                "--ca-key",
+                &key,
+                "--broker-name",
+                NAME,
+                "--run-dir",
+                "run",
+            ])
+            .current_dir(dir.path()),
+    );
+    assert_eq!(lab.first["host"], NAME);
 
-    let dns: std::net::SocketAddr = first["dns"].as_str().unwrap().parse().unwrap();
-    let dig = Command::new("dig")
-        .arg(format!("@{}", dns.ip()))
-        .args(["-p", &dns.port().to_string(), "+short", NAME])
-        .output()
-        .unwrap();
-    assert_eq!(text(&dig.stdout).trim(), "127.0.0.1");
+    assert_eq!(dig_short(lab.addr("dns"), NAME), "127.0.0.1");
 
-    let tls = first["mqtt_tls"].as_str().unwrap().to_owned();
+    let tls = lab.first["mqtt_tls"].as_str().unwrap().to_owned();
     let s_client = Command::new("openssl")
         .current_dir(dir.path())
         .args(["s_client", "-connect", &tls, "-servername", NAME])
@@ -368,15 +341,8 @@ fn the_lab_serves_the_team_chain_for_the_team_name_and_its_dns_resolves_it() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let said = format!("{}{}", text(&s_client.stdout), text(&s_client.stderr));
+    let said = format!("{}{}", lossy(&s_client.stdout), lossy(&s_client.stderr));
 
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "hil lab did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lab.interrupt();
     assert!(said.contains("Verification: OK"), "{said}");
 }

@@ -10,12 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_ok, esptool};
-use hil::vboard::{BoardIndex, BoardOptions, VirtualBoard};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{assert_ok, board, esptool, esptool_read_flash, hil_monitor_boot, root};
 
 fn image_path() -> PathBuf {
     root().join("fixtures/firmware/reference-nodemcuv2.bin")
@@ -60,6 +55,12 @@ fn xor_checksum(image: &[u8], at: usize) -> u8 {
         .fold(0xef, |c, b| c ^ b)
 }
 
+/// What `esptool image_info --version 2` says of the image in `file`.
+async fn image_info(file: &Path) -> String {
+    let file = file.to_str().unwrap();
+    assert_ok(&esptool(&["--chip", "esp8266", "image_info", "--version", "2", file]).await)
+}
+
 /// The core's crc32 (cores/esp8266/crc32.cpp: MSB first, polynomial
 /// 0x04C11DB7, start 0xFFFFFFFF, no final XOR), what `ESP.checkFlashCRC()` runs.
 fn core_crc32(data: &[u8]) -> u32 {
@@ -83,17 +84,7 @@ async fn esptool_reads_both_images_and_the_apps_one_bad_checksum_is_elf2bins_crc
     let dir = tempfile::tempdir().unwrap();
 
     // At 0x0: eboot, which the ROM loads and checks.
-    let whole = assert_ok(
-        &esptool(&[
-            "--chip",
-            "esp8266",
-            "image_info",
-            "--version",
-            "2",
-            image_path().to_str().unwrap(),
-        ])
-        .await,
-    );
+    let whole = image_info(&image_path()).await;
     assert!(whole.contains("Image version: 1"), "{whole}");
     assert!(whole.contains("Entry point: 0x4010f480"), "{whole}");
     assert!(whole.contains("Segments: 2"), "{whole}");
@@ -102,17 +93,7 @@ async fn esptool_reads_both_images_and_the_apps_one_bad_checksum_is_elf2bins_crc
     // At 0x1000: the application, as eboot finds it.
     let app = dir.path().join("app-at-0x1000.bin");
     std::fs::write(&app, &image[APP_OFFSET..]).unwrap();
-    let info = assert_ok(
-        &esptool(&[
-            "--chip",
-            "esp8266",
-            "image_info",
-            "--version",
-            "2",
-            app.to_str().unwrap(),
-        ])
-        .await,
-    );
+    let info = image_info(&app).await;
     for fact in [
         "Image version: 1",
         "Entry point: 0x401000c4",
@@ -155,8 +136,7 @@ async fn esptool_reads_both_images_and_the_apps_one_bad_checksum_is_elf2bins_crc
 #[tokio::test(flavor = "multi_thread")]
 async fn hil_flash_writes_and_verifies_it_and_the_virtual_roms_boots_its_eboot() {
     let dir = tempfile::tempdir().unwrap();
-    let options = BoardOptions::new(BoardIndex::new(41).unwrap(), dir.path().join("flash.bin"));
-    let board = VirtualBoard::start(options).await.unwrap();
+    let board = board(dir.path(), 41).await;
     let hil = env!("CARGO_BIN_EXE_hil");
 
     let out = tokio::process::Command::new(hil)
@@ -171,39 +151,11 @@ async fn hil_flash_writes_and_verifies_it_and_the_virtual_roms_boots_its_eboot()
     // esptool reads back what hil wrote, byte for byte.
     let back = dir.path().join("back.bin");
     let image = image();
-    assert_ok(
-        &esptool(&[
-            "--port",
-            board.url(),
-            "--chip",
-            "esp8266",
-            "read_flash",
-            "0",
-            &image.len().to_string(),
-            back.to_str().unwrap(),
-        ])
-        .await,
-    );
-    assert!(
-        std::fs::read(&back).unwrap() == image,
-        "flash differs from the image"
-    );
+    let read = esptool_read_flash(board.url(), 0, image.len(), &back).await;
+    assert!(read == image, "flash differs from the image");
 
     // The ROM loads eboot's segments and accepts its checksum, as a NodeMCU does.
-    let out = tokio::process::Command::new(hil)
-        .args([
-            "monitor",
-            "--port",
-            board.url(),
-            "--baud",
-            "74880",
-            "--reset",
-        ])
-        .args(["--seconds", "2"])
-        .output()
-        .await
-        .unwrap();
-    let rom = assert_ok(&out);
+    let rom = hil_monitor_boot(board.url()).await;
     let lines: Vec<&str> = rom.lines().collect();
     let load = lines
         .iter()

@@ -3,31 +3,15 @@
 //! start, bad input refused before anything runs, and no secret in any artifact.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn hil() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hil"));
-    cmd.current_dir(root())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("CI", "true");
-    cmd
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::cli::hil_as_ci as hil;
+use common::{root, text};
 
 fn python() -> PathBuf {
     let python = root().join(".venv/bin/python");
@@ -82,6 +66,39 @@ fn read_reports(junit: &Path, json: &Path, html: &Path) -> String {
     report
 }
 
+/// Where a test's run writes: its runs directory and the reports it asks for.
+struct Outputs {
+    runs: PathBuf,
+    junit: PathBuf,
+    json: PathBuf,
+    html: PathBuf,
+}
+
+impl Outputs {
+    fn in_dir(dir: &Path) -> Outputs {
+        Outputs {
+            runs: dir.join("runs"),
+            junit: dir.join("j.xml"),
+            json: dir.join("c.json"),
+            html: dir.join("html"),
+        }
+    }
+
+    /// Runs `cmd` (a `hil run`) asking for every report.
+    fn run(&self, cmd: &mut Command) -> Output {
+        cmd.args(["--runs-dir", self.runs.to_str().unwrap()])
+            .args([
+                "--junit",
+                self.junit.to_str().unwrap(),
+                "--json",
+                self.json.to_str().unwrap(),
+            ])
+            .args(["--report", self.html.to_str().unwrap()])
+            .output()
+            .unwrap()
+    }
+}
+
 fn only_run_dir(runs: &Path) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
         .unwrap()
@@ -102,37 +119,28 @@ fn reports_are_valid_documents_whatever_the_device_sends() {
         "Feature: hostile\n  Scenario: a command that tries to end the CDATA\n    Given the board under test\n    When the board boots\n    Then the device subscribes to \"hil/commands\" within 20 s\n    When the broker publishes \"]]></system-out><testcase name=\\\"fake\\\"/><x>&\" to \"hil/commands\"\n    Then the serial output contains \"testcase\" within 5 s\n    And the serial output never contains \"anything at all\"\n",
     )
     .unwrap();
-    let runs = dir.path().join("runs");
-    let (junit, json, html) = (
-        dir.path().join("j.xml"),
-        dir.path().join("c.json"),
-        dir.path().join("html"),
+    let outputs = Outputs::in_dir(dir.path());
+    let out = outputs.run(
+        hil()
+            .args(["run", "features/mqtt.feature"])
+            .arg(&feature)
+            .args([
+                "--board",
+                "virtual:2",
+                "--firmware",
+                "reference+crash=after-connect",
+            ]),
     );
-    let out = hil()
-        .args(["run", "features/mqtt.feature"])
-        .arg(&feature)
-        .args([
-            "--board",
-            "virtual:2",
-            "--firmware",
-            "reference+crash=after-connect",
-        ])
-        .args(["--runs-dir", runs.to_str().unwrap()])
-        .args([
-            "--junit",
-            junit.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .args(["--report", html.to_str().unwrap()])
-        .output()
-        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let raw = std::fs::read(&junit).unwrap();
+    let raw = std::fs::read(&outputs.junit).unwrap();
     assert!(raw
         .windows(1)
         .all(|b| b[0] >= 0x20 || b"\t\n\r".contains(&b[0])));
-    let report = read_reports(&junit, &json, &html.join("index.html"));
+    let report = read_reports(
+        &outputs.junit,
+        &outputs.json,
+        &outputs.html.join("index.html"),
+    );
     assert!(report.contains("junit 7 skipped 0"), "{report}");
     assert!(report.contains("junitparser 7"), "{report}");
     let xml = String::from_utf8(raw).unwrap();
@@ -278,31 +286,14 @@ fn secrets_never_reach_an_artifact() {
         format!("Feature: secrets\n  Scenario: the right password\n    Given the board under test\n    And the broker requires username \"hil\" and password \"{secret}\"\n    When the board boots\n    Then the device connects to the broker within 20 s\n\n  Scenario: the wrong one\n    Given the board under test\n    And the broker requires username \"hil\" and password \"{secret}\"\n    And the device is provisioned with username \"hil\" and password \"{secret}-not\"\n    When the board boots\n    Then the device connects to the broker within 3 s\n"),
     )
     .unwrap();
-    let runs = dir.path().join("runs");
-    let (junit, json, html) = (
-        dir.path().join("j.xml"),
-        dir.path().join("c.json"),
-        dir.path().join("html"),
-    );
-    let out = hil()
-        .arg("run")
-        .arg(&feature)
-        .args(["--runs-dir", runs.to_str().unwrap()])
-        .args([
-            "--junit",
-            junit.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .args(["--report", html.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let outputs = Outputs::in_dir(dir.path());
+    let out = outputs.run(hil().arg("run").arg(&feature));
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(!all.contains(secret), "the console: {all}");
-    let run = only_run_dir(&runs);
+    let run = only_run_dir(&outputs.runs);
     let mut files = walk(&run);
-    files.extend([junit, json, html.join("index.html")]);
+    files.extend([outputs.junit, outputs.json, outputs.html.join("index.html")]);
     let key_header = format!("{} KEY", "PRIVATE");
     for file in files {
         let bytes = std::fs::read(&file).unwrap();

@@ -3,32 +3,16 @@
 //! dashboards use) accepts, carrying the expectation and the timeline window.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::cli::hil_as_ci;
+use common::{root, text};
 
-/// Runs `hil` from the repository root (features name fixtures relative to it)
-/// with the user's environment stripped.
 fn hil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hil"))
-        .args(args)
-        .current_dir(root())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("CI", "true")
-        .output()
-        .expect("run hil")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    hil_as_ci().args(args).output().expect("run hil")
 }
 
 fn feature(dir: &Path, name: &str, body: &str) -> String {

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use common::{assert_ok, esptool, noise, text};
+use common::{assert_ok, board, esptool_on, esptool_read_flash, hil_monitor_boot, noise, text};
 use hil::flash::{
     flash, flash_with, FlashError, FlashEvent, FlashInput, FlashOptions, FlashOutcome, FlashReport,
 };
@@ -19,11 +19,6 @@ use hil::timeline::{BoardEvent, Cursor, EventKind, Timeline};
 use hil::vboard::{BoardIndex, BoardOptions, VirtualBoard};
 use serialport::SerialPort;
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-async fn board(dir: &Path, index: u32) -> VirtualBoard {
-    let options = BoardOptions::new(BoardIndex::new(index).unwrap(), dir.join("flash.bin"));
-    VirtualBoard::start(options).await.unwrap()
-}
 
 /// pyserial's own RFC 2217 server (serial.rfc2217.PortManager) in front of a
 /// `loop://` port: whatever the client writes comes back. Prints the port, then
@@ -160,23 +155,8 @@ async fn hil_flash_then_esptool_reads_the_same_bytes() {
     assert!(out.contains("written and verified"), "{out}");
 
     let back = dir.path().join("back.bin");
-    assert_ok(
-        &esptool(&[
-            "--port",
-            board.url(),
-            "--chip",
-            "esp8266",
-            "read_flash",
-            "0x8000",
-            &image.len().to_string(),
-            back.to_str().unwrap(),
-        ])
-        .await,
-    );
-    assert!(
-        std::fs::read(&back).unwrap() == image,
-        "esptool read different bytes"
-    );
+    let read = esptool_read_flash(board.url(), 0x8000, image.len(), &back).await;
+    assert!(read == image, "esptool read different bytes");
 
     // Unchanged image: nothing written.
     let out = assert_ok(&run(args).await);
@@ -203,15 +183,10 @@ async fn esptool_writes_then_hil_reads_it_back() {
     let path = dir.path().join("image.bin");
     std::fs::write(&path, &image).unwrap();
     assert_ok(
-        &esptool(&[
-            "--port",
+        &esptool_on(
             board.url(),
-            "--chip",
-            "esp8266",
-            "write_flash",
-            "0x20000",
-            path.to_str().unwrap(),
-        ])
+            &["write_flash", "0x20000", path.to_str().unwrap()],
+        )
         .await,
     );
 
@@ -256,22 +231,7 @@ async fn esptool_writes_then_hil_reads_it_back() {
 async fn hil_monitor_and_reset_over_rfc2217() {
     let dir = tempfile::tempdir().unwrap();
     let board = board(dir.path(), 13).await;
-    let hil = env!("CARGO_BIN_EXE_hil");
-    let out = tokio::process::Command::new(hil)
-        .args([
-            "monitor",
-            "--port",
-            board.url(),
-            "--baud",
-            "74880",
-            "--reset",
-            "--seconds",
-            "2",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let out = assert_ok(&out);
+    let out = hil_monitor_boot(board.url()).await;
     // Timestamped lines; erased flash: the banner, then the ROM stops.
     let banner = out
         .lines()
@@ -280,7 +240,7 @@ async fn hil_monitor_and_reset_over_rfc2217() {
     assert!(banner.starts_with('[') && banner.contains("] "), "{banner}");
     assert!(out.lines().any(|l| l.ends_with("ets_main.c ")), "{out}");
 
-    let out = tokio::process::Command::new(hil)
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hil"))
         .args(["reset", "--port", board.url()])
         .output()
         .await
@@ -430,21 +390,16 @@ async fn esptool_reads(
     dir: &Path,
 ) -> Vec<u8> {
     let back = dir.join(format!("back-{offset:x}-{len}.bin"));
-    let out = assert_ok(
-        &esptool(&[
-            "--port",
-            board.url(),
-            "--chip",
-            "esp8266",
-            "--baud",
-            baud,
-            "read_flash",
-            &offset.to_string(),
-            &len.to_string(),
-            back.to_str().unwrap(),
-        ])
-        .await,
-    );
+    let (offset, len) = (offset.to_string(), len.to_string());
+    let args = [
+        "--baud",
+        baud,
+        "read_flash",
+        &offset,
+        &len,
+        back.to_str().unwrap(),
+    ];
+    let out = assert_ok(&esptool_on(board.url(), &args).await);
     assert!(baud == "115200" || out.contains("Changed."), "{out}");
     std::fs::read(&back).unwrap()
 }

@@ -38,6 +38,15 @@ fn board_ip(k: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 1, k)
 }
 
+/// Has the lab present certificate profile `id` to board `k`.
+fn present(lab: &Lab, k: u8, id: ProfileId) {
+    let policy = DevicePolicy {
+        profile: Some(Arc::new(catalogue().profile(id).unwrap().clone())),
+        ..DevicePolicy::default()
+    };
+    lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+}
+
 /// Boots the twin as board `k`, provisions it when asked, and collects serial
 /// lines until `done` says the outcome is known (or 30 s pass).
 async fn run_device(
@@ -102,11 +111,7 @@ async fn the_reference_twin_reports_the_catalogue_outcome_for_every_profile() {
     let mut runs = Vec::new();
     for (k, id) in ProfileId::ALL.iter().copied().enumerate() {
         let k = k as u8 + 1;
-        let policy = DevicePolicy {
-            profile: Some(Arc::new(catalogue().profile(id).unwrap().clone())),
-            ..DevicePolicy::default()
-        };
-        lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+        present(&lab, k, id);
         let run = run_device(
             &lab,
             k,
@@ -237,11 +242,7 @@ async fn variants_show_their_signature_mistakes() {
     ];
     for (i, (variant, id, expected)) in cases.iter().enumerate() {
         let k = 60 + i as u8;
-        let policy = DevicePolicy {
-            profile: Some(Arc::new(catalogue().profile(*id).unwrap().clone())),
-            ..DevicePolicy::default()
-        };
-        lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+        present(&lab, k, *id);
         let lines = run_device(
             &lab,
             k,
@@ -451,13 +452,7 @@ async fn the_reference_twin_talks_to_mosquitto_too() {
 async fn seed_style_logs_say_rc_minus_2_and_never_why() {
     let (lab, _dir) = lab().await;
     let k = 110;
-    let policy = DevicePolicy {
-        profile: Some(Arc::new(
-            catalogue().profile(ProfileId::WrongSan).unwrap().clone(),
-        )),
-        ..DevicePolicy::default()
-    };
-    lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+    present(&lab, k, ProfileId::WrongSan);
     let lines = run_device(
         &lab,
         k,
@@ -573,13 +568,7 @@ async fn no_backoff_hammers_a_refusing_broker() {
 async fn fallback_insecure_is_refused_once_then_trusts_the_impostor() {
     let (lab, _dir) = lab().await;
     let k = 135;
-    let policy = DevicePolicy {
-        profile: Some(Arc::new(
-            catalogue().profile(ProfileId::WrongSan).unwrap().clone(),
-        )),
-        ..DevicePolicy::default()
-    };
-    lab.policies().set(IpAddr::V4(board_ip(k)), policy);
+    present(&lab, k, ProfileId::WrongSan);
     let lines = run_device(
         &lab,
         k,

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_ok, esptool, noise, python_script, text};
+use common::{
+    assert_ok, board, esptool, esptool_on, esptool_read_flash, noise, python_script, text,
+};
 use hil::image::{ImageV1, Segment};
 use hil::timeline::{BoardEvent, EventKind, RomMode, Timeline};
 use hil::vboard::{
@@ -17,11 +19,6 @@ use hil::vboard::{
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-
-async fn board(dir: &Path, index: u32) -> VirtualBoard {
-    let options = BoardOptions::new(BoardIndex::new(index).unwrap(), dir.join("flash.bin"));
-    VirtualBoard::start(options).await.unwrap()
-}
 
 fn valid_image(seed: u32) -> Vec<u8> {
     ImageV1::new(
@@ -75,19 +72,9 @@ async fn esptool_identifies_the_chip() {
     assert!(out.contains("Chip is ESP8266EX"), "{out}");
     assert!(out.contains("Crystal is 26MHz"), "{out}");
     assert!(out.contains("Chip ID: 0x00484907"), "{out}");
-    let out = assert_ok(&esptool(&["--port", board.url(), "--chip", "esp8266", "read_mac"]).await);
+    let out = assert_ok(&esptool_on(board.url(), &["read_mac"]).await);
     assert!(out.contains("MAC: 18:fe:34:48:49:07"), "{out}");
-    let out = assert_ok(
-        &esptool(&[
-            "--port",
-            board.url(),
-            "--chip",
-            "esp8266",
-            "--no-stub",
-            "flash_id",
-        ])
-        .await,
-    );
+    let out = assert_ok(&esptool_on(board.url(), &["--no-stub", "flash_id"]).await);
     assert!(out.contains("Manufacturer: ef"), "{out}");
     assert!(out.contains("Device: 4016"), "{out}");
     assert!(out.contains("Detected flash size: 4MB"), "{out}");
@@ -108,16 +95,15 @@ async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
     let small_path = dir.path().join("small.bin");
     std::fs::write(&small_path, &small).unwrap();
     let out = assert_ok(
-        &esptool(&[
-            "--port",
+        &esptool_on(
             &url,
-            "--chip",
-            "esp8266",
-            "--no-stub",
-            "write_flash",
-            "0x100000",
-            small_path.to_str().unwrap(),
-        ])
+            &[
+                "--no-stub",
+                "write_flash",
+                "0x100000",
+                small_path.to_str().unwrap(),
+            ],
+        )
         .await,
     );
     assert!(out.contains("Wrote 7168 bytes at 0x00100000"), "{out}");
@@ -129,18 +115,8 @@ async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
         .collect::<Vec<u8>>();
     let big_path = dir.path().join("big.bin");
     std::fs::write(&big_path, &big).unwrap();
-    let out = assert_ok(
-        &esptool(&[
-            "--port",
-            &url,
-            "--chip",
-            "esp8266",
-            "write_flash",
-            "0x0",
-            big_path.to_str().unwrap(),
-        ])
-        .await,
-    );
+    let out =
+        assert_ok(&esptool_on(&url, &["write_flash", "0x0", big_path.to_str().unwrap()]).await);
     assert!(out.contains("Stub running..."), "{out}");
     assert!(out.contains("compressed) at 0x00000000"), "{out}");
     assert!(out.contains("Hash of data verified."), "{out}");
@@ -155,18 +131,17 @@ async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
         let back = dir.path().join(format!("{name}.back"));
         let len = expected.len().to_string();
         let out = assert_ok(
-            &esptool(&[
-                "--port",
+            &esptool_on(
                 &url,
-                "--chip",
-                "esp8266",
-                "--baud",
-                baud,
-                "read_flash",
-                offset,
-                &len,
-                back.to_str().unwrap(),
-            ])
+                &[
+                    "--baud",
+                    baud,
+                    "read_flash",
+                    offset,
+                    &len,
+                    back.to_str().unwrap(),
+                ],
+            )
             .await,
         );
         if baud != "115200" {
@@ -175,33 +150,8 @@ async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
         assert!(std::fs::read(&back).unwrap() == *expected, "{name} differs");
     }
     // ERASE_REGION through the stub, then the region reads erased.
-    assert_ok(
-        &esptool(&[
-            "--port",
-            &url,
-            "--chip",
-            "esp8266",
-            "erase_region",
-            "0x100000",
-            "0x1000",
-        ])
-        .await,
-    );
-    let erased = dir.path().join("erased.back");
-    assert_ok(
-        &esptool(&[
-            "--port",
-            &url,
-            "--chip",
-            "esp8266",
-            "read_flash",
-            "0x100000",
-            "0x1100",
-            erased.to_str().unwrap(),
-        ])
-        .await,
-    );
-    let erased = std::fs::read(&erased).unwrap();
+    assert_ok(&esptool_on(&url, &["erase_region", "0x100000", "0x1000"]).await);
+    let erased = esptool_read_flash(&url, 0x100000, 0x1100, &dir.path().join("erased.back")).await;
     assert!(erased[..0x1000].iter().all(|b| *b == 0xFF));
     assert_eq!(erased[0x1000..], small[0x1000..0x1100]);
     // The ROM erased whole sectors: the rest of the small image's last sector is FF.
@@ -240,9 +190,11 @@ async fn write_flash_with_the_rom_and_with_the_stub_then_read_back() {
         .any(|w| matches!(w, BoardEvent::ImageAccepted { segments: 2, .. })));
 }
 
-/// Raw loader traffic through pyserial: noise around frames, a bad checksum, an
-/// unknown command. Prints one line per answer, hex-encoded.
-const RAW_LOADER: &str = r#"
+/// The start of a Python client that drives the loader by hand: it opens the
+/// port (`s`) and resets the board into download mode as esptool does; `req`
+/// frames a request, `frames(n)` waits (5 s unless told) for the next `n`
+/// answers, unframed, and `buf` holds what came after them.
+const LOADER_CLIENT: &str = r#"
 import sys, time, struct, serial
 s = serial.serial_for_url(sys.argv[1], baudrate=115200, timeout=0.2)
 s.dtr = False; s.rts = True; time.sleep(0.1); s.dtr = True; s.rts = False; time.sleep(0.05); s.dtr = False
@@ -251,10 +203,10 @@ def slip(b):
 def req(op, data, chk=0):
     return slip(struct.pack("<BBHI", 0, op, len(data), chk) + data)
 buf = b""
-def frames(n):
+def frames(n, seconds=5):
     global buf
     out = []
-    deadline = time.time() + 5
+    deadline = time.time() + seconds
     while len(out) < n and time.time() < deadline:
         buf += s.read(max(1, s.in_waiting))
         while buf.count(b"\xc0") >= 2:
@@ -263,6 +215,25 @@ def frames(n):
             if body:
                 out.append(body.replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb"))
     return out
+"#;
+
+/// Runs `script` after [`LOADER_CLIENT`] against the board at `url`; what it
+/// printed.
+async fn loader_client(url: &str, script: &str) -> String {
+    assert_ok(&python_script(&format!("{LOADER_CLIENT}{script}"), &[url]).await)
+}
+
+/// The rest of a line of a loader client's output that starts with `tag`.
+fn answer_in(out: &str, tag: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{tag} ")))
+        .unwrap_or_else(|| panic!("no {tag} line in:\n{out}"))
+        .to_string()
+}
+
+/// Raw loader traffic: noise around frames, a bad checksum, an unknown command.
+/// Prints one line per answer, hex-encoded.
+const RAW_LOADER: &str = r#"
 s.write(b"noise\x00\xff\x55" + req(8, b"\x07\x07\x12\x20" + b"\x55" * 32) + b"more noise\xff")
 print("sync", " ".join(f.hex() for f in frames(8)))
 s.write(req(2, struct.pack("<IIII", 0x400, 1, 0x400, 0x20000)))
@@ -286,13 +257,8 @@ s.close()
 async fn bad_input_gets_rom_statuses_and_noise_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let board = board(dir.path(), 3).await;
-    let out = assert_ok(&python_script(RAW_LOADER, &[board.url()]).await);
-    let answer = |tag: &str| -> String {
-        out.lines()
-            .find_map(|l| l.strip_prefix(&format!("{tag} ")))
-            .unwrap_or_else(|| panic!("no {tag} line in:\n{out}"))
-            .to_string()
-    };
+    let out = loader_client(board.url(), RAW_LOADER).await;
+    let answer = |tag: &str| answer_in(&out, tag);
     let sync = answer("sync");
     assert_eq!(sync.split(' ').count(), 8, "{out}");
     assert!(
@@ -306,22 +272,9 @@ async fn bad_input_gets_rom_statuses_and_noise_is_skipped() {
     assert_eq!(answer("end"), "01040200000000000000");
 
     // The board is still a board: esptool reads what the good block wrote.
-    let back = dir.path().join("back.bin");
-    assert_ok(
-        &esptool(&[
-            "--port",
-            board.url(),
-            "--chip",
-            "esp8266",
-            "read_flash",
-            "0x20000",
-            "1024",
-            back.to_str().unwrap(),
-        ])
-        .await,
-    );
+    let back = esptool_read_flash(board.url(), 0x20000, 1024, &dir.path().join("back.bin")).await;
     let expected: Vec<u8> = (0..4).flat_map(|_| 0..=255u8).collect();
-    assert_eq!(std::fs::read(&back).unwrap(), expected);
+    assert_eq!(back, expected);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -398,18 +351,7 @@ async fn a_valid_image_is_handed_to_the_firmware_runner() {
     let path = dir.path().join("image.bin");
     std::fs::write(&path, &image).unwrap();
     // write_flash ends with a hard reset: the ROM boots the image.
-    assert_ok(
-        &esptool(&[
-            "--port",
-            board.url(),
-            "--chip",
-            "esp8266",
-            "write_flash",
-            "0",
-            path.to_str().unwrap(),
-        ])
-        .await,
-    );
+    assert_ok(&esptool_on(board.url(), &["write_flash", "0", path.to_str().unwrap()]).await);
     let booted = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .unwrap()
@@ -476,15 +418,10 @@ async fn a_client_that_vanishes_mid_flash_leaves_the_board_usable() {
     let small = valid_image(4);
     let small_path = dir.path().join("small.bin");
     std::fs::write(&small_path, &small).unwrap();
-    let out = esptool(&[
-        "--port",
+    let out = esptool_on(
         board.url(),
-        "--chip",
-        "esp8266",
-        "write_flash",
-        "0",
-        small_path.to_str().unwrap(),
-    ])
+        &["write_flash", "0", small_path.to_str().unwrap()],
+    )
     .await;
     let out = text(&out);
     assert!(out.contains("Hash of data verified."), "{out}");
@@ -501,9 +438,7 @@ async fn several_boards_at_once_each_with_its_own_identity() {
         .iter()
         .map(|b| {
             let url = b.url().to_string();
-            tokio::spawn(async move {
-                esptool(&["--port", &url, "--chip", "esp8266", "--no-stub", "read_mac"]).await
-            })
+            tokio::spawn(async move { esptool_on(&url, &["--no-stub", "read_mac"]).await })
         })
         .collect();
     let mut outputs = Vec::new();
@@ -547,8 +482,7 @@ async fn standalone_hil_vboard_serves_esptool() {
         .find(|w| w.starts_with("rfc2217://"))
         .unwrap_or_else(|| panic!("no URL in {first:?}"))
         .to_string();
-    let out =
-        assert_ok(&esptool(&["--port", &url, "--chip", "esp8266", "--no-stub", "read_mac"]).await);
+    let out = assert_ok(&esptool_on(&url, &["--no-stub", "read_mac"]).await);
     assert!(out.contains("MAC: 18:fe:34:48:49:09"), "{out}");
     assert_eq!(
         std::fs::metadata(&flash).unwrap().len(),
@@ -583,18 +517,17 @@ async fn esptool_at_every_baud_it_asks_for_on_a_line_rate_board() {
         // esptool's stub takes CHANGE_BAUDRATE, then pyserial sets the RFC 2217
         // port's rate: the board follows both, and the data goes at that rate.
         let out = assert_ok(
-            &esptool(&[
-                "--port",
+            &esptool_on(
                 board.url(),
-                "--chip",
-                "esp8266",
-                "--baud",
-                baud,
-                "write_flash",
-                "-z",
-                "0",
-                path.to_str().unwrap(),
-            ])
+                &[
+                    "--baud",
+                    baud,
+                    "write_flash",
+                    "-z",
+                    "0",
+                    path.to_str().unwrap(),
+                ],
+            )
             .await,
         );
         assert!(out.contains("Hash of data verified."), "{baud}: {out}");
@@ -610,34 +543,13 @@ async fn esptool_at_every_baud_it_asks_for_on_a_line_rate_board() {
     }
 }
 
-/// A client that drives the loader by hand: download mode, SYNC, a "stub" (code
-/// uploaded and started inside itself), then CHANGE_BAUDRATE to 460800, and a
-/// register read at the old rate (the chip no longer understands it) and at the
-/// new one.
+/// Download mode, SYNC, a "stub" (code uploaded and started inside itself),
+/// then CHANGE_BAUDRATE to 460800, and a register read at the old rate (the
+/// chip no longer understands it) and at the new one.
 const STUB_RATE: &str = r#"
-import sys, time, struct, serial
-s = serial.serial_for_url(sys.argv[1], baudrate=115200, timeout=0.2)
-s.dtr = False; s.rts = True; time.sleep(0.1); s.dtr = True; s.rts = False; time.sleep(0.05); s.dtr = False
 # What the board printed at power-on, before the reset, is not the loader's.
 time.sleep(0.05)
 s.reset_input_buffer()
-def slip(b):
-    return b"\xc0" + b.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
-def req(op, data, chk=0):
-    return slip(struct.pack("<BBHI", 0, op, len(data), chk) + data)
-buf = b""
-def frames(n, seconds=3):
-    global buf
-    out = []
-    deadline = time.time() + seconds
-    while len(out) < n and time.time() < deadline:
-        buf += s.read(max(1, s.in_waiting))
-        while buf.count(b"\xc0") >= 2:
-            start = buf.index(b"\xc0"); end = buf.index(b"\xc0", start + 1)
-            body = buf[start + 1:end]; buf = buf[end + 1:]
-            if body:
-                out.append(body.replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb"))
-    return out
 s.write(req(8, b"\x07\x07\x12\x20" + b"\x55" * 32))
 frames(8)
 code = b"\x00\x00\x00\x00"
@@ -666,13 +578,8 @@ s.close()
 async fn after_change_baudrate_only_a_client_at_the_new_rate_is_understood() {
     let dir = tempfile::tempdir().unwrap();
     let board = board(dir.path(), 11).await;
-    let out = assert_ok(&python_script(STUB_RATE, &[board.url()]).await);
-    let answer = |tag: &str| -> String {
-        out.lines()
-            .find_map(|l| l.strip_prefix(&format!("{tag} ")))
-            .unwrap_or_else(|| panic!("no {tag} line in:\n{out}"))
-            .to_string()
-    };
+    let out = loader_client(board.url(), STUB_RATE).await;
+    let answer = |tag: &str| answer_in(&out, tag);
     assert_eq!(answer("started"), "01060200000000000000 4f484149", "{out}");
     // The stub answers at the old rate, then switches.
     assert_eq!(answer("change"), "010f0200000000000000");

@@ -3,12 +3,11 @@
 //! the findings of issue 11 (a scenario that passed before and must not now).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use std::process::Output;
+
+use common::cli::hil_as_ci;
 
 struct Run {
     out: Output,
@@ -49,15 +48,11 @@ fn run(feature: &str, args: &[&str]) -> Run {
     let path = dir.path().join("case.feature");
     std::fs::write(&path, feature).unwrap();
     let runs = dir.path().join("runs");
-    let out = Command::new(env!("CARGO_BIN_EXE_hil"))
+    let out = hil_as_ci()
         .arg("run")
         .arg(&path)
         .args(["--runs-dir", runs.to_str().unwrap()])
         .args(args)
-        .current_dir(root())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("CI", "true")
         .output()
         .expect("run hil");
     Run { out, dir }

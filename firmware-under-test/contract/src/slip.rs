@@ -7,8 +7,9 @@ const ESC: u8 = 0xDB;
 const ESC_END: u8 = 0xDC;
 const ESC_ESC: u8 = 0xDD;
 
-/// Largest frame kept: a 16 KB stub block plus its header, with room to spare.
-pub(crate) const MAX_FRAME: usize = 0x4000 + 0x400;
+/// Largest frame the decoder keeps (longer ones are dropped): a 16 KB stub
+/// block plus its header, with room to spare.
+pub const MAX_FRAME: usize = 0x4000 + 0x400;
 
 /// Encodes one frame, delimiters included.
 pub fn encode(payload: &[u8]) -> Vec<u8> {

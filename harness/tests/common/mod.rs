@@ -2,7 +2,12 @@
 //! binary), a lab per test, and the external peers (openssl, mosquitto clients,
 //! esptool and pyserial from the project venv), plus a SOCKS5 hop that lets
 //! mosquitto's clients reach `broker.hil.test` without touching /etc/hosts.
+//! `cli` runs the `hil` binary as a user does; `netns` makes the network
+//! namespaces of the served-network tests.
 #![allow(dead_code, clippy::unwrap_used)]
+
+pub mod cli;
+pub mod netns;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,9 +18,15 @@ use std::time::Duration;
 use hil::lab::{DevicePolicy, Lab, LabConfig};
 use hil::pki::{Catalogue, Profile, ProfileId};
 use hil::timeline::{Event, EventKind, HandshakeOutcome};
+use hil::vboard::{BoardIndex, BoardOptions, VirtualBoard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::process::Command;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
 
 /// The catalogue for this test binary, generated for the current time so that
 /// peers reading the host clock (openssl, mosquitto) agree with the lab.
@@ -181,10 +192,9 @@ pub async fn socks_to_from(target: SocketAddr, source: std::net::IpAddr) -> Sock
 
 /// The project venv's Python, where ci/setup installs esptool and pyserial.
 pub fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let venv = std::env::var_os("HIL_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv"));
+        .unwrap_or_else(|| root().join(".venv"));
     let python = venv.join("bin").join("python");
     let ok = std::process::Command::new(&python)
         .args(["-c", "import esptool, serial"])
@@ -202,6 +212,42 @@ pub fn python() -> PathBuf {
 /// Runs `python -m esptool ARGS` with a deadline; returns its output.
 pub async fn esptool(args: &[&str]) -> Output {
     run_python(&["-m", "esptool"], args, Duration::from_secs(240)).await
+}
+
+/// esptool against the ESP8266 at `port`; naming the chip skips esptool's
+/// detection of it.
+pub async fn esptool_on(port: &str, args: &[&str]) -> Output {
+    let mut all = vec!["--port", port, "--chip", "esp8266"];
+    all.extend_from_slice(args);
+    esptool(&all).await
+}
+
+/// `len` bytes of flash from `offset`, as esptool reads them (through its
+/// stub) into `file`.
+pub async fn esptool_read_flash(port: &str, offset: u32, len: usize, file: &Path) -> Vec<u8> {
+    let (offset, len) = (format!("{offset:#x}"), len.to_string());
+    let file_arg = file.to_str().unwrap();
+    assert_ok(&esptool_on(port, &["read_flash", &offset, &len, file_arg]).await);
+    std::fs::read(file).unwrap()
+}
+
+/// A virtual board, its flash kept in `dir`.
+pub async fn board(dir: &Path, index: u32) -> VirtualBoard {
+    let options = BoardOptions::new(BoardIndex::new(index).unwrap(), dir.join("flash.bin"));
+    VirtualBoard::start(options).await.unwrap()
+}
+
+/// `hil monitor` on the board at `port` for 2 s from a reset, at the ROM's
+/// 74880 baud: what the ROM prints as the board boots. It must succeed.
+pub async fn hil_monitor_boot(port: &str) -> String {
+    let args = ["monitor", "--port", port, "--baud", "74880", "--reset"];
+    let out = Command::new(env!("CARGO_BIN_EXE_hil"))
+        .args(args)
+        .args(["--seconds", "2"])
+        .output()
+        .await
+        .unwrap();
+    assert_ok(&out)
 }
 
 /// Runs a Python snippet with arguments.

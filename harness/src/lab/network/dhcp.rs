@@ -539,6 +539,34 @@ mod tests {
         m.opts().msg_type()
     }
 
+    /// The address the server offers `mac` for a DISCOVER, asking for `wanted`
+    /// or for nothing in particular.
+    fn offer(s: &mut Server, mac: [u8; 6], wanted: Option<Ipv4Addr>, now: Instant) -> Ipv4Addr {
+        let opts = wanted
+            .map(DhcpOption::RequestedIpAddress)
+            .into_iter()
+            .collect();
+        s.handle(&request(MessageType::Discover, mac, opts), now)
+            .reply
+            .unwrap()
+            .0
+            .yiaddr()
+    }
+
+    /// A REQUEST for `ip`: naming the server it chose (SELECTING), or none when
+    /// a rebooted board asks for its old address back (INIT-REBOOT).
+    fn request_ip(
+        s: &mut Server,
+        mac: [u8; 6],
+        server: Option<Ipv4Addr>,
+        ip: Ipv4Addr,
+        now: Instant,
+    ) -> Outcome {
+        let mut opts = vec![DhcpOption::RequestedIpAddress(ip)];
+        opts.extend(server.map(DhcpOption::ServerIdentifier));
+        s.handle(&request(MessageType::Request, mac, opts), now)
+    }
+
     /// Encodes and decodes, as the wire does.
     fn wire(m: &Message) -> Message {
         let bytes = encode(m).unwrap();
@@ -630,48 +658,16 @@ mod tests {
     fn a_board_keeps_its_address_and_others_get_another() {
         let mut s = server();
         let now = Instant::now();
-        let first = s
-            .handle(&request(MessageType::Discover, MAC, vec![]), now)
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
+        let first = offer(&mut s, MAC, None, now);
         // The offer is held for the first board: the second gets the next one,
         // even when it asks for the first's.
-        let second = s
-            .handle(
-                &request(
-                    MessageType::Discover,
-                    OTHER,
-                    vec![DhcpOption::RequestedIpAddress(first)],
-                ),
-                now,
-            )
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
+        let second = offer(&mut s, OTHER, Some(first), now);
         assert_ne!(first, second);
         // Asking again gives the same address.
-        let again = s
-            .handle(&request(MessageType::Discover, MAC, vec![]), now)
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
+        let again = offer(&mut s, MAC, None, now);
         assert_eq!(again, first);
         // A REQUEST for the other board's offered address is refused.
-        let out = s.handle(
-            &request(
-                MessageType::Request,
-                MAC,
-                vec![
-                    DhcpOption::ServerIdentifier(LAB),
-                    DhcpOption::RequestedIpAddress(second),
-                ],
-            ),
-            now,
-        );
+        let out = request_ip(&mut s, MAC, Some(LAB), second, now);
         assert_eq!(kind(&out.reply.unwrap().0), Some(MessageType::Nak));
         assert!(out.leased.is_none());
     }
@@ -680,30 +676,16 @@ mod tests {
     fn another_servers_offer_frees_ours() {
         let mut s = server();
         let now = Instant::now();
-        let ip = s
-            .handle(&request(MessageType::Discover, MAC, vec![]), now)
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
-        let out = s.handle(
-            &request(
-                MessageType::Request,
-                MAC,
-                vec![
-                    DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 77, 0, 254)),
-                    DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 77, 0, 99)),
-                ],
-            ),
+        let ip = offer(&mut s, MAC, None, now);
+        let out = request_ip(
+            &mut s,
+            MAC,
+            Some(Ipv4Addr::new(10, 77, 0, 254)),
+            Ipv4Addr::new(10, 77, 0, 99),
             now,
         );
         assert!(out.reply.is_none() && out.leased.is_none());
-        let taken = s
-            .handle(&request(MessageType::Discover, OTHER, vec![]), now)
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
+        let taken = offer(&mut s, OTHER, None, now);
         assert_eq!(taken, ip);
     }
 
@@ -714,27 +696,11 @@ mod tests {
         let old = Ipv4Addr::new(10, 77, 0, 50);
         // A board that rebooted asks for the address it had (no server id): a
         // lab that restarted gives it back.
-        let out = s.handle(
-            &request(
-                MessageType::Request,
-                MAC,
-                vec![DhcpOption::RequestedIpAddress(old)],
-            ),
-            now,
-        );
+        let out = request_ip(&mut s, MAC, None, old, now);
         assert_eq!(kind(&out.reply.unwrap().0), Some(MessageType::Ack));
         assert_eq!(out.leased.unwrap().ip, old);
         // An address off the network is refused.
-        let out = s.handle(
-            &request(
-                MessageType::Request,
-                OTHER,
-                vec![DhcpOption::RequestedIpAddress(Ipv4Addr::new(
-                    192, 168, 4, 2,
-                ))],
-            ),
-            now,
-        );
+        let out = request_ip(&mut s, OTHER, None, Ipv4Addr::new(192, 168, 4, 2), now);
         let (nak, to) = out.reply.unwrap();
         assert_eq!(kind(&nak), Some(MessageType::Nak));
         assert_eq!(to, Destination::Broadcast);
@@ -765,19 +731,7 @@ mod tests {
         assert!(s.handle(&release, later).reply.is_none());
         assert_eq!(s.lease_for(MacAddr(MAC), later), None);
         // Decline: the address is kept out of the pool.
-        let ip = s
-            .handle(
-                &request(
-                    MessageType::Discover,
-                    OTHER,
-                    vec![DhcpOption::RequestedIpAddress(old)],
-                ),
-                later,
-            )
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
+        let ip = offer(&mut s, OTHER, Some(old), later);
         assert_eq!(ip, old);
         let decline = request(
             MessageType::Decline,
@@ -788,19 +742,7 @@ mod tests {
             ],
         );
         assert!(s.handle(&decline, later).reply.is_none());
-        let next = s
-            .handle(
-                &request(
-                    MessageType::Discover,
-                    OTHER,
-                    vec![DhcpOption::RequestedIpAddress(old)],
-                ),
-                later,
-            )
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
+        let next = offer(&mut s, OTHER, Some(old), later);
         assert_ne!(next, old);
     }
 
@@ -811,52 +753,16 @@ mod tests {
         let promised = s.reserve(MacAddr(MAC), now).unwrap();
         assert_eq!(s.reserve(MacAddr(MAC), now), Some(promised));
         // Another board asking for it is given another.
-        let other = s
-            .handle(
-                &request(
-                    MessageType::Discover,
-                    OTHER,
-                    vec![DhcpOption::RequestedIpAddress(promised)],
-                ),
-                now,
-            )
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
+        let other = offer(&mut s, OTHER, Some(promised), now);
         assert_ne!(other, promised);
         assert_ne!(s.reserve(MacAddr(OTHER), now), Some(promised));
         // The board itself, rebooting with an old address in mind, is refused
         // and then offered the promised one.
-        let out = s.handle(
-            &request(
-                MessageType::Request,
-                MAC,
-                vec![DhcpOption::RequestedIpAddress(Ipv4Addr::new(
-                    10, 77, 0, 200,
-                ))],
-            ),
-            now,
-        );
+        let out = request_ip(&mut s, MAC, None, Ipv4Addr::new(10, 77, 0, 200), now);
         assert_eq!(kind(&out.reply.unwrap().0), Some(MessageType::Nak));
-        let offered = s
-            .handle(&request(MessageType::Discover, MAC, vec![]), now)
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
+        let offered = offer(&mut s, MAC, None, now);
         assert_eq!(offered, promised);
-        let out = s.handle(
-            &request(
-                MessageType::Request,
-                MAC,
-                vec![
-                    DhcpOption::ServerIdentifier(LAB),
-                    DhcpOption::RequestedIpAddress(promised),
-                ],
-            ),
-            now,
-        );
+        let out = request_ip(&mut s, MAC, Some(LAB), promised, now);
         assert_eq!(out.leased.unwrap().ip, promised);
         assert_eq!(s.lease_for(MacAddr(MAC), now), Some(promised));
     }
@@ -886,12 +792,7 @@ mod tests {
             lease_time: Duration::from_secs(60),
         });
         let now = Instant::now();
-        let got = s
-            .handle(&request(MessageType::Discover, MAC, vec![]), now)
-            .reply
-            .unwrap()
-            .0
-            .yiaddr();
+        let got = offer(&mut s, MAC, None, now);
         assert_eq!(got, Ipv4Addr::new(10, 77, 0, 2));
         assert!(s
             .handle(&request(MessageType::Discover, OTHER, vec![]), now)

@@ -168,8 +168,9 @@ fn ntp(t: f64) -> Ev {
     )
 }
 
-/// A whole successful attempt on connection `port`, from `t`.
-fn good_attempt(t: f64, port: u16) -> Vec<Ev> {
+/// How every attempt on connection `port` from `t` starts, whatever its end:
+/// the name resolved, the connection accepted and the device's ClientHello.
+fn attempt_until_hello(t: f64, port: u16) -> Vec<Ev> {
     vec![
         resolved(t),
         line(
@@ -178,6 +179,13 @@ fn good_attempt(t: f64, port: u16) -> Vec<Ev> {
         ),
         accepted(t + 0.02, port),
         hello(t + 0.03, port, Some("broker.hil.test"), Some(512)),
+    ]
+}
+
+/// A whole successful attempt on connection `port`, from `t`.
+fn good_attempt(t: f64, port: u16) -> Vec<Ev> {
+    let mut evs = attempt_until_hello(t, port);
+    evs.extend([
         completed(t + 0.05, port),
         line(
             t + 0.06,
@@ -186,24 +194,20 @@ fn good_attempt(t: f64, port: u16) -> Vec<Ev> {
         connect(t + 0.07),
         connack(t + 0.08, 0),
         line(t + 0.09, "[mqtt] connected client_id=ESP8266-a1b2c3"),
-    ]
+    ]);
+    evs
 }
 
 /// An attempt the device refuses with BearSSL `code`, on connection `port`.
 fn refused_attempt(t: f64, port: u16, code: i64, name: &str) -> Vec<Ev> {
-    vec![
-        resolved(t),
-        line(
-            t + 0.01,
-            "[tls] connecting host=broker.hil.test port=8883 mode=trust-anchors",
-        ),
-        accepted(t + 0.02, port),
-        hello(t + 0.03, port, Some("broker.hil.test"), Some(512)),
+    let mut evs = attempt_until_hello(t, port);
+    evs.extend([
         line(t + 0.05, &format!("[tls] error code={code} text={name}")),
         line(t + 0.06, "[mqtt] failed rc=-2"),
         line(t + 0.07, "[mqtt] retry in_ms=1000"),
         stopped(t + 0.9, port),
-    ]
+    ]);
+    evs
 }
 
 struct Case {
