@@ -430,24 +430,8 @@ fn connect(
     port: Box<dyn SerialPort>,
     link: &Link,
 ) -> Result<(StubClient, DeviceSummary), FlashError> {
-    let info = UsbPortInfo {
-        vid: 0,
-        pid: 0,
-        serial_number: None,
-        manufacturer: None,
-        product: None,
-        location: None,
-    };
-    let mut flasher = Flasher::connect(Interface { serial_port: port }, info, None, true)
-        .map_err(espflash_error)?;
-    let info = flasher.device_info().map_err(espflash_error)?;
-    let device = DeviceSummary {
-        chip: info.chip.to_string(),
-        mac: info.mac_address.clone(),
-        flash_size: info.flash_size.size(),
-        crystal_mhz: info.crystal_frequency,
-    };
-    let mut client = StubClient::new(flasher.into_interface().serial_port, LOADER_BAUD);
+    let (port, device) = espflash_connect(port, true)?;
+    let mut client = StubClient::new(port, LOADER_BAUD);
     client
         .spi_set_params(device.flash_size)
         .map_err(|f| link.error(f, Stage::Setup))?;
@@ -522,7 +506,20 @@ fn slice(region: &Region, span: Span) -> &[u8] {
 /// nothing written), then resets it into its firmware. The MAC is what a board
 /// puts in its DHCP requests, so the lab can tell which lease is whose.
 pub fn identify(spec: &PortSpec) -> Result<DeviceSummary, FlashError> {
-    let info = UsbPortInfo {
+    let (mut port, device) = espflash_connect(spec.open(LOADER_BAUD)?, false)?;
+    let _ = crate::serial::hard_reset(port.as_mut());
+    Ok(device)
+}
+
+/// espflash resets the board into its ROM loader, syncs, detects the chip and,
+/// with `use_stub`, uploads its flasher stub; the port comes back with what it
+/// read of the chip.
+fn espflash_connect(
+    port: Box<dyn SerialPort>,
+    use_stub: bool,
+) -> Result<(Box<dyn SerialPort>, DeviceSummary), FlashError> {
+    // A port opened by path or URL: espflash only shows these in its messages.
+    let usb = UsbPortInfo {
         vid: 0,
         pid: 0,
         serial_number: None,
@@ -530,8 +527,7 @@ pub fn identify(spec: &PortSpec) -> Result<DeviceSummary, FlashError> {
         product: None,
         location: None,
     };
-    let port = spec.open(LOADER_BAUD)?;
-    let mut flasher = Flasher::connect(Interface { serial_port: port }, info, None, false)
+    let mut flasher = Flasher::connect(Interface { serial_port: port }, usb, None, use_stub)
         .map_err(espflash_error)?;
     let info = flasher.device_info().map_err(espflash_error)?;
     let device = DeviceSummary {
@@ -540,9 +536,7 @@ pub fn identify(spec: &PortSpec) -> Result<DeviceSummary, FlashError> {
         flash_size: info.flash_size.size(),
         crystal_mhz: info.crystal_frequency,
     };
-    let mut port = flasher.into_interface().serial_port;
-    let _ = crate::serial::hard_reset(port.as_mut());
-    Ok(device)
+    Ok((flasher.into_interface().serial_port, device))
 }
 
 /// Flashes `input` with the default options; see [`flash_with`].

@@ -171,18 +171,7 @@ impl ScenarioWorld {
     /// holding expectation meanwhile ends the wait.
     async fn pass_time(&mut self, ctx: &RunContext, duration: Duration) -> StepResult {
         let until = ctx.timeline.now_us() + duration.as_micros() as u64;
-        loop {
-            if ctx.interrupt.is_triggered() {
-                return Err(Problem::Interrupted);
-            }
-            if let Some(broken) = self.broken(ctx) {
-                return Err(Problem::Verdict(Box::new(broken)));
-            }
-            if ctx.timeline.now_us() >= until {
-                return Ok(());
-            }
-            self.view.wait(&ctx.timeline, until, &ctx.interrupt).await;
-        }
+        self.hold_until(ctx, until).await
     }
 
     async fn broker(&mut self, ctx: &RunContext, policy: BrokerPolicy) -> StepResult {

@@ -121,6 +121,13 @@ impl ScenarioWorld {
             .max()
             .unwrap_or(last);
         self.current = Some(("(after the last step)".into(), 0));
+        self.hold_until(ctx, until).await
+    }
+
+    /// Lets the device run until `until` (timeline µs), woken by every event:
+    /// anything that breaks a holding expectation meanwhile ends the wait with
+    /// that verdict, and Ctrl-C ends it as interrupted.
+    pub(super) async fn hold_until(&mut self, ctx: &RunContext, until: u64) -> StepResult {
         loop {
             if ctx.interrupt.is_triggered() {
                 return Err(Problem::Interrupted);
