@@ -63,7 +63,7 @@ Feature: Broker policies the device meets in the field
 
   Scenario: wrong MQTT credentials are refused with CONNACK 4
     Given the broker requires username "hil" and password "s3cret"
-    And the device is provisioned with username "hil" and password "wrong"
+    And the device is provisioned with username "hil" and password "guess123"
     When the board boots
     Then the TLS handshake succeeds within 20 s
     And the device sends an MQTT CONNECT within 20 s
