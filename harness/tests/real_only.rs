@@ -150,6 +150,10 @@ fn asking_for_virtual_boards_says_how_to_get_them() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {all}");
         assert!(all.contains("built without virtual boards"), "{all}");
         assert!(all.contains("cargo install --path harness"), "{all}");
+        assert!(
+            !all.contains("scenario(s) on"),
+            "refused before the run starts: {all}"
+        );
     }
 }
 

@@ -541,6 +541,10 @@ impl RunArgs {
                 BoardChoice::Ports(specs)
             }
         };
+        if matches!(board, BoardChoice::Virtual { .. }) && !cfg!(feature = "virtual") {
+            // Said before the run's header, which would name boards it cannot have.
+            return Err(hil::runner::RunnerError::NoVirtualBoards.into());
+        }
         let boards = match &board {
             BoardChoice::Virtual { count } => usize::from(*count),
             BoardChoice::Ports(specs) => specs.len(),
