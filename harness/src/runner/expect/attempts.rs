@@ -32,6 +32,8 @@ pub(crate) struct Attempts {
     pub last_verdict: Option<(i64, String)>,
     /// CONNECTs the broker refused (CONNACK other than 0).
     pub refusals: usize,
+    /// The return code of the last refused CONNECT.
+    pub last_refusal: Option<u8>,
 }
 
 impl Attempts {
@@ -99,6 +101,7 @@ impl Attempts {
                     }
                     if *code != 0 {
                         out.refusals += 1;
+                        out.last_refusal = Some(*code);
                         network += 1;
                         failed(
                             &mut out,

@@ -807,11 +807,19 @@ impl Expectation {
                     "the device refused the broker on {} attempts (BearSSL {code} {name}), an answer no retry changes",
                     attempts.verdicts
                 ),
-                _ => format!(
-                    "the broker refused it on {} attempts; last: {}",
-                    attempts.failures,
-                    attempts.last_failure_text().unwrap_or("refused")
-                ),
+                // Which event came last (the broker's CONNACK or the device's
+                // report of it) is a race; the CONNACK code is named either way.
+                _ => {
+                    let code = attempts
+                        .last_refusal
+                        .map(|c| format!(" (CONNACK {c})"))
+                        .unwrap_or_default();
+                    format!(
+                        "the broker refused its CONNECT on {} attempts{code}; last, {}",
+                        attempts.failures,
+                        attempts.last_failure_text().unwrap_or("refused")
+                    )
+                }
             };
             return fail(why, self.act.seq, last);
         }

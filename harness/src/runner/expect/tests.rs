@@ -606,3 +606,35 @@ fn on_a_served_network_a_board_without_a_lease_is_inconclusive() {
         "serial output is no matter of the network"
     );
 }
+
+#[test]
+fn a_refused_connect_is_named_by_its_code_whichever_event_comes_last() {
+    let attempt = |t: f64, port: u16, broker_first: bool| {
+        let (a, b) = if broker_first { (0.3, 0.4) } else { (0.4, 0.3) };
+        vec![
+            accepted(t, port),
+            completed(t + 0.1, port),
+            connect(t + 0.2),
+            connack(t + a, 4),
+            line(t + b, "[mqtt] failed rc=4"),
+        ]
+    };
+    for broker_first in [true, false] {
+        let c = case(
+            "the device connects to the broker within 20 s",
+            cat(vec![
+                attempt(1.0, 40001, broker_first),
+                attempt(3.0, 40002, broker_first),
+            ]),
+            4.0,
+            Want::Fail,
+            "refused twice",
+        );
+        match run(&c) {
+            Judgement::Decided(Verdict::Fail(f)) => {
+                assert!(f.found.contains("CONNACK 4"), "{}", f.found)
+            }
+            other => panic!("broker first: {broker_first}: {other:?}"),
+        }
+    }
+}
