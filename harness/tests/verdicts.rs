@@ -164,3 +164,27 @@ fn a_receive_buffer_smaller_than_a_command_is_caught() {
     let reference = run(feature, &[]);
     assert_eq!(reference.code(), Some(0), "{}", reference.text());
 }
+
+/// A scenario that ends while the broker is down for its device (a failure
+/// right after `When the broker restarts`) does not hand the next scenario on
+/// that board a broker that resets its first connections: that made a firmware
+/// "refuse" a certificate it never saw, or report BearSSL 31 where 54 was due.
+#[test]
+fn a_broker_restart_ends_with_its_scenario() {
+    let r = run(
+        "Feature: f\n  Scenario: fails while the broker is down\n    Given the board under test\n    When the board boots\n    Then the device connects to the broker within 20 s\n    When the broker restarts\n    Then the serial output contains \"never printed\" within 300 ms\n\n  Scenario: the next one on that board\n    Given the board under test\n    When the board boots\n    Then the device opens at most 1 connection per 2 s\n    And the TLS handshake succeeds within 10 s\n",
+        &["--board", "virtual:1"],
+    );
+    let all = r.text();
+    assert_eq!(r.code(), Some(1), "{all}");
+    assert!(
+        all.contains("FAIL f › fails while the broker is down"),
+        "{all}"
+    );
+    // Longest expected first: the restart (3 s) runs before the 2 s window.
+    assert!(
+        all.find("fails while the broker is down") < all.find("the next one on that board"),
+        "{all}"
+    );
+    assert!(all.contains("ok   f › the next one on that board"), "{all}");
+}

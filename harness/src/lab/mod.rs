@@ -414,6 +414,17 @@ impl Lab {
         &self.policies
     }
 
+    /// Ends what a scenario left behind for `device`: its policy, and a broker
+    /// restart whose downtime outlived the scenario (a scenario that fails
+    /// while the broker is down for its device would otherwise hand the next
+    /// scenario on that board a broker that resets its first connections).
+    pub fn release_device(&self, device: IpAddr) {
+        self.policies.clear(device);
+        if let Some(front) = &self.front {
+            front.live.clear_down(device);
+        }
+    }
+
     /// Makes the DNS server resolve `name` to the lab too (e.g. a production
     /// broker's host name, for a release binary run unprovisioned).
     pub fn map_name(&self, name: &str) {

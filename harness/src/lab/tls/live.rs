@@ -116,6 +116,12 @@ impl LiveConnections {
             .is_some_and(|until| Instant::now() < *until)
     }
 
+    /// Brings the broker up for `device` at once, whatever restart marked it
+    /// down; that restart's own deadline then finds nothing to clear.
+    pub(crate) fn clear_down(&self, device: IpAddr) {
+        self.lock().down_until.remove(&device);
+    }
+
     /// Clears the down mark if it is still the one set for `until` (a later
     /// restart keeps its own). Returns whether this call brought the broker up.
     pub(crate) fn come_up(&self, device: IpAddr, until: Instant) -> bool {
@@ -182,5 +188,16 @@ mod tests {
         tokio::time::sleep_until(second).await;
         assert!(!live.is_down(a));
         assert!(live.come_up(a, second));
+    }
+
+    #[tokio::test]
+    async fn a_cleared_device_is_up_and_its_restart_deadline_does_not_announce_it() {
+        let live = LiveConnections::default();
+        let a: IpAddr = "127.0.1.3".parse().unwrap();
+        let until = Instant::now() + std::time::Duration::from_secs(60);
+        live.set_down(a, until);
+        live.clear_down(a);
+        assert!(!live.is_down(a));
+        assert!(!live.come_up(a, until));
     }
 }

@@ -379,7 +379,8 @@ impl Expectation {
                     per: *per,
                 },
                 format!(
-                    "the device to publish at most {count} messages per {}",
+                    "the device to publish at most {count} {} per {}",
+                    if *count == 1 { "message" } else { "messages" },
                     show(*per)
                 ),
             ),
@@ -390,7 +391,12 @@ impl Expectation {
                     per: *per,
                 },
                 format!(
-                    "the device to open at most {count} connections per {}",
+                    "the device to open at most {count} {} per {}",
+                    if *count == 1 {
+                        "connection"
+                    } else {
+                        "connections"
+                    },
                     show(*per)
                 ),
             ),

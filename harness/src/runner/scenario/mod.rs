@@ -472,7 +472,7 @@ impl ScenarioWorld {
             self.error.get_or_insert(message);
         }
         if let Some(device) = self.device() {
-            ctx.lab.policies().clear(device);
+            ctx.lab.release_device(device);
         }
         self.mqtt = None;
         let events: Vec<Event> = self.view.events().iter().map(|o| o.event.clone()).collect();
