@@ -271,6 +271,13 @@ pub enum BoardEvent {
         /// The entry point asked for.
         entry: u32,
     },
+    /// The console heard a ROM banner at a rate it was not listening at: the
+    /// bytes a UART at 115200 reads from the ROM's 74880-baud lines (a hard reset,
+    /// a brown-out), recognised by their shape on any firmware and log profile.
+    RomBannerGarbled {
+        /// The `rst cause` the garbled bytes carry, when they could be read.
+        cause: Option<u8>,
+    },
     /// Virtual board: a client connected to its RFC 2217 port.
     ClientConnected {
         /// The client.

@@ -188,3 +188,123 @@ fn a_broker_restart_ends_with_its_scenario() {
     );
     assert!(all.contains("ok   f › the next one on that board"), "{all}");
 }
+
+// Issue 19: verdicts that hold at a real board's pace. Each test names the
+// finding it pins down; `PACES` runs it on the default virtual board (and on one
+// at a real board's pace where the harness offers it).
+
+/// Finding 1: `the board reboots within` after any When step sees a board that
+/// keeps crashing, and a scenario that expects a reboot still fails on a crash
+/// before the act its window counts from.
+#[test]
+fn a_reboot_after_any_when_step_is_seen() {
+    let r = run(
+        "Feature: f\n  Scenario: crash loop\n    Given the board under test\n    When the board boots\n    When 100 ms pass\n    Then the board reboots within 20 s\n",
+        &["--firmware", "reference+crash=after-connect"],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.text());
+    let early = run(
+        "Feature: f\n  Scenario: crash before the window\n    Given the board under test\n    When the board boots\n    Then the device publishes to \"hil/telemetry\" within 20 s\n    When 1 s pass\n    Then the board reboots within 20 s\n",
+        &["--firmware", "reference+crash=after-connect"],
+    );
+    let all = early.text();
+    assert_eq!(early.code(), Some(1), "{all}");
+    assert!(all.contains("the board crashed"), "{all}");
+}
+
+/// Finding 2: the window that must cover the firmware's next attempt counts
+/// from its first failure (and covers the retry it announced), so a
+/// `setInsecure()` fallback on the retry is caught even with a short settle.
+#[test]
+fn a_fallback_on_the_retry_is_caught_with_a_short_settle_window() {
+    let r = run(
+        "Feature: f\n  Scenario: refused\n    Given the board under test\n    And the broker presents the \"wrong-san\" certificate\n    When the board boots\n    Then the TLS handshake does not complete\n",
+        &["--firmware", "fallback-insecure", "--settle", "1s"],
+    );
+    let all = r.text();
+    assert_eq!(r.code(), Some(1), "{all}");
+    assert!(all.contains("later attempt"), "{all}");
+}
+
+/// Finding 5: a publish waits for this device's subscription, and fails when
+/// none comes instead of publishing to nobody.
+#[test]
+fn a_publish_nobody_subscribed_to_fails_the_step() {
+    let r = run(
+        "Feature: f\n  Scenario: wrong topic\n    Given the board under test\n    When the board boots\n    When the broker publishes \"led=on\" to \"hil/elsewhere\"\n    Then the serial output contains \"led=on\" within 5 s\n",
+        &["--settle", "4s"],
+    );
+    let all = r.text();
+    assert_eq!(r.code(), Some(1), "{all}");
+    assert!(
+        all.contains("never subscribed to a topic covering"),
+        "{all}"
+    );
+}
+
+/// Finding 6: nothing seen is not a pass; a scenario without a Then step and a
+/// rate over no time are refused when the features are loaded.
+#[test]
+fn checks_that_saw_nothing_are_inconclusive_and_empty_scenarios_are_refused() {
+    let r = run(
+        "Feature: f\n  Scenario: erased\n    Given the board under test\n    And the board is flashed with \"fixtures/images/erased.bin\"\n    When the board boots\n    Then the device publishes at most 5 messages per 2 s\n",
+        &["--settle", "2s"],
+    );
+    let all = r.text();
+    assert_eq!(r.code(), Some(1), "{all}");
+    assert!(all.contains("INC"), "{all}");
+    assert!(all.contains("never published anything"), "{all}");
+
+    let empty = run(
+        "Feature: f\n  Scenario: asserts nothing\n    Given the board under test\n    When the board boots\n",
+        &[],
+    );
+    let all = empty.text();
+    assert_eq!(empty.code(), Some(2), "{all}");
+    assert!(all.contains("has no Then step"), "{all}");
+    assert!(all.contains("case.feature:2"), "{all}");
+
+    let zero = run(
+        "Feature: f\n  Scenario: no window\n    Given the board under test\n    When the board boots\n    Then the device publishes at most 1 message per 0 s\n",
+        &[],
+    );
+    let all = zero.text();
+    assert_eq!(zero.code(), Some(2), "{all}");
+    assert!(all.contains("empty window"), "{all}");
+}
+
+/// Finding 7: a scenario's broker publish reaches its own device only, though
+/// every board subscribes to the same topic on the same broker.
+#[test]
+fn a_command_reaches_only_its_scenarios_device() {
+    let r = run(
+        "Feature: f\n  Scenario: sends a command\n    Given the board under test\n    When the board boots\n    Then the device subscribes to \"hil/commands\" within 20 s\n    When 1 s pass\n    When the broker publishes \"for-one-board\" to \"hil/commands\"\n    Then the serial output contains \"for-one-board\" within 5 s\n\n  Scenario: overhears nothing\n    Given the board under test\n    When the board boots\n    Then the device subscribes to \"hil/commands\" within 20 s\n    When 4 s pass\n    Then the serial output never contains \"for-one-board\"\n",
+        &["--board", "virtual:2"],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.text());
+    // Both devices were subscribed when the command went out: the lab, not
+    // luck, kept it from the second.
+    let timeline = r.timelines();
+    let delivered = timeline
+        .lines()
+        .filter(|l| l.contains("\"direction\":\"to_device\"") && l.contains("for-one-board"))
+        .count();
+    assert_eq!(delivered, 1, "{timeline}");
+}
+
+/// Finding 8: what a publish carries is judged.
+#[test]
+fn the_retain_flag_and_qos_of_publishes_are_judged() {
+    let ok = run(
+        "Feature: f\n  Scenario: flags\n    Given the board under test\n    When the board boots\n    Then the device publishes to \"hil/telemetry\" within 20 s\n    And the device's publishes to \"hil/telemetry\" are not retained\n    And the device's publishes to \"hil/telemetry\" use QoS 0\n",
+        &[],
+    );
+    assert_eq!(ok.code(), Some(0), "{}", ok.text());
+    let retained = run(
+        "Feature: f\n  Scenario: flags\n    Given the board under test\n    When the board boots\n    Then the device's publishes to \"hil/telemetry\" are retained\n",
+        &[],
+    );
+    let all = retained.text();
+    assert_eq!(retained.code(), Some(1), "{all}");
+    assert!(all.contains("not retained"), "{all}");
+}

@@ -11,7 +11,8 @@
 //! - [`provision`]: the `PROV` line's JSON schema and the compiled-in settings;
 //! - [`bearssl`]: BearSSL's error numbers with their names and meanings;
 //! - [`esp8266`]: baud rates, flash geometry and register addresses of the chip;
-//! - [`loader`] and [`slip`]: the ROM serial loader's and the flasher stub's protocol.
+//! - [`loader`] and [`slip`]: the ROM serial loader's and the flasher stub's protocol;
+//! - [`uart`]: how a UART at one rate hears another, and the ROM banner's garbled shape.
 //!
 //! ```
 //! use hil_contract::{esp8266, loader};
@@ -30,3 +31,4 @@ pub mod esp8266;
 pub mod loader;
 pub mod provision;
 pub mod slip;
+pub mod uart;

@@ -134,7 +134,9 @@ impl Patterns {
             exception: re(r"^\s*(?:Exception \((\d+)\):|Fatal exception \(?(\d+)\)?)"),
             registers: re(r"epc1=0x([0-9a-fA-F]{8}).*?excvaddr=0x([0-9a-fA-F]{8})"),
             stack_row: re(r"^\s*[0-9a-fA-F]{8}:\s+((?:[0-9a-fA-F]{8}\s*){1,4})"),
-            panic: re(r"^\s*Panic (.+)$"),
+            // The core's `panic()` names where: `Panic core_esp8266_main.cpp:137 __yield`
+            // (a file and a line), so "Panic button pressed" is no crash.
+            panic: re(r"^\s*Panic (\S+:\d+\b.*)$"),
             unhandled: re(r"^\s*Unhandled C\+\+ exception: (.*)$"),
             banner: re(r"^\s*ets Jan  8 2013,rst cause:(\d+), boot mode:\((\d+),(\d+)\)"),
         }

@@ -275,6 +275,7 @@ impl Lab {
                     handshake_timeout: config.handshake_timeout,
                     contexts: tls::front::ContextCache::default(),
                     live: tls::live::LiveConnections::default(),
+                    addressed: mqtt::Addressed::default(),
                 });
                 tasks.push(tokio::spawn(tls::front::serve(
                     listener,
@@ -422,6 +423,17 @@ impl Lab {
         self.policies.clear(device);
         if let Some(front) = &self.front {
             front.live.clear_down(device);
+            front.addressed.clear(device);
+        }
+    }
+
+    /// Says that the harness's next publish of `payload` on `topic` is for
+    /// `device` alone: the lab delivers it to no other device (until
+    /// [`Lab::release_device`]). With the mosquitto backend the broker
+    /// terminates TLS itself and delivers it to every subscriber.
+    pub fn address_publish(&self, device: IpAddr, topic: &str, payload: &[u8]) {
+        if let Some(front) = &self.front {
+            front.addressed.add(device, topic, payload);
         }
     }
 

@@ -36,6 +36,57 @@ pub enum OnlyTls {
     V13,
 }
 
+/// How the broker publishes a message of the harness: its QoS and retain flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// 0, 1 or 2 (1 unless the step says).
+    pub qos: Qos,
+    /// The broker keeps it for later subscribers.
+    pub retain: bool,
+}
+
+impl Default for Delivery {
+    fn default() -> Delivery {
+        Delivery {
+            qos: Qos::AtLeastOnce,
+            retain: false,
+        }
+    }
+}
+
+/// An MQTT quality of service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qos {
+    /// 0.
+    AtMostOnce,
+    /// 1.
+    AtLeastOnce,
+    /// 2.
+    ExactlyOnce,
+}
+
+impl Qos {
+    /// Its number on the wire.
+    pub fn level(self) -> u8 {
+        match self {
+            Qos::AtMostOnce => 0,
+            Qos::AtLeastOnce => 1,
+            Qos::ExactlyOnce => 2,
+        }
+    }
+
+    fn from_level(level: &str) -> Result<Qos, String> {
+        match level {
+            "0" => Ok(Qos::AtMostOnce),
+            "1" => Ok(Qos::AtLeastOnce),
+            "2" => Ok(Qos::ExactlyOnce),
+            other => Err(format!(
+                "QoS `{other}` does not exist: MQTT has QoS 0, 1 and 2"
+            )),
+        }
+    }
+}
+
 /// One step, typed.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -96,19 +147,24 @@ pub enum Step {
     DnsResolvesToLab(String),
     /// `the board boots`
     Boots,
-    /// `the broker publishes "<payload>" to "<topic>"`
+    /// `the broker publishes "<payload>" to "<topic>"` (optionally `with QoS <n>`,
+    /// `retained` or `not retained`)
     BrokerPublishes {
         /// Payload text.
         payload: String,
         /// Topic.
         topic: String,
+        /// How it is published.
+        delivery: Delivery,
     },
-    /// `the broker publishes a <n>-byte message to "<topic>"`
+    /// `the broker publishes a <n>-byte message to "<topic>"` (with the same options)
     BrokerPublishesSized {
         /// Payload length in bytes.
         bytes: usize,
         /// Topic.
         topic: String,
+        /// How it is published.
+        delivery: Delivery,
     },
     /// `the broker drops the device's connection`
     BrokerDrops,
@@ -193,6 +249,20 @@ pub enum Step {
         /// Window.
         per: Duration,
     },
+    /// `the device's publishes to "<topic>" are <not retained|retained>`
+    PublishesRetained {
+        /// Topic.
+        topic: String,
+        /// Whether every publish must carry the retain flag.
+        retained: bool,
+    },
+    /// `the device's publishes to "<topic>" use QoS <0|1|2>`
+    PublishesWithQos {
+        /// Topic.
+        topic: String,
+        /// The QoS every publish must use.
+        qos: Qos,
+    },
     /// `the device subscribes to "<topic>" within <duration>`
     SubscribesTo {
         /// Topic.
@@ -214,6 +284,21 @@ pub enum Step {
 }
 
 impl Step {
+    /// Whether the step acts on the board or the lab (a When): "within"
+    /// deadlines of the Then steps after it count from it.
+    pub fn acts(&self) -> bool {
+        matches!(
+            self,
+            Step::Boots
+                | Step::FlashedWith(_)
+                | Step::BrokerPublishes { .. }
+                | Step::BrokerPublishesSized { .. }
+                | Step::BrokerDrops
+                | Step::BrokerRestarts
+                | Step::Pass(_)
+        )
+    }
+
     /// Why this step makes no sense when the device is never provisioned (it
     /// runs its compiled-in settings and reads no `PROV` line), or `None` when
     /// it does. Such a step would decide its scenario's verdict by what the
@@ -298,6 +383,31 @@ fn duration(c: &Captures<'_>, name: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(
         d.whole_milliseconds().min(u64::MAX as i128) as u64,
     ))
+}
+
+/// The QoS and retain flag a publish step states (QoS 1, not retained, unless it says).
+fn delivery(c: &Captures<'_>) -> Result<Delivery, String> {
+    let qos = match c.name("q") {
+        Some(q) => Qos::from_level(q.as_str())?,
+        None => Qos::AtLeastOnce,
+    };
+    Ok(Delivery {
+        qos,
+        retain: c.name("r").is_some_and(|r| r.as_str() == "retained"),
+    })
+}
+
+/// The window of a rate limit: a window of no length holds nothing, so a
+/// limit over it could never fail.
+fn window(c: &Captures<'_>, name: &str) -> Result<Duration, String> {
+    let d = duration(c, name)?;
+    if d.is_zero() {
+        return Err(format!(
+            "`{}` is an empty window: no rate can exceed a limit over no time; give a window such as `10 s`",
+            text(c, name)
+        ));
+    }
+    Ok(d)
 }
 
 fn signed(c: &Captures<'_>, name: &str) -> Result<time::Duration, String> {
@@ -438,13 +548,13 @@ pub fn vocabulary() -> &'static [Phrase] {
                 "Flashes an image now (see the Given of the same phrase).",
                 r#"^the board is flashed with Q(image)$"#, |c| Ok(Step::FlashedWith(text(c, "image")))),
             phrase!(When, r#"the broker publishes "<payload>" to "<topic>""#,
-                "The harness publishes through the broker.",
-                r#"^the broker publishes Q(payload) to Q(topic)$"#,
-                |c| Ok(Step::BrokerPublishes { payload: text(c, "payload"), topic: text(c, "topic") })),
+                "The harness publishes through the broker to this scenario's device alone, once the device has subscribed to a matching topic (its SUBACK); QoS 1 unless `with QoS <0|1|2>` follows, and `retained` or `not retained` may end it.",
+                r#"^the broker publishes Q(payload) to Q(topic)(?: with QoS (?P<q>\d+))?(?:,? (?P<r>retained|not retained))?$"#,
+                |c| Ok(Step::BrokerPublishes { payload: text(c, "payload"), topic: text(c, "topic"), delivery: delivery(c)? })),
             phrase!(When, r#"the broker publishes a <n>-byte message to "<topic>""#,
-                "Extension: publishes a payload of that many bytes (long commands test receive buffers).",
-                r#"^the broker publishes a (?P<n>\d+)-byte message to Q(topic)$"#,
-                |c| Ok(Step::BrokerPublishesSized { bytes: number(c, "n")?, topic: text(c, "topic") })),
+                "Extension: publishes a payload of that many bytes (long commands test receive buffers); the same options as above.",
+                r#"^the broker publishes a (?P<n>\d+)-byte message to Q(topic)(?: with QoS (?P<q>\d+))?(?:,? (?P<r>retained|not retained))?$"#,
+                |c| Ok(Step::BrokerPublishesSized { bytes: number(c, "n")?, topic: text(c, "topic"), delivery: delivery(c)? })),
             phrase!(When, "the broker drops the device's connection",
                 "The lab closes the device's MQTT connection.",
                 r#"^the broker drops the device's connection$"#, |_| Ok(Step::BrokerDrops)),
@@ -519,11 +629,19 @@ pub fn vocabulary() -> &'static [Phrase] {
             phrase!(Then, "the device publishes at most <n> messages per <duration>",
                 "From the moment the step is reached to the end of the scenario (at least one window long): more PUBLISHes than that in any window fail.",
                 r#"^the device publishes at most (?P<n>\d+) messages? per (?P<d>.+)$"#,
-                |c| Ok(Step::PublishesAtMost { count: number(c, "n")?, per: duration(c, "d")? })),
+                |c| Ok(Step::PublishesAtMost { count: number(c, "n")?, per: window(c, "d")? })),
             phrase!(Then, "the device opens at most <n> connections per <duration>",
                 "Extension: TCP connections to the broker, counted from the moment the step is reached to the end of the scenario (reconnect manners).",
                 r#"^the device opens at most (?P<n>\d+) connections? per (?P<d>.+)$"#,
-                |c| Ok(Step::OpensAtMost { count: number(c, "n")?, per: duration(c, "d")? })),
+                |c| Ok(Step::OpensAtMost { count: number(c, "n")?, per: window(c, "d")? })),
+            phrase!(Then, r#"the device's publishes to "<topic>" are <not retained|retained>"#,
+                "Every PUBLISH the device sends on this topic until the scenario ends carries (or does not carry) the retain flag; at least one must be seen.",
+                r#"^the device's publishes to Q(topic) are (?P<r>retained|not retained)$"#,
+                |c| Ok(Step::PublishesRetained { topic: text(c, "topic"), retained: text(c, "r") == "retained" })),
+            phrase!(Then, r#"the device's publishes to "<topic>" use QoS <0|1|2>"#,
+                "Every PUBLISH the device sends on this topic until the scenario ends uses this QoS; at least one must be seen.",
+                r#"^the device's publishes to Q(topic) use QoS (?P<q>\d+)$"#,
+                |c| Ok(Step::PublishesWithQos { topic: text(c, "topic"), qos: Qos::from_level(&text(c, "q"))? })),
             phrase!(Then, r#"the device subscribes to "<topic>" within <duration>"#,
                 "The broker saw a SUBSCRIBE for this topic.",
                 r#"^the device subscribes to Q(topic) within (?P<d>.+)$"#,
@@ -604,9 +722,14 @@ fn unescape_step(step: Step) -> Step {
             within,
         },
         Step::SerialNeverContains(text) => Step::SerialNeverContains(un(text)),
-        Step::BrokerPublishes { payload, topic } => Step::BrokerPublishes {
+        Step::BrokerPublishes {
+            payload,
+            topic,
+            delivery,
+        } => Step::BrokerPublishes {
             payload: un(payload),
             topic: un(topic),
+            delivery,
         },
         other => other,
     }
@@ -700,20 +823,26 @@ the device's events and a clock, and its unit tests prove each Then step can fai
   code <n>` are only judged once the device has visibly tried to reach its
   broker: a DNS query for the broker's name (the lab's, or one the scenario maps
   or refuses), a TCP connection to the broker, a ClientHello, a CONNECT, or the
-  firmware's own report of a failed attempt (`[tls] connecting`, `[tls] error`,
-  `[dns] failed`, `[mqtt] failed`, through its log profile). A board that never
-  boots, never joins the network or never dials is inconclusive.
+  firmware's own report of a failed attempt (`[tls] error`, `[dns] failed`,
+  `[mqtt] failed`, through its log profile). The firmware saying it is about to
+  dial (`[tls] connecting`) is no attempt: nothing reached the lab. A board that
+  never boots, never joins the network or never dials is inconclusive.
 - **\"Never\" covers the next attempt.** A negative step is not settled by the
   first failure: it waits for the firmware's next attempt to fail too (two
   failed attempts, counted from the device's `[mqtt] failed` reports or from
   what the broker saw: handshakes that did not complete, refused CONNECTs,
   connections that closed before a CONNACK 0, unanswered lookups), or for the
-  settle window, whichever comes first. It then keeps holding until the scenario
-  ends: a firmware that fails once and retries with `setInsecure()` fails the
-  scenario, and the failure says so.
+  settle window counted from that first failure, whichever comes first. When
+  the device announced its retry (`[mqtt] retry in_ms=N`, or the seed's \"try
+  again in 5 seconds\"), the window also covers the settle window after that
+  retry is due. It then keeps holding until the scenario ends: a firmware that
+  fails once and retries with `setInsecure()` fails the scenario, and the
+  failure says so, on a real board's timing too (a first failure seconds after
+  the act, a retry 5 s later).
 - **Settled, not slept.** The settle window (`--settle`; 10 s on virtual boards,
-  20 s on real ones) counts from the last When step. Nothing waits longer than
-  the evidence needs.
+  20 s on real ones and on virtual boards at `--pace hardware`) counts from the
+  device's first failure, or from the last When step while it has not failed.
+  Nothing waits longer than the evidence needs.
 - **Windows start when the step starts.** `at most <n> ... per <duration>` counts
   from the moment its step is reached, watches at least one window, and keeps
   counting until the scenario ends.
@@ -728,15 +857,42 @@ the device's events and a clock, and its unit tests prove each Then step can fai
   after one harness reset fails the scenario it happens in, named by its
   exception cause (0 IllegalInstruction ... 28 LoadProhibited, 29
   StoreProhibited) and, with the firmware's ELF (`--elf`, or an `.elf` beside the
-  image), its backtrace decoded to function and file:line. Only a scenario that
-  says `Then the board reboots within <duration>` expects a reboot.
+  image), its backtrace decoded to function and file:line.
+  A scenario that says `Then the board reboots within <duration>` expects a
+  reboot from the act its window counts from (the last When step before it)
+  on; a crash before that act still fails it.
+- **Reboots are seen in the bytes.** After a hard reset (EN, a brown-out) the
+  ROM prints its banner at 74880 baud, which a console at 115200 reads as
+  garbage of a known shape (`hil_contract::uart`): the harness recognises it on
+  any firmware and any log profile. A software restart, an exception or a
+  watchdog prints the banner readable at 115200. A crash is judged once its
+  dump is whole (its `<<<stack<<<` end, or 500 ms of quiet): a backtrace from
+  half a dump names the wrong functions. `Panic` counts only as the core prints
+  it (`Panic file:line function`).
 - **A scenario ends after its grace window.** After the last step passes, the
   scenario keeps watching for a short grace window (`--grace`; 150 ms virtual,
   1 s real) and as long as `the board does not reboot` (2 s) or `at most ... per`
   need: a crash 50 ms after CONNACK is that scenario's crash.
 - **Only the device's own events count**, and only those after the scenario
-  started; a When step that needs the device's subscription (`the broker
-  publishes ...`) waits for the broker's SUBACK, not the SUBSCRIBE.
+  started; the lab delivers a scenario's broker publishes to that scenario's
+  device alone (other boards subscribed to the same topic never receive them;
+  with the mosquitto backend, which terminates TLS itself, they do).
+- **A publish waits for a listener.** `When the broker publishes ...` waits (at
+  most the settle window) for this device's SUBSCRIBE covering the topic and
+  the broker's SUBACK; when none comes, the step fails and says so: a message
+  published to nobody would let a firmware pass checks about a command it never
+  received. It publishes at QoS 1 unless it says `with QoS <0|1|2>`, and
+  `retained` or `not retained` may end it; a retained message is cleared when
+  its scenario ends.
+- **Nothing seen is not a pass.** `never contains`, `does not reboot` and `at
+  most <n> ... per <duration>` are inconclusive when the scenario saw nothing
+  of the kind they judge (a silent console, a device that never published or
+  never connected). `per 0 s` is refused when the features load, and so is a
+  scenario with no Then step: it would pass whatever the firmware does.
+- **What a publish carries is judged.** `the device's publishes to \"<topic>\"
+  are <not retained|retained>` and `... use QoS <0|1|2>` hold for every publish
+  to that topic until the scenario ends; at least one must be seen (else
+  inconclusive).
 ";
 
 #[cfg(test)]
@@ -767,6 +923,12 @@ mod tests {
         "the board boots",
         r#"the broker publishes "led=on" to "hil/commands""#,
         r#"the broker publishes a 1000-byte message to "hil/commands""#,
+        r#"the broker publishes "led=on" to "hil/commands" with QoS 0"#,
+        r#"the broker publishes "led=on" to "hil/commands" with QoS 2, retained"#,
+        r#"the broker publishes "led=on" to "hil/commands" not retained"#,
+        r#"the device's publishes to "hil/telemetry" are not retained"#,
+        r#"the device's publishes to "hil/telemetry" are retained"#,
+        r#"the device's publishes to "hil/telemetry" use QoS 1"#,
         "the broker drops the device's connection",
         "the broker restarts",
         "30 s pass",

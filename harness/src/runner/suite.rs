@@ -537,6 +537,30 @@ fn check_feature(feature: &gherkin::Feature, check: &CheckContext) -> Vec<Proble
             }
         }
     }
+    // A scenario that asserts nothing passes whatever the firmware does.
+    let judges = |step: &gherkin::Step| {
+        steps::phrase_of(&step.value).is_some_and(|p| p.kind == steps::Kind::Then)
+    };
+    let background_judges = feature.background.iter().flat_map(|b| &b.steps).any(judges);
+    for scenario in feature
+        .scenarios
+        .iter()
+        .chain(feature.rules.iter().flat_map(|r| &r.scenarios))
+    {
+        if !background_judges && !scenario.steps.iter().any(judges) {
+            let p = Problem {
+                path: path.clone(),
+                line: scenario.position.line,
+                message: format!(
+                    "scenario `{}` has no Then step: it would pass whatever the firmware does",
+                    scenario.name
+                ),
+            };
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+    }
     problems
 }
 
@@ -584,7 +608,7 @@ mod tests {
         }
     }
 
-    const GOOD: &str = "@tls\nFeature: f\n\n  Scenario: a\n    Given the board under test\n    When the board boots\n\n  @slow\n  Scenario Outline: b <p>\n    Given the broker presents the \"<p>\" certificate\n\n    Examples:\n      | p |\n      | valid |\n      | expired |\n";
+    const GOOD: &str = "@tls\nFeature: f\n\n  Scenario: a\n    Given the board under test\n    When the board boots\n    Then the board does not reboot\n\n  @slow\n  Scenario Outline: b <p>\n    Given the broker presents the \"<p>\" certificate\n    Then the TLS handshake does not complete\n\n    Examples:\n      | p |\n      | valid |\n      | expired |\n";
 
     #[test]
     fn outlines_expand_and_tags_and_shards_select() {
@@ -625,9 +649,26 @@ mod tests {
     }
 
     #[test]
+    fn a_scenario_without_a_then_step_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "Feature: f\n  Scenario: asserts nothing\n    Given the board under test\n    When the board boots\n\n  Scenario: asserts\n    Given the board under test\n    Then the board does not reboot\n";
+        let path = write(dir.path(), "none.feature", text);
+        let err = Suite::load(&[path], &Selection::default(), &context()).unwrap_err();
+        let SuiteError::Invalid { problems } = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, 2);
+        assert!(
+            problems[0].message.contains("has no Then step"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
-        let text = "Feature: f\n  Scenario: a\n    Given the board under tset\n    Given the broker presents the \"bogus\" certificate\n    Then the device uses log profile \"nope\"\n";
+        let text = "Feature: f\n  Scenario: a\n    Given the board under tset\n    Given the broker presents the \"bogus\" certificate\n    Then the device uses log profile \"nope\"\n    Then the board does not reboot\n";
         let path = write(dir.path(), "bad.feature", text);
         let err = Suite::load(&[path], &Selection::default(), &context()).unwrap_err();
         let SuiteError::Invalid { problems } = err else {
@@ -685,7 +726,7 @@ mod tests {
     #[test]
     fn an_unprovisioned_run_refuses_the_selected_steps_that_need_provisioning() {
         let dir = tempfile::tempdir().unwrap();
-        let text = "Feature: f\n  Background:\n    Given the board under test\n\n  @creds\n  Scenario: a\n    Given the device is provisioned with username \"u\" and password \"hunter2\"\n    When the board boots\n\n  @mtls\n  Scenario Outline: b <n>\n    Given the broker requires a client certificate\n    When the board boots\n\n    Examples:\n      | n |\n      | 1 |\n      | 2 |\n\n  @plain\n  Scenario: c\n    Given the board is not provisioned\n    And the broker requires username \"u\" and password \"p\"\n    When the board boots\n";
+        let text = "Feature: f\n  Background:\n    Given the board under test\n    Then the board does not reboot\n\n  @creds\n  Scenario: a\n    Given the device is provisioned with username \"u\" and password \"hunter2\"\n    When the board boots\n\n  @mtls\n  Scenario Outline: b <n>\n    Given the broker requires a client certificate\n    When the board boots\n\n    Examples:\n      | n |\n      | 1 |\n      | 2 |\n\n  @plain\n  Scenario: c\n    Given the board is not provisioned\n    And the broker requires username \"u\" and password \"p\"\n    When the board boots\n";
         let path = write(dir.path(), "p.feature", text);
         let all = Suite::load(
             std::slice::from_ref(&path),
@@ -697,11 +738,11 @@ mod tests {
             panic!("an unprovisioned run must refuse provisioning steps");
         };
         let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
-        assert_eq!(lines, [7, 12], "{problems:?}");
+        assert_eq!(lines, [8, 13], "{problems:?}");
         assert!(problems[0].message.contains("PROV line"), "{}", problems[0]);
         assert!(!problems[0].message.contains("hunter2"), "{}", problems[0]);
         let shown = SuiteError::NeedsProvisioning { problems }.to_string();
-        assert!(shown.contains("p.feature:12:"), "{shown}");
+        assert!(shown.contains("p.feature:13:"), "{shown}");
 
         // Only the selected scenarios count.
         let plain = Selection {

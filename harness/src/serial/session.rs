@@ -96,6 +96,53 @@ pub fn hold_in_reset(spec: &PortSpec, port: &mut dyn SerialPort) -> Result<(), S
     port.write_request_to_send(true).map_err(io)
 }
 
+/// Watches the raw bytes a console at 115200 reads for the ROM's banner sent at
+/// 74880: after a hard reset (EN pulled low, a brown-out) the ROM speaks at its
+/// own rate again, and the lines that arrive are garbage of a known shape. The
+/// line splitter turns such bytes into replacement characters, so the shape is
+/// looked for before it: a reboot shows whatever the firmware and its log
+/// profile.
+#[derive(Debug, Default)]
+pub(crate) struct BannerWatch {
+    tail: Vec<u8>,
+}
+
+/// Bytes after a garbled banner head that carry its reset cause.
+const CAUSE_BYTES: usize = 12;
+
+/// Bytes kept between reads: a whole garbled banner head and then some.
+const WATCH_TAIL: usize = 160;
+
+impl BannerWatch {
+    /// Feeds bytes as read; returns the reset cause of every garbled banner
+    /// they complete (`None` inside when the cause could not be read).
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Vec<Option<u8>> {
+        let mut found = Vec::new();
+        self.tail.extend_from_slice(bytes);
+        // Plain text never holds what a garbled banner starts with.
+        while self.tail.iter().any(|b| *b == 0 || *b >= 0x80) {
+            match hil_contract::uart::find_garbled_banner(&self.tail) {
+                Some((end, cause)) => {
+                    // The cause digit's garbled form follows the matched run:
+                    // when it has not arrived yet, the next read brings it (the
+                    // ROM goes on with `boot mode` and its `load` lines).
+                    if cause.is_none() && self.tail.len() < end + CAUSE_BYTES {
+                        break;
+                    }
+                    found.push(cause);
+                    self.tail.drain(..end);
+                }
+                None => break,
+            }
+        }
+        if self.tail.len() > WATCH_TAIL {
+            let cut = self.tail.len() - WATCH_TAIL;
+            self.tail.drain(..cut);
+        }
+        found
+    }
+}
+
 /// Where the reader is in the boot: the ROM speaks at 74880 until it hands over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -144,6 +191,7 @@ fn run(
     let released = Instant::now();
     let mut phase = Phase::Rom;
     let mut splitter = LineSplitter::new();
+    let mut banners = BannerWatch::default();
     let mut buf = [0u8; 4096];
     while !stop.load(Ordering::Relaxed) {
         let n = match port.read(&mut buf) {
@@ -161,6 +209,17 @@ fn run(
                 None => return Err(io(e)),
             },
         };
+        if phase == Phase::App {
+            for cause in banners.feed(&buf[..n]) {
+                options.timeline.record(
+                    Source::Serial,
+                    options.device,
+                    EventKind::Board {
+                        what: BoardEvent::RomBannerGarbled { cause },
+                    },
+                );
+            }
+        }
         let mut switch = false;
         for line in splitter.feed(&buf[..n]) {
             options.timeline.record(
@@ -260,6 +319,25 @@ fn reopen(
         },
     );
     Some(port)
+}
+
+#[cfg(test)]
+mod banner_tests {
+    use super::BannerWatch;
+    use hil_contract::uart::resample;
+
+    #[test]
+    fn a_garbled_banner_is_found_across_reads_once() {
+        let banner = b"\r\n ets Jan  8 2013,rst cause:1, boot mode:(3,6)\r\n\r\nload 0x4010f000, len 3424, room 16 \r\n";
+        let heard = resample(banner, 74_880, 115_200);
+        let mut watch = BannerWatch::default();
+        let mut all = watch.feed(b"[mqtt] published topic=hil/telemetry bytes=40 ok=1\r\n");
+        for piece in heard.chunks(7) {
+            all.extend(watch.feed(piece));
+        }
+        all.extend(watch.feed(b"\r\n[boot] fw=x version=1 reset=Power-On\r\n"));
+        assert_eq!(all, vec![Some(1)]);
+    }
 }
 
 #[cfg(test)]

@@ -183,8 +183,24 @@ impl LabMqttClient {
         payload: impl Into<Vec<u8>>,
         retain: bool,
     ) -> Result<(), LabError> {
+        self.publish_with(topic, payload, 1, retain).await
+    }
+
+    /// Publishes `payload` to `topic` at `qos` (0, 1 or 2; above 2 is 2).
+    pub async fn publish_with(
+        &self,
+        topic: &str,
+        payload: impl Into<Vec<u8>>,
+        qos: u8,
+        retain: bool,
+    ) -> Result<(), LabError> {
+        let qos = match qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        };
         self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload.into())
+            .publish(topic, qos, retain, payload.into())
             .await
             .map_err(|e| LabError::Client {
                 reason: e.to_string(),

@@ -69,6 +69,42 @@ impl Decoder {
     }
 }
 
+/// The packet identifier of a whole PUBLISH (QoS 1 or 2) or PUBREL packet, read
+/// from its raw bytes.
+pub(crate) fn packet_id(raw: &[u8]) -> Option<u16> {
+    let (_, header_len) = remaining_length(raw).ok().flatten()?;
+    let body = raw.get(header_len..)?;
+    let id_at = match raw.first()? >> 4 {
+        3 if (raw[0] >> 1) & 0x03 > 0 => {
+            let topic_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+            2 + topic_len
+        }
+        6 => 0,
+        _ => return None,
+    };
+    Some(u16::from_be_bytes([
+        *body.get(id_at)?,
+        *body.get(id_at + 1)?,
+    ]))
+}
+
+/// The answer that settles a PUBLISH of `qos` with `id` on the receiver's side:
+/// PUBACK for QoS 1, PUBREC for QoS 2 (its PUBREL is answered with PUBCOMP).
+pub(crate) fn publish_ack(qos: u8, id: u16) -> Option<[u8; 4]> {
+    let [hi, lo] = id.to_be_bytes();
+    match qos {
+        1 => Some([0x40, 0x02, hi, lo]),
+        2 => Some([0x50, 0x02, hi, lo]),
+        _ => None,
+    }
+}
+
+/// PUBCOMP for `id`.
+pub(crate) fn pubcomp(id: u16) -> [u8; 4] {
+    let [hi, lo] = id.to_be_bytes();
+    [0x70, 0x02, hi, lo]
+}
+
 /// (remaining length, fixed header length) once the fixed header is complete.
 fn remaining_length(buf: &[u8]) -> Result<Option<(usize, usize)>, Malformed> {
     let mut value = 0usize;
@@ -187,6 +223,27 @@ fn parse(first: u8, body: &[u8]) -> Result<Packet, Malformed> {
 /// A CONNACK with `code` and no session.
 pub(crate) fn connack(code: u8) -> [u8; 4] {
     [0x20, 0x02, 0x00, code]
+}
+
+#[cfg(test)]
+mod packet_id_tests {
+    use super::*;
+
+    #[test]
+    fn ids_of_publish_and_pubrel() {
+        // QoS 1 PUBLISH "a/b" id 0x1234 payload "x".
+        let publish = [0x32, 0x08, 0x00, 0x03, b'a', b'/', b'b', 0x12, 0x34, b'x'];
+        assert_eq!(packet_id(&publish), Some(0x1234));
+        // QoS 0 carries none.
+        assert_eq!(
+            packet_id(&[0x30, 0x06, 0x00, 0x03, b'a', b'/', b'b', b'x']),
+            None
+        );
+        assert_eq!(packet_id(&[0x62, 0x02, 0x00, 0x07]), Some(7));
+        assert_eq!(packet_id(&[0x32, 0x02, 0x00]), None);
+        assert_eq!(publish_ack(1, 0x1234), Some([0x40, 0x02, 0x12, 0x34]));
+        assert_eq!(publish_ack(0, 1), None);
+    }
 }
 
 #[cfg(test)]

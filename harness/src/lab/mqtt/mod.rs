@@ -8,12 +8,13 @@ pub(crate) mod mosquitto;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-use self::codec::{connack, Decoder, Packet};
+use self::codec::{connack, packet_id, pubcomp, publish_ack, Decoder, Packet};
 use super::policy::{ConnectPolicy, MqttPolicy};
 use crate::timeline::{Direction, EventKind, Source, Timeline};
 
@@ -21,12 +22,59 @@ use crate::timeline::{Direction, EventKind, Source, Timeline};
 const CONNACK_BAD_CREDENTIALS: u8 = 4;
 const CONNACK_NOT_AUTHORIZED: u8 = 5;
 
+/// The harness's own publishes, each addressed to the device of the scenario
+/// that made it. Every board shares the broker, and a device subscribed to the
+/// same topic as another would hear that scenario's command: the relay of every
+/// other device drops it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Addressed {
+    sent: Arc<Mutex<Vec<AddressedMessage>>>,
+}
+
+/// One message of the harness: the device it is for, its topic and payload.
+type AddressedMessage = (IpAddr, String, Vec<u8>);
+
+impl Addressed {
+    /// `payload` on `topic` is meant for `device` only.
+    pub(crate) fn add(&self, device: IpAddr, topic: &str, payload: &[u8]) {
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.push((device, topic.to_owned(), payload.to_vec()));
+        }
+    }
+
+    /// Forgets what was addressed to `device` (its scenario ended).
+    pub(crate) fn clear(&self, device: IpAddr) {
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.retain(|(d, ..)| *d != device);
+        }
+    }
+
+    /// Whether a message the broker routes to `device` is one the harness
+    /// published for another device (and not for this one too).
+    pub(crate) fn for_another(&self, device: IpAddr, topic: &str, payload: &[u8]) -> bool {
+        let Ok(sent) = self.sent.lock() else {
+            return false;
+        };
+        let mut others = false;
+        for (d, t, p) in sent.iter() {
+            if t == topic && p == payload {
+                if *d == device {
+                    return false;
+                }
+                others = true;
+            }
+        }
+        others
+    }
+}
+
 /// One device's plaintext stream and where it goes.
 pub(crate) struct MqttLink {
     pub timeline: Timeline,
     pub device: IpAddr,
     pub broker: SocketAddr,
     pub policy: MqttPolicy,
+    pub addressed: Addressed,
 }
 
 impl MqttLink {
@@ -126,6 +174,8 @@ pub(crate) async fn relay<S: AsyncRead + AsyncWrite + Unpin>(device: S, link: Mq
     let mut dev_buf = vec![0u8; 8192];
     let mut broker_buf = vec![0u8; 8192];
     let mut swallowing = false;
+    // QoS 2 messages dropped for another device, whose PUBREL the relay answers.
+    let mut settling: Vec<u16> = Vec::new();
     'relay: loop {
         tokio::select! {
             read = dev_r.read(&mut dev_buf) => {
@@ -186,12 +236,52 @@ pub(crate) async fn relay<S: AsyncRead + AsyncWrite + Unpin>(device: S, link: Mq
                     Ok(n) => n,
                 };
                 from_broker.push(&broker_buf[..n]);
-                while let Ok(Some((packet, _))) = from_broker.next_packet() {
+                // Whole packets only: one meant for another device is dropped
+                // (and settled with the broker on the device's behalf).
+                let mut to_device = Vec::with_capacity(n);
+                let mut to_broker = Vec::new();
+                loop {
+                    let (packet, raw) = match from_broker.next_packet() {
+                        Ok(Some(got)) => got,
+                        Ok(None) => break,
+                        Err(_) => {
+                            link.note("MQTT: malformed packet from the broker; connection closed".into());
+                            break 'relay;
+                        }
+                    };
+                    if let Packet::Publish { topic, payload, qos, .. } = &packet {
+                        if link.addressed.for_another(link.device, topic, payload) {
+                            if let Some(id) = packet_id(&raw) {
+                                if let Some(ack) = publish_ack(*qos, id) {
+                                    to_broker.extend_from_slice(&ack);
+                                }
+                                if *qos == 2 {
+                                    settling.push(id);
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                    if raw.first().is_some_and(|b| b >> 4 == 6) {
+                        if let Some(id) = packet_id(&raw).filter(|id| settling.contains(id)) {
+                            settling.retain(|s| *s != id);
+                            to_broker.extend_from_slice(&pubcomp(id));
+                            continue;
+                        }
+                    }
                     if let Some(kind) = event_for(&packet, Direction::ToDevice) {
                         link.record(kind);
                     }
+                    to_device.extend_from_slice(&raw);
                 }
-                if dev_w.write_all(&broker_buf[..n]).await.is_err() {
+                if !to_broker.is_empty() {
+                    if let Some((_, writer)) = broker.as_mut() {
+                        if writer.write_all(&to_broker).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                if !to_device.is_empty() && dev_w.write_all(&to_device).await.is_err() {
                     break;
                 }
             }

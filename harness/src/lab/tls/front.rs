@@ -38,6 +38,8 @@ pub(crate) struct FrontShared {
     pub handshake_timeout: Duration,
     pub contexts: ContextCache,
     pub live: LiveConnections,
+    /// The harness's publishes and the device each is for.
+    pub addressed: mqtt::Addressed,
 }
 
 impl std::fmt::Debug for FrontShared {
@@ -189,6 +191,7 @@ async fn handle(shared: Arc<FrontShared>, mut tcp: TcpStream, peer: SocketAddr) 
             device: ip,
             broker: shared.broker,
             policy: policy.mqtt,
+            addressed: shared.addressed.clone(),
         };
         mqtt::relay(stream, link).await;
     }
@@ -568,6 +571,7 @@ async fn accept_ignoring_mfln(
         device: ip,
         broker: shared.broker,
         policy: policy.mqtt,
+        addressed: shared.addressed.clone(),
     };
     mqtt::relay(stream, link).await;
     timeline.record(Source::Tls, Some(ip), EventKind::TlsClosed { peer });

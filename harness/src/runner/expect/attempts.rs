@@ -11,9 +11,11 @@ use super::Scene;
 use crate::logprofile::SemanticEvent;
 use crate::timeline::{DnsAnswer, EventKind, HandshakeOutcome};
 
-/// BearSSL codes that say nothing about the broker: 0 (no engine error: a
-/// timeout, a refused TCP connection) and 31 (`BR_ERR_IO`, a dead transport).
-const NOT_A_VERDICT: [i64; 2] = [0, 31];
+/// The BearSSL codes that are the device's verdict on the broker's certificate
+/// (`BR_ERR_X509_*`, 32..63): the same broker gets the same answer on every
+/// retry. Everything else (a timeout, a dead transport, an alert, a version
+/// the broker would not speak) may go another way next time.
+const CERTIFICATE_VERDICTS: std::ops::RangeInclusive<i64> = 32..=63;
 
 /// What the events say about the device's connection attempts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +24,12 @@ pub(crate) struct Attempts {
     pub evidence: Option<u64>,
     /// Attempts that ended in failure.
     pub failures: usize,
+    /// When the first failure was seen (timeline µs): the window in which the
+    /// firmware's next attempt must be watched counts from here.
+    pub first_failure_us: Option<u64>,
+    /// The instant the device said its next attempt would start
+    /// (`[mqtt] retry in_ms=N` after its latest failure), when it said so.
+    pub retry_at_us: Option<u64>,
     /// Where the latest failure was seen, and what it was.
     pub last_failure: Option<(u64, String)>,
     /// Failed attempts whose handshake the device's TLS engine refused (a
@@ -52,14 +60,18 @@ impl Attempts {
         // What the broker saw: per TLS connection, how it ended.
         let mut network = 0usize;
         let mut open: HashMap<SocketAddr, bool> = HashMap::new();
+        // Connections whose handshake completed, oldest first.
+        let mut completed: Vec<SocketAddr> = Vec::new();
         // Whether the attempt being reported got past its handshake: an error
         // after `[tls] ok` ends a session, not a handshake.
         let mut handshake_done = false;
-        let failed = |out: &mut Attempts, seq: u64, what: String| {
-            out.last_failure = Some((seq, what));
-        };
         for o in events {
             let seq = o.seq();
+            let t_us = o.t_us();
+            let failed = |out: &mut Attempts, seq: u64, what: String| {
+                out.last_failure = Some((seq, what));
+                out.first_failure_us.get_or_insert(t_us);
+            };
             let sign = match &o.event.kind {
                 EventKind::DnsQuery { name, answer, .. } => {
                     let broker = scene.is_broker_name(name);
@@ -81,6 +93,8 @@ impl Attempts {
                 EventKind::TlsHandshake { peer, outcome } => {
                     if let HandshakeOutcome::Completed { .. } = outcome {
                         open.insert(*peer, false);
+                        completed.retain(|p| p != peer);
+                        completed.push(*peer);
                     } else if open.remove(peer).is_some() {
                         network += 1;
                         failed(
@@ -95,8 +109,15 @@ impl Attempts {
                     true
                 }
                 EventKind::MqttConnack { code } => {
-                    // The CONNACK answers the connection that completed last.
-                    if let Some(done) = open.values_mut().find(|done| !**done) {
+                    // The CONNACK answers the connection whose handshake
+                    // completed last among those still waiting for one (the
+                    // broker answers a CONNECT, and a CONNECT needs a session).
+                    let answered = completed
+                        .iter()
+                        .rev()
+                        .find(|p| open.get(*p) == Some(&false))
+                        .copied();
+                    if let Some(done) = answered.and_then(|p| open.get_mut(&p)) {
                         *done = true;
                     }
                     if *code != 0 {
@@ -134,15 +155,33 @@ impl Attempts {
                     } else if o.said(SemanticEvent::TlsOk) {
                         handshake_done = true;
                     } else if o.said(SemanticEvent::TlsError) && !handshake_done {
-                        if let Some(code) = o.number("code").filter(|c| !NOT_A_VERDICT.contains(c))
+                        if let Some(code) = o
+                            .number("code")
+                            .filter(|c| CERTIFICATE_VERDICTS.contains(c))
                         {
                             out.verdicts += 1;
                             let name = o.field("text").unwrap_or_default().to_owned();
                             out.last_verdict = Some((code, name));
                         }
                     }
+                    // When the device says its next attempt comes: `[mqtt] retry
+                    // in_ms=N`, or the seed's "try again in 5 seconds".
+                    let announced = if o.said(SemanticEvent::MqttRetry) {
+                        o.number("in_ms")
+                    } else if o.said(SemanticEvent::MqttFailed) {
+                        o.number("retry_s").map(|s| s.saturating_mul(1000))
+                    } else {
+                        None
+                    };
+                    if let Some(ms) = announced.filter(|ms| *ms >= 0) {
+                        if out.last_failure.is_some() {
+                            out.retry_at_us = Some(t_us.saturating_add(ms as u64 * 1000));
+                        }
+                    }
+                    // The device saying it is about to dial is no attempt yet:
+                    // only what reached the lab, or its report of a failed
+                    // attempt, shows it tried.
                     [
-                        SemanticEvent::TlsConnecting,
                         SemanticEvent::TlsError,
                         SemanticEvent::MqttFailed,
                         SemanticEvent::DnsFailed,

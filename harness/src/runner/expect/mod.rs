@@ -16,7 +16,7 @@
 //!   ends ([`Expectation::recheck`]);
 //! - "at most N per D" watches from the moment its step is reached;
 //! - a crash or a reboot the harness did not cause fails the scenario
-//!   ([`first_crash`]) unless it expects a reboot.
+//!   ([`crash_watch`]) unless it expects a reboot.
 //!
 //! ```
 //! use std::time::Duration;
@@ -35,6 +35,8 @@
 mod attempts;
 mod observed;
 mod reboots;
+
+pub use self::reboots::CrashWatch;
 
 #[cfg(test)]
 mod tests;
@@ -201,6 +203,12 @@ enum Check {
         topic: String,
         within: Duration,
     },
+    /// Every publish on the topic carries these flags (`None`: not judged).
+    PublishFlags {
+        topic: String,
+        retained: Option<bool>,
+        qos: Option<u8>,
+    },
     AskedForTime {
         within: Duration,
     },
@@ -219,10 +227,12 @@ pub struct Expectation {
     act: Mark,
 }
 
-/// The first crash after the first harness reset in `events`, when there is
-/// one: where its report starts and what it was.
-pub fn first_crash(events: &[Observed]) -> Option<(u64, Crash)> {
-    reboots::first_crash(events)
+/// The crash watch over `events` at `now_us`: the first reboot after the first
+/// harness reset whose report starts before the sequence number `before` (from
+/// there on a scenario expects its board to reboot), judged once its dump is
+/// whole.
+pub fn crash_watch(events: &[Observed], now_us: u64, before: Option<u64>) -> CrashWatch {
+    reboots::first_crash(events, now_us, before)
 }
 
 fn pass() -> Judgement {
@@ -410,6 +420,32 @@ impl Expectation {
                     show(*within)
                 ),
             ),
+            Step::PublishesRetained { topic, retained } => (
+                Check::PublishFlags {
+                    topic: topic.clone(),
+                    retained: Some(*retained),
+                    qos: None,
+                },
+                format!(
+                    "every publish of the device to \"{topic}\" to be {}",
+                    if *retained {
+                        "retained"
+                    } else {
+                        "not retained"
+                    }
+                ),
+            ),
+            Step::PublishesWithQos { topic, qos } => (
+                Check::PublishFlags {
+                    topic: topic.clone(),
+                    retained: None,
+                    qos: Some(qos.level()),
+                },
+                format!(
+                    "every publish of the device to \"{topic}\" to use QoS {}",
+                    qos.level()
+                ),
+            ),
             Step::AskedForTime(within) => (
                 Check::AskedForTime { within: *within },
                 format!(
@@ -450,6 +486,7 @@ impl Expectation {
                 | Check::HandshakeDoesNotComplete
                 | Check::NeverConnects
                 | Check::AtMost { .. }
+                | Check::PublishFlags { .. }
         )
     }
 
@@ -530,19 +567,31 @@ impl Expectation {
                 |o| o.line().is_some_and(|l| regex.is_match(l)),
                 "no line matched",
             ),
-            Check::SerialNeverContains { .. } => self.violation(scene, events).unwrap_or_else(pass),
+            Check::SerialNeverContains { .. } => self.violation(scene, events, now_us).unwrap_or_else(pass),
             Check::TlsFailureCode { code } => self.tls_failure(scene, after_act, now_us, *code),
             Check::MqttState { state, within } => {
                 self.mqtt_state(scene, after_act, now_us, *state, within.unwrap_or(scene.settle))
             }
-            Check::DoesNotReboot => self.violation(scene, events).unwrap_or_else(pass),
-            Check::RebootsWithin { within } => match first_crash(after_act) {
-                Some(_) => pass(),
-                None if now_us >= deadline(*within) => {
+            Check::DoesNotReboot => self.violation(scene, events, now_us).unwrap_or_else(pass),
+            Check::RebootsWithin { within } => {
+                // The reboot is judged on the whole scenario: its crash report
+                // is read from the harness's reset on, and counts from the act.
+                let reboots = reboots::scan(events, now_us);
+                let rebooted = reboots
+                    .seen
+                    .iter()
+                    .any(|r| r.seq >= act.seq && r.t_us <= deadline(*within))
+                    || reboots.arriving.is_some_and(|(seq, _)| seq >= act.seq);
+                if rebooted {
+                    pass()
+                } else if now_us >= deadline(*within) {
                     fail("it kept running", act.seq, last_seq(events, act))
+                } else {
+                    Judgement::Pending {
+                        until_us: deadline(*within),
+                    }
                 }
-                None => Judgement::Pending { until_us: deadline(*within) },
-            },
+            }
             Check::HandshakeSucceeds { within } => self.positive_unless_refused(
                 scene,
                 after_act,
@@ -575,7 +624,7 @@ impl Expectation {
                 Needs::Handshake,
             ),
             Check::HandshakeDoesNotComplete | Check::NeverConnects => {
-                match self.violation(scene, after_act) {
+                match self.violation(scene, after_act, now_us) {
                     Some(failed) => failed,
                     None => self.settled(scene, after_act, now_us),
                 }
@@ -630,7 +679,32 @@ impl Expectation {
                     if name.trim_end_matches('.').eq_ignore_ascii_case(host.trim_end_matches('.'))),
                 "no DNS query for it reached the lab",
             ),
-            Check::AtMost { per, .. } => match self.violation(scene, events) {
+            Check::PublishFlags { topic, .. } => {
+                if let Some(broken) = self.violation(scene, events, now_us) {
+                    return broken;
+                }
+                if events
+                    .iter()
+                    .any(|o| o.publish_flags().is_some_and(|(t, ..)| t == topic))
+                {
+                    return pass();
+                }
+                let settle_at = act.plus(scene.settle);
+                if now_us < settle_at {
+                    return Judgement::Pending {
+                        until_us: settle_at,
+                    };
+                }
+                inconclusive(
+                    format!(
+                        "the device published nothing to \"{topic}\" within the settle window ({}): there was no publish to judge",
+                        show(scene.settle)
+                    ),
+                    act.seq,
+                    last_seq(events, act),
+                )
+            }
+            Check::AtMost { per, .. } => match self.violation(scene, events, now_us) {
                 Some(failed) => failed,
                 None if now_us >= self.reached.plus(*per) => pass(),
                 None => Judgement::Pending { until_us: self.reached.plus(*per) },
@@ -640,24 +714,77 @@ impl Expectation {
 
     /// After the step passed: whether the expectation still holds. `Some` is the
     /// failure that breaks it.
-    pub fn recheck(&self, scene: &Scene, events: &[Observed]) -> Option<Verdict> {
+    pub fn recheck(&self, scene: &Scene, events: &[Observed], now_us: u64) -> Option<Verdict> {
         if !self.holds() {
             return None;
         }
         let scope = match self.check {
-            Check::SerialNeverContains { .. } | Check::DoesNotReboot | Check::AtMost { .. } => {
-                events
-            }
+            Check::SerialNeverContains { .. }
+            | Check::DoesNotReboot
+            | Check::AtMost { .. }
+            | Check::PublishFlags { .. } => events,
             _ => since(events, self.act),
         };
-        match self.violation(scene, scope)? {
+        match self.violation(scene, scope, now_us)? {
             Judgement::Decided(verdict @ Verdict::Fail(_)) => Some(verdict),
             _ => None,
         }
     }
 
+    /// At the scenario's end, for an expectation that held: inconclusive when
+    /// it never saw an event of the kind it judges, since nothing seen is not a
+    /// pass (a silent console never printed the forbidden text, a dead board
+    /// never rebooted, a device that never published never published too often).
+    pub fn conclude(&self, events: &[Observed]) -> Option<Verdict> {
+        let after_reset = events
+            .iter()
+            .position(Observed::is_harness_reset)
+            .map_or(&events[..0], |i| &events[i + 1..]);
+        let (seen, what) = match &self.check {
+            Check::SerialNeverContains { .. } => (
+                events.iter().any(|o| o.line().is_some_and(|l| !l.trim().is_empty())),
+                "the device printed nothing on its console: a silent console never prints anything",
+            ),
+            Check::DoesNotReboot => (
+                after_reset.iter().any(|o| o.line().is_some_and(|l| !l.trim().is_empty())),
+                "the board printed nothing after its reset: a dead console shows no reboot either",
+            ),
+            Check::AtMost { count: 0, .. } => (
+                after_reset.iter().any(|o| o.line().is_some() || o.event.source != crate::timeline::Source::Harness),
+                "the board showed no sign of life after its reset",
+            ),
+            Check::AtMost {
+                what: Counted::Publishes,
+                ..
+            } => (
+                events.iter().any(|o| o.publish_from_device().is_some()),
+                "the device never published anything: a device that never publishes never publishes too often",
+            ),
+            Check::AtMost {
+                what: Counted::Connections,
+                ..
+            } => (
+                events
+                    .iter()
+                    .any(|o| matches!(o.event.kind, EventKind::TlsAccepted { .. })),
+                "the device never opened a connection to the broker",
+            ),
+            _ => return None,
+        };
+        if seen {
+            return None;
+        }
+        let last = last_seq(events, self.reached);
+        Some(Verdict::Inconclusive(Finding {
+            found: what.to_owned(),
+            from: self.reached.seq,
+            to: last,
+            crash: None,
+        }))
+    }
+
     /// The event that contradicts a holding expectation, as a failure.
-    fn violation(&self, scene: &Scene, events: &[Observed]) -> Option<Judgement> {
+    fn violation(&self, scene: &Scene, events: &[Observed], now_us: u64) -> Option<Judgement> {
         let from = events.first().map_or(self.act.seq, Observed::seq);
         match &self.check {
             Check::SerialNeverContains { text } => {
@@ -671,7 +798,11 @@ impl Expectation {
                 ))
             }
             Check::DoesNotReboot => {
-                let (seq, crash) = first_crash(events)?;
+                // A dump still arriving is judged when whole (the recheck runs
+                // again on every new line, and once more at the scenario's end).
+                let CrashWatch::Crashed(seq, crash) = crash_watch(events, now_us, None) else {
+                    return None;
+                };
                 Some(Judgement::Decided(Verdict::Fail(Finding {
                     found: format!("it did: {}", crash.summary()),
                     from,
@@ -719,6 +850,27 @@ impl Expectation {
                     events[report].seq(),
                     o.seq(),
                 ))
+            }
+            Check::PublishFlags {
+                topic,
+                retained,
+                qos,
+            } => {
+                let (o, found) = events.iter().find_map(|o| {
+                    let (t, q, r) = o.publish_flags()?;
+                    if t != topic {
+                        return None;
+                    }
+                    if retained.is_some_and(|want| want != r) {
+                        let how = if r { "retained" } else { "not retained" };
+                        return Some((o, format!("it published to \"{t}\" {how}")));
+                    }
+                    if qos.is_some_and(|want| want != q) {
+                        return Some((o, format!("it published to \"{t}\" with QoS {q}")));
+                    }
+                    None
+                })?;
+                Some(fail(found, from, o.seq()))
             }
             Check::AtMost { what, count, per } => {
                 let counted: Vec<&Observed> = since(events, self.reached)
@@ -841,14 +993,28 @@ impl Expectation {
     }
 
     /// A negative expectation with no violation so far: settled once the device
-    /// failed a further attempt after its first failure, or at the settle window
-    /// (then only if it tried at all).
+    /// failed a further attempt after its first failure, or when the settle
+    /// window counted from that first failure is over with no new attempt (and
+    /// the retry the device announced has had that long too), or, when it never
+    /// failed, at the settle window after the act (then only if it tried at all).
     fn settled(&self, scene: &Scene, events: &[Observed], now_us: u64) -> Judgement {
         let attempts = Attempts::read(scene, events);
         if attempts.failures >= 2 {
             return pass();
         }
-        let settle_at = self.act.plus(scene.settle);
+        let settle_us = scene.settle.as_micros() as u64;
+        let after_act = self.act.plus(scene.settle);
+        let settle_at = match attempts.first_failure_us {
+            // A real board's first failure can come seconds after the act (boot,
+            // Wi-Fi, NTP, a handshake at 80 MHz): the window that must cover its
+            // next attempt starts there, not at the act.
+            Some(first) => attempts
+                .retry_at_us
+                .map_or(0, |retry| retry.saturating_add(settle_us))
+                .max(first.saturating_add(settle_us))
+                .max(after_act),
+            None => after_act,
+        };
         if now_us < settle_at {
             return Judgement::Pending {
                 until_us: settle_at,
@@ -897,7 +1063,7 @@ impl Expectation {
                         o.seq(),
                     );
                 }
-                if let Some(broken) = self.violation(scene, events) {
+                if let Some(broken) = self.violation(scene, events, now_us) {
                     return broken;
                 }
                 self.settled(scene, events, now_us)

@@ -109,6 +109,20 @@ impl Observed {
         }
     }
 
+    /// A device's publish: its topic, QoS and retain flag.
+    pub(crate) fn publish_flags(&self) -> Option<(&str, u8, bool)> {
+        match &self.event.kind {
+            EventKind::MqttPublish {
+                direction: Direction::FromDevice,
+                topic,
+                qos,
+                retain,
+                ..
+            } => Some((topic, *qos, *retain)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn is_harness_reset(&self) -> bool {
         matches!(
             self.event.kind,

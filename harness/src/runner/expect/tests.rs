@@ -149,6 +149,20 @@ fn publish(t: f64, topic: &str, payload: &str) -> Ev {
     )
 }
 
+fn flagged(t: f64, topic: &str, qos: u8, retain: bool) -> Ev {
+    (
+        t,
+        EventKind::MqttPublish {
+            direction: Direction::FromDevice,
+            topic: topic.into(),
+            payload: "{}".into(),
+            bytes: 2,
+            qos,
+            retain,
+        },
+    )
+}
+
 fn subscribe(t: f64, topic: &str) -> Ev {
     (
         t,
@@ -240,15 +254,18 @@ fn us(seconds: f64) -> u64 {
     (seconds * 1e6) as u64
 }
 
-/// The act is at t = 100 s (seq 1000) of the timeline; events get seqs after it.
+/// The act is at t = 100 s of the timeline; events get seqs from 1000 in time
+/// order, and the act's position is the first event at or after it (events at
+/// negative times came before the act).
 fn observe(events: &[Ev]) -> (Vec<Observed>, Mark) {
+    let mut sorted = events.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let before = sorted.iter().filter(|(t, _)| *t < 0.0).count() as u64;
     let act = Mark {
-        seq: 1000,
+        seq: 1000 + before,
         t_us: us(100.0),
     };
     let log = crate::logprofile::LogProfile::reference();
-    let mut sorted = events.to_vec();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     let observed = sorted
         .into_iter()
         .enumerate()
@@ -258,8 +275,8 @@ fn observe(events: &[Ev]) -> (Vec<Observed>, Mark) {
                 _ => Source::Harness,
             };
             let event = Event {
-                seq: act.seq + i as u64,
-                t_us: act.t_us + us(t),
+                seq: 1000 + i as u64,
+                t_us: (act.t_us as i64 + (t * 1e6) as i64) as u64,
                 wall: OffsetDateTime::UNIX_EPOCH,
                 source,
                 device: Some(DEVICE),
@@ -347,7 +364,7 @@ fn cases() -> Vec<Case> {
         case("the TLS handshake succeeds within 20 s", cat(vec![refused_attempt(1.0, 40001, 56, "BR_ERR_X509_BAD_SERVER_NAME"), good_attempt(2.0, 40002)]), 3.0, Pass, "a retry that connects is a completed handshake"),
         case("the TLS handshake does not complete", cat(vec![refused_attempt(1.0, 40001, 56, "x"), refused_attempt(2.0, 40002, 56, "x")]), 3.0, Pass, "two failed attempts"),
         case("the TLS handshake does not complete", refused_attempt(1.0, 40001, 56, "x"), 3.0, Pending, "one failure: wait for the next attempt"),
-        case("the TLS handshake does not complete", refused_attempt(1.0, 40001, 56, "x"), 10.0, Pass, "one failure and the settle window is over"),
+        case("the TLS handshake does not complete", refused_attempt(1.0, 40001, 56, "x"), 12.1, Pass, "one failure, and the settle window after the retry it announced is over"),
         case("the TLS handshake does not complete", cat(vec![refused_attempt(1.0, 40001, 56, "x"), good_attempt(2.0, 40002)]), 3.0, Fail, "the second attempt completed (setInsecure)"),
         case("the TLS handshake does not complete", boot(0.0), 10.0, Inconclusive, "booted, never dialled"),
         case("the TLS handshake does not complete", vec![], 10.0, Inconclusive, "an erased board says nothing"),
@@ -376,7 +393,22 @@ fn cases() -> Vec<Case> {
         case(r#"the device publishes a message matching /"seq":\d+/ to "hil/telemetry" within 20 s"#, vec![publish(2.0, "hil/telemetry", "{}")], 20.0, Fail, "payload without seq"),
         case(r#"the device subscribes to "hil/commands" within 20 s"#, vec![subscribe(2.0, "hil/commands")], 2.0, Pass, "subscribed"),
         case(r#"the device subscribes to "hil/commands" within 20 s"#, vec![subscribe(2.0, "hil/other")], 20.0, Fail, "another topic"),
-        case(r#"the device subscribes to "hil/commands" within 20 s"#, cat(vec![refused_attempt(1.0, 40001, 27, "BR_ERR_BAD_SIGNATURE"), refused_attempt(2.0, 40002, 27, "BR_ERR_BAD_SIGNATURE")]), 3.0, Fail, "refused twice by its own TLS engine: no need to wait 20 s"),
+        case(r#"the device subscribes to "hil/commands" within 20 s"#, cat(vec![refused_attempt(1.0, 40001, 62, "BR_ERR_X509_NOT_TRUSTED"), refused_attempt(2.0, 40002, 62, "BR_ERR_X509_NOT_TRUSTED")]), 3.0, Fail, "refused twice by its own certificate check: no need to wait 20 s"),
+        case(r#"the device subscribes to "hil/commands" within 20 s"#, cat(vec![refused_attempt(1.0, 40001, 27, "BR_ERR_BAD_SIGNATURE"), refused_attempt(2.0, 40002, 27, "BR_ERR_BAD_SIGNATURE")]), 3.0, Pending, "only a certificate verdict (BearSSL 32..63) stops a positive step early, as docs/steps.md says"),
+        case(r#"the device subscribes to "hil/commands" within 20 s"#, cat(vec![refused_attempt(1.0, 40001, 326, "BR_ERR_RECV_FATAL_ALERT"), refused_attempt(2.0, 40002, 326, "BR_ERR_RECV_FATAL_ALERT")]), 3.0, Pending, "an alert is no certificate verdict"),
+        // --- issue 19: evidence, windows counted from the first failure, flags ---
+        case("the TLS handshake does not complete", cat(vec![boot(0.0), vec![line(3.0, "[tls] connecting host=broker.hil.test port=8883 mode=trust-anchors")]]), 10.0, Inconclusive, "the device's own words are no attempt: nothing reached the lab"),
+        case("the TLS handshake does not complete", refused_attempt(8.0, 40001, 56, "x"), 12.0, Pending, "a real board fails first at 8 s: the window for its next attempt counts from there"),
+        case("the TLS handshake does not complete", refused_attempt(8.0, 40001, 56, "x"), 19.2, Pass, "the settle window after the first failure (and its announced retry) is over"),
+        case("the TLS handshake does not complete", cat(vec![refused_attempt(8.0, 40001, 56, "x"), good_attempt(14.0, 40002)]), 15.0, Fail, "setInsecure() on the retry 6 s after a late first failure"),
+        case("the device never completes an MQTT connection", cat(vec![refused_attempt(1.0, 40001, 56, "x"), vec![line(1.08, "[mqtt] retry in_ms=15000")]]), 12.0, Pending, "the device said it retries in 15 s: that attempt must be watched"),
+        case("the device never completes an MQTT connection", cat(vec![refused_attempt(1.0, 40001, 56, "x"), vec![line(1.08, "[mqtt] retry in_ms=15000")], good_attempt(16.1, 40002)]), 17.0, Fail, "the announced retry connected"),
+        case(r#"the device's publishes to "hil/telemetry" are not retained"#, vec![publish(2.0, "hil/telemetry", "{}")], 2.0, Pass, "not retained"),
+        case(r#"the device's publishes to "hil/telemetry" are not retained"#, vec![flagged(2.0, "hil/telemetry", 0, true)], 2.0, Fail, "retained telemetry"),
+        case(r#"the device's publishes to "hil/telemetry" are not retained"#, vec![publish(2.0, "hil/other", "{}")], 10.0, Inconclusive, "nothing published to the topic"),
+        case(r#"the device's publishes to "hil/telemetry" are retained"#, vec![publish(2.0, "hil/telemetry", "{}")], 2.0, Fail, "not retained"),
+        case(r#"the device's publishes to "hil/telemetry" use QoS 1"#, vec![flagged(2.0, "hil/telemetry", 1, false)], 2.0, Pass, "QoS 1"),
+        case(r#"the device's publishes to "hil/telemetry" use QoS 1"#, vec![flagged(2.0, "hil/telemetry", 1, false), flagged(3.0, "hil/telemetry", 0, false)], 3.0, Fail, "a later publish at QoS 0"),
         case(r#"the device publishes to "hil/telemetry" within 20 s"#, cat(vec![good_attempt(1.0, 40001), vec![line(1.5, "[tls] error code=6 text=BR_ERR_TOO_LARGE"), line(1.6, "[mqtt] failed rc=-3")], good_attempt(2.6, 40002), vec![line(3.0, "[tls] error code=6 text=BR_ERR_TOO_LARGE"), line(3.1, "[mqtt] failed rc=-3")]]), 4.0, Pending, "an error in a session is no verdict on the handshake"),
         case("the device sends an MQTT CONNECT within 20 s", cat(vec![refused_attempt(1.0, 40001, 62, "x"), refused_attempt(2.0, 40002, 62, "x")]), 3.0, Fail, "never past the handshake, twice"),
         case("the device asked for the time within 10 s", vec![ntp(0.5)], 1.0, Pass, "asked"),
@@ -510,13 +542,13 @@ fn holds_are_broken_by_what_comes_later() {
     let step = parse("the device never completes an MQTT connection").unwrap();
     let expectation = Expectation::for_step(&step, act, act).unwrap();
     assert!(expectation.holds());
-    assert_eq!(expectation.recheck(&scene(), &events), None);
+    assert_eq!(expectation.recheck(&scene(), &events, us(200.0)), None);
     let (later, _) = observe(&cat(vec![
         refused_attempt(1.0, 40001, 56, "x"),
         refused_attempt(2.0, 40002, 56, "x"),
         good_attempt(5.0, 40003),
     ]));
-    match expectation.recheck(&scene(), &later) {
+    match expectation.recheck(&scene(), &later, us(200.0)) {
         Some(Verdict::Fail(f)) => assert!(f.found.contains("later attempt"), "{}", f.found),
         other => panic!("{other:?}"),
     }
@@ -536,18 +568,20 @@ fn a_crash_is_found_with_its_dump_and_a_reboot_by_its_second_boot() {
         boot(3.0)[1..].to_vec(),
     ]);
     let (events, _) = observe(&dump);
-    let (_, crash) = first_crash(&events).expect("a crash");
+    let CrashWatch::Crashed(_, crash) = crash_watch(&events, us(200.0), None) else {
+        panic!("a crash");
+    };
     assert_eq!(crash.kind, crate::crash::CrashKind::Exception { cause: 28 });
     assert_eq!(crash.code_addresses(), [0x4020_20b0, 0x4020_1ae0]);
 
     let (twice, _) = observe(&cat(vec![boot(0.0), boot(5.0)[1..].to_vec()]));
-    assert_eq!(
-        first_crash(&twice).map(|(_, c)| c.kind),
-        Some(crate::crash::CrashKind::UnexpectedBoot)
-    );
+    assert!(matches!(
+        crash_watch(&twice, us(200.0), None),
+        CrashWatch::Crashed(_, c) if c.kind == crate::crash::CrashKind::UnexpectedBoot
+    ));
     // A second reset by the harness is not a reboot.
     let (reset_twice, _) = observe(&cat(vec![boot(0.0), boot(5.0)]));
-    assert_eq!(first_crash(&reset_twice), None);
+    assert_eq!(crash_watch(&reset_twice, us(200.0), None), CrashWatch::Calm);
 }
 
 #[test]
@@ -637,4 +671,231 @@ fn a_refused_connect_is_named_by_its_code_whichever_event_comes_last() {
             other => panic!("broker first: {broker_first}: {other:?}"),
         }
     }
+}
+
+/// The crash dumps of a board that crashes every `period` seconds from `from`
+/// to `to`, each with its reboot (banner and boot line), as a core prints them.
+fn crash_loop(from: f64, to: f64, period: f64) -> Vec<Ev> {
+    let mut evs = Vec::new();
+    let mut t = from;
+    while t < to {
+        evs.extend([
+            line(t, "Exception (28):"),
+            line(t + 0.01, "epc1=0x402020b0 epc2=0x00000000 epc3=0x00000000 excvaddr=0x00000000 depc=0x00000000"),
+            line(t + 0.02, ">>>stack>>>"),
+            line(t + 0.03, "3fffff90:  3fffdad0 00000000 3ffee7c8 40201ae0  "),
+            line(t + 0.04, "<<<stack<<<"),
+            line(t + 0.05, " ets Jan  8 2013,rst cause:2, boot mode:(3,6)"),
+            line(t + 0.1, "[boot] fw=hil-reference version=1.0.0 reset=Exception"),
+        ]);
+        t += period;
+    }
+    evs
+}
+
+/// Issue 19, finding 1: after `When 100 ms pass` (the act), a board that has
+/// been crashing since its boot reboots within the window: its reboots are
+/// read from the harness's reset on, not from the act.
+#[test]
+fn a_reboot_after_any_act_is_seen() {
+    let events = cat(vec![boot(-5.0), crash_loop(-4.0, 10.0, 0.5)]);
+    let c = case(
+        "the board reboots within 20 s",
+        events,
+        1.0,
+        Want::Pass,
+        "crashing all along",
+    );
+    assert_eq!(outcome(&run(&c)), Want::Pass, "{:?}", run(&c));
+    let calm = case(
+        "the board reboots within 20 s",
+        boot(-5.0),
+        20.0,
+        Want::Fail,
+        "",
+    );
+    assert_eq!(outcome(&run(&calm)), Want::Fail);
+}
+
+/// Issue 19, finding 1: a scenario expecting a reboot turns the crash watch off
+/// only from the act its step counts from.
+#[test]
+fn reboots_before_the_expected_window_are_crashes() {
+    let (events, act) = observe(&cat(vec![boot(-5.0), crash_loop(-2.0, -1.0, 0.5)]));
+    assert!(matches!(
+        crash_watch(&events, us(200.0), Some(act.seq)),
+        CrashWatch::Crashed(..)
+    ));
+    let (events, act) = observe(&cat(vec![boot(-5.0), crash_loop(1.0, 2.0, 0.5)]));
+    assert_eq!(
+        crash_watch(&events, us(200.0), Some(act.seq)),
+        CrashWatch::Calm
+    );
+}
+
+/// Issue 19, finding 4: a crash is judged when its dump is whole, not from the
+/// lines that happened to be there when the harness woke.
+#[test]
+fn a_crash_is_judged_when_its_dump_is_whole() {
+    let header = vec![
+        line(2.0, "Exception (28):"),
+        line(
+            2.01,
+            "epc1=0x402020b0 epc2=0x00000000 epc3=0x00000000 excvaddr=0x00000000 depc=0x00000000",
+        ),
+        line(2.12, ">>>stack>>>"),
+    ];
+    let (events, act) = observe(&cat(vec![boot(0.0), header.clone()]));
+    let at = |s: f64| act.t_us + us(s);
+    assert!(matches!(
+        crash_watch(&events, at(2.2), None),
+        CrashWatch::Arriving { .. }
+    ));
+    let rows = vec![
+        line(2.25, "3fffff90:  3fffdad0 00000000 3ffee7c8 40201ae0  "),
+        line(2.3, "3fffffa0:  40201b10 00000000 00000000 40100d5c  "),
+        line(2.35, "<<<stack<<<"),
+    ];
+    let (events, _) = observe(&cat(vec![boot(0.0), header.clone(), rows]));
+    let CrashWatch::Crashed(_, crash) = crash_watch(&events, at(2.36), None) else {
+        panic!("a whole dump");
+    };
+    assert_eq!(
+        crash.code_addresses(),
+        [0x4020_20b0, 0x4020_1ae0, 0x4020_1b10, 0x4010_0d5c]
+    );
+    // A dump that stops half way is judged once the console has been quiet.
+    let (events, _) = observe(&cat(vec![boot(0.0), header]));
+    assert!(matches!(
+        crash_watch(&events, at(2.7), None),
+        CrashWatch::Crashed(..)
+    ));
+}
+
+/// Issue 19, finding 3: a reboot shows in the bytes whatever the log profile:
+/// the ROM's banner after a hard reset, read garbled at 115200.
+#[test]
+fn a_garbled_rom_banner_is_a_reboot() {
+    let garbled = (
+        4.0,
+        EventKind::Board {
+            what: BoardEvent::RomBannerGarbled { cause: Some(1) },
+        },
+    );
+    let (events, _) = observe(&cat(vec![
+        boot(0.0),
+        vec![garbled.clone(), line(4.2, "Attempting MQTT connection...")],
+    ]));
+    assert!(matches!(
+        crash_watch(&events, us(200.0), None),
+        CrashWatch::Crashed(_, c) if c.kind == crate::crash::CrashKind::UnexpectedBoot
+    ));
+    // A hardware watchdog's banner, garbled or not, is the watchdog.
+    let wdt = (
+        4.0,
+        EventKind::Board {
+            what: BoardEvent::RomBannerGarbled { cause: Some(4) },
+        },
+    );
+    let (events, _) = observe(&cat(vec![boot(0.0), vec![wdt]]));
+    assert!(matches!(
+        crash_watch(&events, us(200.0), None),
+        CrashWatch::Crashed(_, c) if c.kind == crate::crash::CrashKind::HardwareWatchdog
+    ));
+    // A software restart's banner is readable at 115200, and `wdt reset` after
+    // a watchdog banner is that same reboot.
+    let (events, _) = observe(&cat(vec![
+        boot(0.0),
+        vec![
+            line(4.0, " ets Jan  8 2013,rst cause:4, boot mode:(3,6)"),
+            line(4.01, ""),
+            line(4.02, "wdt reset"),
+            line(
+                4.2,
+                "[boot] fw=hil-reference version=1.0.0 reset=Hardware-Watchdog",
+            ),
+        ],
+    ]));
+    let reboots = super::reboots::scan(&events, us(200.0));
+    assert_eq!(reboots.seen.len(), 1, "{reboots:?}");
+}
+
+/// Issue 19, finding 6: nothing seen is not a pass.
+#[test]
+fn a_holding_check_that_saw_nothing_is_inconclusive() {
+    let conclude = |step: &str, events: Vec<Ev>| {
+        let (events, act) = observe(&events);
+        let expectation = Expectation::for_step(&parse(step).unwrap(), act, act).unwrap();
+        expectation.conclude(&events)
+    };
+    let silent = vec![reset(0.0)];
+    for step in [
+        r#"the serial output never contains "[tls] error""#,
+        "the board does not reboot",
+        "the device publishes at most 5 messages per 2 s",
+        "the device opens at most 6 connections per 10 s",
+    ] {
+        assert!(
+            matches!(
+                conclude(step, silent.clone()),
+                Some(Verdict::Inconclusive(_))
+            ),
+            "{step} on a silent board"
+        );
+    }
+    let alive = cat(vec![
+        boot(0.0),
+        good_attempt(1.0, 40001),
+        vec![publish(2.0, "hil/telemetry", "{}")],
+    ]);
+    for step in [
+        r#"the serial output never contains "[tls] error""#,
+        "the board does not reboot",
+        "the device publishes at most 5 messages per 2 s",
+        "the device opens at most 6 connections per 10 s",
+    ] {
+        assert_eq!(
+            conclude(step, alive.clone()),
+            None,
+            "{step} on a live board"
+        );
+    }
+    // A window of no length cannot be exceeded: refused when the step is read.
+    assert!(parse("the device publishes at most 1 message per 0 s").is_err());
+    assert!(parse("the device opens at most 1 connection per 0 ms").is_err());
+}
+
+/// Issue 19, finding 9: a broker's CONNACK answers the connection whose
+/// handshake completed last, whatever order a hash map keeps them in.
+#[test]
+fn a_connack_answers_the_connection_that_completed_last() {
+    let closed = |t: f64, port: u16| (t, EventKind::TlsClosed { peer: peer(port) });
+    for _ in 0..32 {
+        let (events, _) = observe(&[
+            accepted(1.0, 40001),
+            completed(1.1, 40001),
+            accepted(1.5, 40002),
+            accepted(1.6, 40003),
+            completed(2.0, 40003),
+            connect(2.1),
+            connack(2.2, 0),
+            closed(3.0, 40001),
+            closed(3.1, 40002),
+        ]);
+        let attempts = super::attempts::Attempts::read(&scene(), &events);
+        // 40001 and 40002 closed unanswered; 40003 is the connection.
+        assert_eq!(attempts.failures, 2, "{attempts:?}");
+    }
+}
+
+/// Issue 19, finding 9: a line about a panic button is no crash.
+#[test]
+fn only_the_cores_panic_is_a_crash() {
+    assert!(crate::crash::header("Panic button pressed").is_none());
+    assert!(crate::crash::header("Panic core_esp8266_main.cpp:137 __yield").is_some());
+    let (events, _) = observe(&cat(vec![
+        boot(0.0),
+        vec![line(2.0, "Panic button pressed")],
+    ]));
+    assert_eq!(crash_watch(&events, us(200.0), None), CrashWatch::Calm);
 }

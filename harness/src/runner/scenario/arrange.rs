@@ -9,8 +9,9 @@ use crate::lab::{BrokerPolicy, Credentials, NtpPolicy, TlsVersion, TlsVersions};
 use crate::logprofile::{LogProfile, SemanticEvent};
 use crate::provisioning::{self, ProvisionOptions};
 use crate::runner::context::RunContext;
+use crate::runner::expect::Finding;
 use crate::runner::firmware::FirmwareSource;
-use crate::runner::steps::{OnlyTls, Step};
+use crate::runner::steps::{Delivery, OnlyTls, Step};
 use crate::serial::session::{ConsoleSession, SessionOptions};
 use crate::timeline::EventKind;
 
@@ -120,12 +121,21 @@ impl ScenarioWorld {
                 Ok(())
             }
             Step::Boots => self.boot(ctx).await,
-            Step::BrokerPublishes { payload, topic } => {
-                self.publish(ctx, &topic, payload.into_bytes()).await
+            Step::BrokerPublishes {
+                payload,
+                topic,
+                delivery,
+            } => {
+                self.publish(ctx, &topic, payload.into_bytes(), delivery)
+                    .await
             }
-            Step::BrokerPublishesSized { bytes, topic } => {
+            Step::BrokerPublishesSized {
+                bytes,
+                topic,
+                delivery,
+            } => {
                 let payload: Vec<u8> = (0..bytes).map(|i| b'a' + (i % 26) as u8).collect();
-                self.publish(ctx, &topic, payload).await
+                self.publish(ctx, &topic, payload, delivery).await
             }
             Step::BrokerDrops => {
                 let device = self.require_device()?;
@@ -335,10 +345,18 @@ impl ScenarioWorld {
 
     /// `When the broker publishes ...`: once the broker has acknowledged the
     /// device's subscription to the topic (its SUBACK, not the SUBSCRIBE: until
-    /// the broker registers it, a message would not be routed to the device).
-    async fn publish(&mut self, ctx: &RunContext, topic: &str, payload: Vec<u8>) -> StepResult {
-        self.require_device()?;
-        self.wait_for_subscription(ctx, topic).await;
+    /// the broker registers it, a message would not be routed to the device),
+    /// to this scenario's device alone.
+    async fn publish(
+        &mut self,
+        ctx: &RunContext,
+        topic: &str,
+        payload: Vec<u8>,
+        delivery: Delivery,
+    ) -> StepResult {
+        let device = self.require_device()?;
+        self.wait_for_subscription(ctx, topic).await?;
+        ctx.lab.address_publish(device, topic, &payload);
         self.mark_act(ctx);
         if self.mqtt.is_none() {
             let id = format!(
@@ -353,30 +371,69 @@ impl ScenarioWorld {
             .as_ref()
             .ok_or_else(|| Problem::harness("no MQTT client"))?;
         client
-            .publish(topic, payload, false)
+            .publish_with(topic, payload, delivery.qos.level(), delivery.retain)
             .await
-            .map_err(Problem::harness)
+            .map_err(Problem::harness)?;
+        if delivery.retain {
+            self.retained.push(topic.to_owned());
+        }
+        Ok(())
     }
 
-    /// Waits (at most the settle window) for the SUBACK that answers the
-    /// device's last SUBSCRIBE covering `topic`; returns at once when the device
-    /// never subscribed to it (a scenario may test exactly that).
-    async fn wait_for_subscription(&mut self, ctx: &RunContext, topic: &str) {
+    /// Waits (at most the settle window) for this device's SUBSCRIBE covering
+    /// `topic` and the broker's SUBACK granting it. A message published before
+    /// that reaches nobody, and a step that published into the void would let
+    /// a firmware pass checks about a message it never received: when no
+    /// subscription comes, the step fails and says so.
+    async fn wait_for_subscription(&mut self, ctx: &RunContext, topic: &str) -> StepResult {
+        let since = self.act_point(ctx);
         let until = ctx.timeline.now_us() + ctx.settle.as_micros() as u64;
         loop {
-            self.refresh(ctx);
+            if ctx.interrupt.is_triggered() {
+                return Err(Problem::Interrupted);
+            }
+            if let Some(broken) = self.broken(ctx) {
+                return Err(Problem::Verdict(Box::new(broken)));
+            }
             let events = self.view.events();
-            let Some(asked) = events.iter().rposition(|o| {
+            let asked = events.iter().rposition(|o| {
                 matches!(&o.event.kind, EventKind::MqttSubscribe { topics }
                     if topics.iter().any(|f| filter_covers(f, topic)))
-            }) else {
-                return;
-            };
-            let granted = events[asked..].iter().any(|o| {
-                matches!(&o.event.kind, EventKind::MqttSuback { codes } if codes.iter().any(|c| *c < 0x80))
             });
-            if granted || ctx.timeline.now_us() >= until || ctx.interrupt.is_triggered() {
-                return;
+            let granted = asked.is_some_and(|asked| {
+                events[asked..].iter().any(|o| {
+                    matches!(&o.event.kind, EventKind::MqttSuback { codes } if codes.iter().any(|c| *c < 0x80))
+                })
+            });
+            if granted {
+                return Ok(());
+            }
+            if ctx.timeline.now_us() >= until {
+                let found = match asked {
+                    Some(_) => format!(
+                        "it asked for \"{topic}\" but the broker granted no subscription within the settle window ({} s): the message would reach nobody",
+                        ctx.settle.as_secs_f64()
+                    ),
+                    None => format!(
+                        "it never subscribed to a topic covering \"{topic}\" within the settle window ({} s): the message would reach nobody",
+                        ctx.settle.as_secs_f64()
+                    ),
+                };
+                let finding = Finding {
+                    found,
+                    from: since.seq,
+                    to: self.view.events().last().map_or(since.seq, |o| o.event.seq),
+                    crash: None,
+                };
+                let failure = self.failure_of(
+                    ctx,
+                    &format!(
+                        "the device to subscribe to \"{topic}\" before the broker publishes to it"
+                    ),
+                    finding,
+                    false,
+                );
+                return Err(Problem::Verdict(Box::new(failure)));
             }
             self.view.wait(&ctx.timeline, until, &ctx.interrupt).await;
         }

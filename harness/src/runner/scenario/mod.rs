@@ -139,8 +139,11 @@ pub struct ScenarioWorld {
     act: Option<Mark>,
     view: DeviceView,
     holding: Vec<Holding>,
-    /// The scenario says `the board reboots within`: a reboot is no crash.
-    expects_reboot: bool,
+    /// The scenario says `the board reboots within`: the index of the step
+    /// whose act that window counts from (`Some(None)`: the scenario's start).
+    reboot_window_step: Option<Option<usize>>,
+    /// From here on a reboot is what the scenario expects, not a crash.
+    reboot_expected_from: Option<Mark>,
     /// Names a DNS query for is an attempt to reach the broker.
     broker_names: Vec<String>,
     /// The step being run: keyword and text (redacted), line.
@@ -154,6 +157,9 @@ pub struct ScenarioWorld {
     /// The line of the step the harness could not run.
     error_line: usize,
     mqtt: Option<LabMqttClient>,
+    /// Topics the harness published retained messages to: cleared when the
+    /// scenario ends, so no later scenario's device receives them.
+    retained: Vec<String>,
     artifacts: Option<PathBuf>,
 }
 
@@ -302,10 +308,21 @@ impl ScenarioWorld {
             "{number:03}-{}",
             slug(&format!("{stem}-{}", info.name))
         )));
-        let parsed: Vec<Step> = all_steps(feature, scenario)
-            .filter_map(|s| steps::parse(&s.value).ok())
+        let in_order: Vec<Option<Step>> = all_steps(feature, scenario)
+            .map(|s| steps::parse(&s.value).ok())
             .collect();
-        self.expects_reboot = parsed.iter().any(|s| matches!(s, Step::RebootsWithin(_)));
+        self.reboot_window_step = in_order
+            .iter()
+            .position(|s| matches!(s, Some(Step::RebootsWithin(_))))
+            .map(|r| {
+                in_order[..r]
+                    .iter()
+                    .rposition(|s| s.as_ref().is_some_and(Step::acts))
+            });
+        if self.reboot_window_step == Some(None) {
+            self.reboot_expected_from = Some(Self::mark(&ctx));
+        }
+        let parsed: Vec<Step> = in_order.into_iter().flatten().collect();
         for step in &parsed {
             if let Step::ProvisionedCredentials { password, .. }
             | Step::BrokerRequiresCredentials { password, .. } = step
@@ -394,6 +411,9 @@ impl ScenarioWorld {
 
     async fn run(&mut self, ctx: &RunContext, step: Step) -> StepResult {
         let reached = Self::mark(ctx);
+        if self.reboot_window_step == Some(Some(self.steps.len())) {
+            self.reboot_expected_from = Some(reached);
+        }
         match Expectation::for_step(&step, reached, self.act_point(ctx)) {
             Some(expectation) => self.verify(ctx, expectation).await,
             None if step == Step::TranscriptMatchesSnapshot => self.snapshot(ctx).await,
@@ -469,9 +489,32 @@ impl ScenarioWorld {
         }
         let teardown = Instant::now();
         if let Err(Problem::Harness(message)) = self.stop_session().await {
-            self.error.get_or_insert(message);
+            if self.failure.is_some() {
+                // The firmware already failed: a console that will not close
+                // (a crash that took a USB serial link with it) must not turn
+                // that verdict into a harness error.
+                ctx.timeline.record(
+                    Source::Harness,
+                    self.device(),
+                    EventKind::Diagnostic {
+                        text: format!(
+                            "after the scenario failed, its console did not close: {message}"
+                        ),
+                    },
+                );
+            } else {
+                self.error.get_or_insert(message);
+            }
         }
         if let Some(device) = self.device() {
+            if let Some(client) = &self.mqtt {
+                for topic in std::mem::take(&mut self.retained) {
+                    // An empty retained message deletes the broker's retained
+                    // one; like the message, it is for this device alone.
+                    ctx.lab.address_publish(device, &topic, &[]);
+                    let _ = client.publish_with(&topic, Vec::new(), 1, true).await;
+                }
+            }
             ctx.lab.release_device(device);
         }
         self.mqtt = None;

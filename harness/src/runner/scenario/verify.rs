@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{Holding, Problem, ScenarioWorld, StepResult};
 use crate::crash::{Crash, Symbols};
 use crate::runner::context::{RunContext, SnapshotMode};
-use crate::runner::expect::{first_crash, Expectation, Finding, Judgement, Verdict};
+use crate::runner::expect::{crash_watch, CrashWatch, Expectation, Finding, Judgement, Verdict};
 use crate::runner::results::{CrashReport, Failure};
 use crate::timeline::{Event, EventKind};
 
@@ -74,8 +74,12 @@ impl ScenarioWorld {
     /// A holding expectation that no longer holds, or a crash: the first one.
     pub(super) fn broken(&mut self, ctx: &RunContext) -> Option<Failure> {
         self.refresh(ctx);
-        if !self.expects_reboot {
-            if let Some((seq, crash)) = first_crash(self.view.events()) {
+        let now = ctx.timeline.now_us();
+        // From the act a `reboots within` step counts from, reboots are what
+        // the scenario expects; before it they are crashes like any other.
+        let before = self.reboot_expected_from.map(|m| m.seq);
+        {
+            if let CrashWatch::Crashed(seq, crash) = crash_watch(self.view.events(), now, before) {
                 let from = self.view.events().first().map_or(seq, |o| o.seq());
                 let finding = Finding {
                     found: format!("the board crashed: {}", crash.summary()),
@@ -93,7 +97,7 @@ impl ScenarioWorld {
         }
         let scene = self.scene(ctx);
         let broken = self.holding.iter().find_map(|h| {
-            match h.expectation.recheck(&scene, self.view.events()) {
+            match h.expectation.recheck(&scene, self.view.events(), now) {
                 Some(Verdict::Fail(finding)) => Some((h.clone(), finding)),
                 _ => None,
             }
@@ -121,7 +125,44 @@ impl ScenarioWorld {
             .max()
             .unwrap_or(last);
         self.current = Some(("(after the last step)".into(), 0));
-        self.hold_until(ctx, until).await
+        self.hold_until(ctx, until).await?;
+        // A crash report still arriving at the end is this scenario's crash:
+        // its dump is waited for (bounded by the crash watch's quiet rule).
+        loop {
+            self.refresh(ctx);
+            let before = self.reboot_expected_from.map(|m| m.seq);
+            match crash_watch(self.view.events(), ctx.timeline.now_us(), before) {
+                CrashWatch::Arriving { until_us } => {
+                    self.view
+                        .wait(&ctx.timeline, until_us, &ctx.interrupt)
+                        .await;
+                    if ctx.interrupt.is_triggered() {
+                        return Err(Problem::Interrupted);
+                    }
+                }
+                CrashWatch::Crashed(..) => {
+                    return match self.broken(ctx) {
+                        Some(failure) => Err(Problem::Verdict(Box::new(failure))),
+                        None => Ok(()),
+                    }
+                }
+                CrashWatch::Calm => break,
+            }
+        }
+        // Nothing seen is not a pass: a holding expectation that never saw an
+        // event of its kind is inconclusive.
+        for holding in &self.holding {
+            if let Some(Verdict::Inconclusive(finding)) =
+                holding.expectation.conclude(self.view.events())
+            {
+                let mut failure =
+                    self.failure_of(ctx, holding.expectation.describe(), finding, true);
+                failure.step = holding.step.clone();
+                failure.line = holding.line;
+                return Err(Problem::Verdict(Box::new(failure)));
+            }
+        }
+        Ok(())
     }
 
     /// Lets the device run until `until` (timeline µs), woken by every event:
