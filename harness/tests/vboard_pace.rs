@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 /// A flash file holding a valid image, so the ROM hands over to the runner.
 fn flash_with_image(dir: &Path) -> std::path::PathBuf {
     let mut flash = hil::vfirmware::build(&Variant::Reference.descriptor()).to_bytes();
-    flash.resize(FLASH_SIZE as usize, 0xFF);
+    flash.resize(FLASH_SIZE, 0xFF);
     let path = dir.join("board.flash");
     std::fs::write(&path, flash).unwrap();
     path
@@ -153,13 +153,13 @@ async fn restarts_the_chip_asks_for_print_the_rom_at_115200_with_their_cause() {
     // after it is readable at 115200, cause and all.
     let software = text
         .find(" ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\nload 0x")
-        .expect(&format!("the software restart's banner, readable:\n{text}"));
+        .unwrap_or_else(|| panic!("the software restart's banner, readable:\n{text}"));
     let watchdog = text
         .find(" ets Jan  8 2013,rst cause:4, boot mode:(3,6)\r\n\r\nwdt reset\r\nload 0x")
-        .expect(&format!("the watchdog's banner and `wdt reset`:\n{text}"));
+        .unwrap_or_else(|| panic!("the watchdog's banner and `wdt reset`:\n{text}"));
     let exception = text[watchdog..]
         .find("rst cause:2, boot mode:(3,6)")
-        .expect(&format!("the exception restart's banner:\n{text}"));
+        .unwrap_or_else(|| panic!("the exception restart's banner:\n{text}"));
     assert!(software < watchdog, "{text}");
     assert!(exception > 0);
     assert!(text.contains("booted after Exception"), "{text}");
