@@ -103,6 +103,7 @@ async fn provisioning_crosses_a_pty_pair() {
             dns: None,
             ntp: None,
             reset_reason: "External System".into(),
+            timings: hil_twin::Timings::instant(),
         };
         let mut console = Console {
             output: out_tx,

@@ -66,6 +66,7 @@ async fn run_device(
         dns: None,
         ntp: None,
         reset_reason: "External-System".into(),
+        timings: hil_twin::Timings::instant(),
     };
     let mut twin = DetachedTwin::start(descriptor, env, Some(provisioning::line(&settings)));
     let mut lines = Vec::new();
@@ -879,6 +880,7 @@ async fn a_wrong_wifi_password_keeps_the_device_off_the_network() {
         dns: None,
         ntp: None,
         reset_reason: "External-System".into(),
+        timings: hil_twin::Timings::instant(),
     };
     let mut twin = DetachedTwin::start(
         Variant::Reference.descriptor(),

@@ -95,16 +95,6 @@ knob_enum!(
 );
 
 knob_enum!(
-    /// What a failed TLS connection changes for the attempts after it.
-    Fallback {
-        /// Nothing: every attempt checks the certificate the same way.
-        None => "none",
-        /// `setInsecure()` after the first `[tls] error`, for good (the forum "fix").
-        Insecure => "insecure",
-    }
-);
-
-knob_enum!(
     /// Where the device clock comes from.
     Clock {
         /// SNTP before connecting (correct).
@@ -158,24 +148,146 @@ knob_enum!(
 );
 
 knob_enum!(
-    /// How the firmware retries a failed MQTT connection.
-    Reconnect {
-        /// Exponential backoff, 1 s doubling to 30 s.
-        Backoff => "backoff",
-        /// Retries at once, forever.
-        Immediate => "immediate",
-    }
-);
-
-knob_enum!(
     /// Crash behaviour.
     Crash {
         /// Never crashes.
         Never => "never",
         /// An `Exception (28)` dump right after the first MQTT connection, then a reboot.
         AfterConnect => "after-connect",
+        /// `ESP.restart()` right after the first MQTT connection: no dump, the
+        /// core prints nothing, the chip restarts with the software-restart cause.
+        RestartAfterConnect => "restart-after-connect",
+        /// Hangs with interrupts off right after the first MQTT connection: no
+        /// output at all until the hardware watchdog resets the chip.
+        WdtAfterConnect => "wdt-after-connect",
     }
 );
+
+/// What a failed connection changes for the attempts after it.
+///
+/// Written `none`, `insecure` (after the first failure) or
+/// `insecure-after:<N>` (after N failed connects, N ≥ 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fallback {
+    /// Nothing: every attempt checks the certificate the same way.
+    None,
+    /// `setInsecure()` after this many failed connects (at least 1), for good:
+    /// the forum "fix" for an error nobody read.
+    InsecureAfter(u32),
+}
+
+impl Fallback {
+    /// `fallback=insecure`: after the first failed connect.
+    pub const INSECURE: Fallback = Fallback::InsecureAfter(1);
+
+    /// The forms the knob takes, as help texts list them.
+    pub const FORMS: &'static [&'static str] = &["none", "insecure", "insecure-after:<N>"];
+}
+
+impl FromStr for Fallback {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let valid = || "none, insecure, insecure-after:<N> (N ≥ 1)".to_owned();
+        match s {
+            "none" => Ok(Fallback::None),
+            "insecure" => Ok(Fallback::INSECURE),
+            _ => {
+                let n = s.strip_prefix("insecure-after:").ok_or_else(valid)?;
+                match n.parse::<u32>() {
+                    Ok(n) if n >= 1 => Ok(Fallback::InsecureAfter(n)),
+                    _ => Err(valid()),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fallback::None => f.write_str("none"),
+            Fallback::InsecureAfter(1) => f.write_str("insecure"),
+            Fallback::InsecureAfter(n) => write!(f, "insecure-after:{n}"),
+        }
+    }
+}
+
+/// How the firmware retries a failed MQTT connection.
+///
+/// Written `backoff`, `immediate` or `fixed:<duration>` (`fixed:5s`,
+/// `fixed:500ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reconnect {
+    /// Exponential backoff, 1 s doubling to 30 s.
+    Backoff,
+    /// Retries at once, forever.
+    Immediate,
+    /// The same pause every time, in milliseconds: the seed firmware's "try
+    /// again in 5 seconds".
+    Fixed {
+        /// The pause.
+        ms: u64,
+    },
+}
+
+impl Reconnect {
+    /// The forms the knob takes, as help texts list them.
+    pub const FORMS: &'static [&'static str] = &["backoff", "immediate", "fixed:<duration>"];
+
+    /// The longest fixed pause a descriptor takes: a day (the sketch keeps it in
+    /// a `uint32_t` of milliseconds).
+    pub const MAX_FIXED_MS: u64 = 86_400_000;
+}
+
+impl FromStr for Reconnect {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let valid = || {
+            "backoff, immediate, fixed:<duration> (e.g. fixed:5s, fixed:500ms; 1 ms to 24 h)"
+                .to_owned()
+        };
+        match s {
+            "backoff" => Ok(Reconnect::Backoff),
+            "immediate" => Ok(Reconnect::Immediate),
+            _ => {
+                let text = s.strip_prefix("fixed:").ok_or_else(valid)?;
+                match parse_ms(text) {
+                    Some(ms) if (1..=Reconnect::MAX_FIXED_MS).contains(&ms) => {
+                        Ok(Reconnect::Fixed { ms })
+                    }
+                    _ => Err(valid()),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Reconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reconnect::Backoff => f.write_str("backoff"),
+            Reconnect::Immediate => f.write_str("immediate"),
+            Reconnect::Fixed { ms } if ms % 1000 == 0 => write!(f, "fixed:{}s", ms / 1000),
+            Reconnect::Fixed { ms } => write!(f, "fixed:{ms}ms"),
+        }
+    }
+}
+
+/// Milliseconds in `500ms`, `5s` or `2min`: a whole number and a unit.
+fn parse_ms(text: &str) -> Option<u64> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "min" => 60_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
 
 /// The root certificate the compiled-in settings trust: the production root
 /// (public, so no lab certificate chains to it), or one a test build was given.
@@ -822,6 +934,65 @@ mod tests {
         let mut cut = Variant::Reference.descriptor().encode();
         cut.truncate(20);
         assert_eq!(Descriptor::decode(&cut), Err(DescriptorError::Corrupt));
+    }
+
+    #[test]
+    fn parameterised_knobs_compose_encode_and_decode_back() {
+        // reference+reconnect=fixed:5s+fallback=insecure-after:2, as a spec does it.
+        let mut d = Variant::Reference.descriptor();
+        for assignment in
+            "reconnect=fixed:5s+fallback=insecure-after:2+crash=wdt-after-connect".split('+')
+        {
+            d.apply(assignment).unwrap();
+        }
+        assert_eq!(d.knobs.reconnect, Reconnect::Fixed { ms: 5_000 });
+        assert_eq!(d.knobs.fallback, Fallback::InsecureAfter(2));
+        assert_eq!(d.knobs.crash, Crash::WdtAfterConnect);
+        let decoded = Descriptor::decode(&d.encode()).unwrap();
+        assert_eq!(decoded, d);
+        let text = String::from_utf8_lossy(&d.encode()).into_owned();
+        assert!(text.contains("reconnect=fixed:5s\n"), "{text}");
+        assert!(text.contains("fallback=insecure-after:2\n"), "{text}");
+        // Milliseconds stay milliseconds; whole seconds read as seconds.
+        d.set("reconnect", "fixed:500ms").unwrap();
+        assert_eq!(d.knobs.reconnect.to_string(), "fixed:500ms");
+        d.set("reconnect", "fixed:2000ms").unwrap();
+        assert_eq!(d.knobs.reconnect.to_string(), "fixed:2s");
+        assert_eq!(Descriptor::decode(&d.encode()).unwrap(), d);
+        // `insecure` is after 1, and reads back as itself.
+        d.set("fallback", "insecure-after:1").unwrap();
+        assert_eq!(d.knobs.fallback, Fallback::INSECURE);
+        assert_eq!(d.knobs.fallback.to_string(), "insecure");
+        d.set("crash", "restart-after-connect").unwrap();
+        assert_eq!(Descriptor::decode(&d.encode()).unwrap(), d);
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_with_the_forms_the_knob_takes() {
+        let mut d = Variant::Reference.descriptor();
+        for bad in [
+            "fixed:",
+            "fixed:5",
+            "fixed:0s",
+            "fixed:-1s",
+            "fixed:2days",
+            "fixed:25h",
+            "fixed:99999999999999999999s",
+            "later",
+        ] {
+            let err = d.set("reconnect", bad).unwrap_err().to_string();
+            assert!(err.contains("fixed:<duration>"), "{bad}: {err}");
+        }
+        for bad in [
+            "insecure-after:0",
+            "insecure-after:",
+            "insecure-after:x",
+            "maybe",
+        ] {
+            let err = d.set("fallback", bad).unwrap_err().to_string();
+            assert!(err.contains("insecure-after:<N>"), "{bad}: {err}");
+        }
+        assert_eq!(d.knobs, Variant::Reference.descriptor().knobs);
     }
 
     #[test]

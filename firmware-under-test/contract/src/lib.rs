@@ -11,6 +11,7 @@
 //! - [`provision`]: the `PROV` line's JSON schema and the compiled-in settings;
 //! - [`bearssl`]: BearSSL's error numbers with their names and meanings;
 //! - [`esp8266`]: baud rates, flash geometry and register addresses of the chip;
+//! - [`pace`]: how fast a virtual board and its twin run;
 //! - [`loader`] and [`slip`]: the ROM serial loader's and the flasher stub's protocol;
 //! - [`uart`]: how a UART at one rate hears another, and the ROM banner's garbled shape.
 //!
@@ -29,6 +30,7 @@ pub mod bearssl;
 pub mod descriptor;
 pub mod esp8266;
 pub mod loader;
+pub mod pace;
 pub mod provision;
 pub mod slip;
 pub mod uart;

@@ -37,6 +37,29 @@
 // --- fallback: what a failed TLS connection changes (default: nothing) --------
 // HIL_FALLBACK_INSECURE: setInsecure() after the first failed connect(), for
 // good -- the forum "fix" for an error nobody read.
+// HIL_FALLBACK_INSECURE_AFTER=<N>: the same after N failed connects (N >= 1);
+// descriptor `fallback=insecure-after:<N>`.
+#if defined(HIL_FALLBACK_INSECURE) && defined(HIL_FALLBACK_INSECURE_AFTER)
+#error "set at most one of HIL_FALLBACK_INSECURE, HIL_FALLBACK_INSECURE_AFTER"
+#endif
+
+// --- reconnect: how a failed MQTT connection is retried (default: backoff) ----
+// HIL_RECONNECT_IMMEDIATE: at once, forever. HIL_RECONNECT_FIXED_MS=<ms>: the
+// same pause every time, the seed firmware's "try again in 5 seconds";
+// descriptor `reconnect=fixed:<duration>`.
+#if defined(HIL_RECONNECT_IMMEDIATE) && defined(HIL_RECONNECT_FIXED_MS)
+#error "set at most one of HIL_RECONNECT_IMMEDIATE, HIL_RECONNECT_FIXED_MS"
+#endif
+
+// --- crash: what goes wrong after connecting (default: nothing) ---------------
+// HIL_CRASH_AFTER_CONNECT: a null load, exception 28 and the core's dump.
+// HIL_CRASH_RESTART_AFTER_CONNECT: ESP.restart(), without a word.
+// HIL_CRASH_WDT_AFTER_CONNECT: a spin with interrupts off until the hardware
+// watchdog resets the chip (`rst cause:4`, `wdt reset`).
+#if (defined(HIL_CRASH_AFTER_CONNECT) + defined(HIL_CRASH_RESTART_AFTER_CONNECT) + \
+     defined(HIL_CRASH_WDT_AFTER_CONNECT)) > 1
+#error "set at most one of HIL_CRASH_AFTER_CONNECT, HIL_CRASH_RESTART_AFTER_CONNECT, HIL_CRASH_WDT_AFTER_CONNECT"
+#endif
 
 // --- clock: where the X.509 validation time comes from (default: SNTP) --------
 #if defined(HIL_CLOCK_UPTIME) && defined(HIL_CLOCK_BUILD_TIME)
@@ -123,10 +146,14 @@ constexpr bool kCaMalformed = true;
 constexpr bool kCaMalformed = false;
 #endif
 
-#if defined(HIL_FALLBACK_INSECURE)
-constexpr bool kFallbackInsecure = true;
+// setInsecure() after this many failed connects; 0: never.
+#if defined(HIL_FALLBACK_INSECURE_AFTER)
+constexpr uint32_t kFallbackInsecureAfter = HIL_FALLBACK_INSECURE_AFTER;
+static_assert(kFallbackInsecureAfter >= 1, "HIL_FALLBACK_INSECURE_AFTER takes N >= 1");
+#elif defined(HIL_FALLBACK_INSECURE)
+constexpr uint32_t kFallbackInsecureAfter = 1;
 #else
-constexpr bool kFallbackInsecure = false;
+constexpr uint32_t kFallbackInsecureAfter = 0;
 #endif
 
 #if defined(HIL_CLOCK_UPTIME)
@@ -176,10 +203,31 @@ constexpr bool kReconnectImmediate = true;
 constexpr bool kReconnectImmediate = false;
 #endif
 
+// A fixed pause between attempts, milliseconds; 0: not fixed (backoff).
+#if defined(HIL_RECONNECT_FIXED_MS)
+constexpr uint32_t kReconnectFixedMs = HIL_RECONNECT_FIXED_MS;
+static_assert(kReconnectFixedMs >= 1 && kReconnectFixedMs <= 86400000,
+              "HIL_RECONNECT_FIXED_MS takes 1 ms to 24 h");
+#else
+constexpr uint32_t kReconnectFixedMs = 0;
+#endif
+
 #if defined(HIL_CRASH_AFTER_CONNECT)
 constexpr bool kCrashAfterConnect = true;
 #else
 constexpr bool kCrashAfterConnect = false;
+#endif
+
+#if defined(HIL_CRASH_RESTART_AFTER_CONNECT)
+constexpr bool kCrashRestartAfterConnect = true;
+#else
+constexpr bool kCrashRestartAfterConnect = false;
+#endif
+
+#if defined(HIL_CRASH_WDT_AFTER_CONNECT)
+constexpr bool kCrashWdtAfterConnect = true;
+#else
+constexpr bool kCrashWdtAfterConnect = false;
 #endif
 
 }  // namespace knobs

@@ -74,6 +74,7 @@ struct DeviceClock {
 volatile bool sntpDelivered = false;
 bool sntpStarted = false;
 uint32_t attempt = 0;  // failed connection attempts since the last success
+uint32_t failedConnects = 0;  // failed connect() calls since boot (the fallback knob)
 bool connectedBefore = false;  // an MQTT session has started since boot
 
 // Discards whatever arrived on the serial port: after provisioning the firmware
@@ -370,9 +371,11 @@ bool connectOnce(int& rc) {
   if (!connected) {
     const int code = tls.getLastSSLError();
     log::tlsError(code, code == kCoreOutOfMemory ? "OUT_OF_MEMORY" : bearsslErrorName(code));
-    // The fallback-insecure mutant: whatever went wrong, the next attempt trusts
-    // anybody. The core keeps setInsecure() across connect() calls, so it sticks.
-    if (knobs::kFallbackInsecure) {
+    // The fallback-insecure mutant: whatever went wrong, once N connects have
+    // failed the next attempt trusts anybody. The core keeps setInsecure()
+    // across connect() calls, so it sticks.
+    ++failedConnects;
+    if (knobs::kFallbackInsecureAfter > 0 && failedConnects >= knobs::kFallbackInsecureAfter) {
       tls.setInsecure();
       trustMode = "insecure";
     }
@@ -415,6 +418,22 @@ volatile uintptr_t crashAddress = 0;
   for (;;) delay(1000);
 }
 
+// ESP.restart(): the core prints nothing, the chip restarts with reset reason
+// "Software/System restart" and the ROM's lines come at 115200.
+[[noreturn]] void restartNow() {
+  ESP.restart();
+  for (;;) delay(1000);
+}
+
+// A spin with interrupts off: the software watchdog's timer cannot fire, so
+// nothing is printed until the hardware watchdog resets the chip (~8.4 s,
+// esp8266/Arduino#2942): `rst cause:4`, `wdt reset`, reason "Hardware Watchdog".
+[[noreturn]] void hangWithInterruptsOff() {
+  noInterrupts();
+  for (;;) {
+  }
+}
+
 bool publishTelemetry(uint32_t sequence) {
   char payload[96];
   const int len = snprintf(payload, sizeof payload, "{\"seq\":%u,\"uptime_ms\":%u,\"heap\":%u}",
@@ -444,6 +463,8 @@ int session() {
   }
   log::heap(ESP.getFreeHeap());
   if (knobs::kCrashAfterConnect) crash();
+  if (knobs::kCrashRestartAfterConnect) restartNow();
+  if (knobs::kCrashWdtAfterConnect) hangWithInterruptsOff();
 
   const uint32_t period = settings.publishIntervalMs > 0 ? settings.publishIntervalMs : 1;
   uint32_t nextPublish = millis() + period;
@@ -467,9 +488,11 @@ int session() {
   }
 }
 
-// 1 s, doubling to 30 s; the no-backoff mutant retries at once, forever.
+// 1 s, doubling to 30 s; the no-backoff mutant retries at once, forever; a
+// fixed pause when the build sets one.
 uint32_t retryDelay(uint32_t failures) {
   if (knobs::kReconnectImmediate) return 0;
+  if (knobs::kReconnectFixedMs > 0) return knobs::kReconnectFixedMs;
   const uint32_t shift = failures < 5 ? failures : 5;
   const uint32_t ms = kBackoffFirstMs << shift;
   return ms < kBackoffMaxMs ? ms : kBackoffMaxMs;

@@ -17,6 +17,7 @@ use crate::descriptor::{
 use crate::log::{render, Line};
 use crate::mqtt::{self, state, Incoming};
 use crate::net::{self, LookupError};
+use crate::pace::Timings;
 use crate::provision::{self, Settings};
 use crate::tls::{ClientIdentity, KnownKey, TlsClient, TlsConfig, TlsFailure, TrustMode};
 
@@ -63,22 +64,53 @@ pub struct BoardEnv {
     pub ntp: Option<SocketAddr>,
     /// The reset reason the core reports in the boot line.
     pub reset_reason: String,
+    /// How long the chip takes for each step ([`Timings::instant`]: no time).
+    pub timings: Timings,
+}
+
+/// Why the chip restarts itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Restart {
+    /// An exception: the core printed its dump and restarted the chip.
+    Exception,
+    /// `ESP.restart()`: the core restarts the chip without a word.
+    Software,
+    /// The firmware hung with interrupts off until the hardware watchdog reset
+    /// the chip.
+    HardwareWatchdog,
+}
+
+impl Restart {
+    /// `ESP.getResetReason()` at the next boot, as the sketch prints it (spaces
+    /// made dashes): the core's strings are "Exception", "Software/System
+    /// restart" and "Hardware Watchdog" (esp8266/Arduino cores/esp8266/Esp.cpp,
+    /// EspClass::getResetReason).
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Restart::Exception => "Exception",
+            Restart::Software => "Software/System-restart",
+            Restart::HardwareWatchdog => "Hardware-Watchdog",
+        }
+    }
 }
 
 /// Why the firmware stopped running.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
-    /// It crashed and the core restarts the chip with this reason.
+    /// The chip restarts itself.
     Reboot {
-        /// The reset reason the next boot reports.
-        reason: String,
+        /// Why: the reset reason the next boot reports follows from it.
+        cause: Restart,
     },
     /// The serial port went away (the board is shutting down).
     Detached,
 }
 
-/// Time from the ROM handing over to the first byte of `setup()`'s output.
-const SDK_INIT: Duration = Duration::from_millis(60);
+/// How long the hardware watchdog lets a chip with interrupts off hang before
+/// it resets it: esp8266/Arduino#2942 (tttapa, confirmed by igrr) measured
+/// "~8375933µs (>8 seconds)", independent of the CPU clock.
+pub const HARDWARE_WATCHDOG_MS: u64 = 8_376;
 
 /// Milliseconds the firmware waits for `PROV` after `[prov] ready`.
 pub const PROVISIONING_WINDOW_MS: u64 = 1500;
@@ -111,6 +143,8 @@ struct Device<'a> {
     /// `setInsecure()` was called after a failed connection (the fallback knob);
     /// the core keeps it for every later connect().
     insecure_fallback: bool,
+    /// Failed connects since boot (the fallback knob counts them).
+    failed_connects: u32,
     /// An MQTT session has started since boot (the subscribe knob).
     connected_before: bool,
 }
@@ -127,6 +161,7 @@ pub async fn run(descriptor: &Descriptor, env: &BoardEnv, console: &mut Console)
             set: None,
         },
         insecure_fallback: false,
+        failed_connects: 0,
         connected_before: false,
     };
     device.main().await
@@ -175,7 +210,7 @@ impl Device<'_> {
         // The SDK and the core initialise before setup() runs; on a real board the
         // first byte at 115200 comes tens of milliseconds after the ROM's last
         // line, which is what lets a console reading the ROM at 74880 switch rates.
-        tokio::time::sleep(SDK_INIT).await;
+        tokio::time::sleep(self.env.timings.sdk_init).await;
         // `Serial.println()` first: the ROM's 74880-baud banner reads as garbage at
         // 115200 without a line end, and the boot line must start a line.
         self.console
@@ -227,6 +262,8 @@ impl Device<'_> {
                 None => true,
                 Some(ap) => ap.ssid == settings.wifi.ssid && ap.password == settings.wifi.password,
             };
+            // Scan, association and DHCP take their time, joined or not.
+            self.pause(self.env.timings.wifi_join).await?;
             if joined {
                 return self.say(Line::WifiConnected {
                     ip: self.env.ip.to_string(),
@@ -235,6 +272,14 @@ impl Device<'_> {
             self.say(Line::WifiFailed)?;
             self.idle(WIFI_RETRY).await?;
         }
+    }
+
+    /// Time the chip spends on a step (the pace's), discarding serial input.
+    async fn pause(&mut self, how_long: Duration) -> Result<(), Exit> {
+        if how_long.is_zero() {
+            return Ok(());
+        }
+        self.idle(how_long).await
     }
 
     /// Waits, discarding serial input (the sketch does not read it after setup).
@@ -268,6 +313,9 @@ impl Device<'_> {
             Ok(server) => net::sntp(self.env.ip, server, NTP_TIMEOUT).await,
             Err(e) => Err(e),
         };
+        if result.is_ok() {
+            self.pause(self.env.timings.sntp).await?;
+        }
         match result {
             Ok(epoch) => {
                 self.clock.set = Some((Instant::now(), epoch));
@@ -281,6 +329,7 @@ impl Device<'_> {
         match self.knobs.reconnect {
             Reconnect::Immediate => Duration::ZERO,
             Reconnect::Backoff => Duration::from_millis((1000u64 << attempt.min(5)).min(30_000)),
+            Reconnect::Fixed { ms } => Duration::from_millis(ms),
         }
     }
 
@@ -330,6 +379,7 @@ impl Device<'_> {
             recv_buffer: self.knobs.rx_buffer + 325,
             xmit_buffer: self.knobs.tx_buffer + 85,
             client_identity: client_identity(settings),
+            crypto: self.env.timings.crypto,
             ..TlsConfig::new(mode)
         }
     }
@@ -422,6 +472,7 @@ impl Device<'_> {
             settings.mqtt.username.as_deref(),
             settings.mqtt.password.as_deref(),
         );
+        self.pause(self.env.timings.mqtt_connect).await?;
         if link.send(&connect).await.is_err() {
             return Ok(Err(state::CONNECTION_LOST));
         }
@@ -447,8 +498,11 @@ impl Device<'_> {
     /// fallback knob's `setInsecure()`, which sticks for every later attempt.
     fn connect_failed(&mut self, code: i32, text: String) -> Result<(), Exit> {
         self.say(Line::TlsError { code, text })?;
-        if self.knobs.fallback == Fallback::Insecure {
-            self.insecure_fallback = true;
+        self.failed_connects = self.failed_connects.saturating_add(1);
+        if let Fallback::InsecureAfter(n) = self.knobs.fallback {
+            if self.failed_connects >= n {
+                self.insecure_fallback = true;
+            }
         }
         Ok(())
     }
@@ -485,11 +539,29 @@ impl Device<'_> {
         self.say(Line::Heap {
             free: self.free_heap(),
         })?;
-        if self.knobs.crash == Crash::AfterConnect {
-            self.crash()?;
-            return Err(Exit::Reboot {
-                reason: "Exception".into(),
-            });
+        match self.knobs.crash {
+            Crash::Never => {}
+            Crash::AfterConnect => {
+                self.crash()?;
+                return Err(Exit::Reboot {
+                    cause: Restart::Exception,
+                });
+            }
+            // ESP.restart(): nothing printed, the connection dies with the chip.
+            Crash::RestartAfterConnect => {
+                return Err(Exit::Reboot {
+                    cause: Restart::Software,
+                })
+            }
+            // Interrupts off, a spin: not a byte out, the socket left as it was
+            // (the broker hears nothing) until the hardware watchdog fires.
+            Crash::WdtAfterConnect => {
+                tokio::time::sleep(Duration::from_millis(HARDWARE_WATCHDOG_MS)).await;
+                drop(link);
+                return Err(Exit::Reboot {
+                    cause: Restart::HardwareWatchdog,
+                });
+            }
         }
         let period = match self.knobs.publish {
             Publish::Interval => Duration::from_millis(settings.publish_interval_ms.max(1)),
@@ -754,6 +826,16 @@ mod tests {
         broker: SocketAddr,
         done: impl Fn(&[String]) -> bool,
     ) -> Vec<(Instant, String)> {
+        boot_at(descriptor, broker, Timings::instant(), done).await
+    }
+
+    /// [`boot`] with the chip's `timings`.
+    async fn boot_at(
+        descriptor: Descriptor,
+        broker: SocketAddr,
+        timings: Timings,
+        done: impl Fn(&[String]) -> bool,
+    ) -> Vec<(Instant, String)> {
         let settings = serde_json::json!({
             "wifi": {"ssid": "lab", "password": "secret"},
             "broker": {"host": broker.ip().to_string(), "port": broker.port()},
@@ -772,12 +854,13 @@ mod tests {
             dns: None,
             ntp: None,
             reset_reason: "External-System".into(),
+            timings,
         };
         let firmware = tokio::spawn(async move {
             let mut console = Console { output, input };
             run(&descriptor, &env, &mut console).await
         });
-        let mut lines: Vec<(Instant, String)> = Vec::new();
+        let mut lines: Vec<(Instant, String)> = vec![(Instant::now(), "<power on>".into())];
         let mut texts: Vec<String> = Vec::new();
         // A firmware that waits forever fails here instead of hanging the test
         // (with paused time the clock jumps to this limit when nothing else runs).
@@ -871,6 +954,91 @@ mod tests {
             ["trust-anchors", "trust-anchors", "trust-anchors"],
             "{reference:#?}"
         );
+    }
+
+    fn at(lines: &[(Instant, String)], prefix: &str) -> Instant {
+        lines
+            .iter()
+            .find(|(_, l)| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {lines:#?}"))
+            .0
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_hardware_pace_setup_prints_after_280_ms_and_wifi_takes_2_3_s() {
+        let broker = silent_broker();
+        let lines = boot_at(
+            Variant::Reference.descriptor(),
+            broker.local_addr().unwrap(),
+            Timings::esp8266_80mhz(),
+            |l| count(l, "[tls] connecting") == 1,
+        )
+        .await;
+        let power_on = lines[0].0;
+        assert_eq!(at(&lines, "[boot]") - power_on, Duration::from_millis(280));
+        assert_eq!(
+            at(&lines, "[wifi] connected") - at(&lines, "[wifi] connecting"),
+            Duration::from_millis(2_300)
+        );
+        // The default pace: only the 60 ms it always took.
+        let lines = boot(
+            Variant::Reference.descriptor(),
+            broker.local_addr().unwrap(),
+            |l| count(l, "[tls] connecting") == 1,
+        )
+        .await;
+        assert_eq!(at(&lines, "[boot]") - lines[0].0, Duration::from_millis(60));
+        assert_eq!(
+            at(&lines, "[wifi] connected"),
+            at(&lines, "[wifi] connecting")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fixed_reconnect_waits_the_same_every_time() {
+        // A closed port: every connect fails at once.
+        let closed = silent_broker().local_addr().unwrap();
+        let mut descriptor = Variant::Reference.descriptor();
+        descriptor.set("reconnect", "fixed:5s").unwrap();
+        let lines = boot(descriptor, closed, |l| count(l, "[mqtt] retry") == 3).await;
+        let retries: Vec<&str> = lines
+            .iter()
+            .filter(|(_, l)| l.starts_with("[mqtt] retry"))
+            .map(|(_, l)| l.as_str())
+            .collect();
+        assert_eq!(retries, ["[mqtt] retry in_ms=5000"; 3], "{lines:#?}");
+        let attempts: Vec<Instant> = lines
+            .iter()
+            .filter(|(_, l)| l.starts_with("[tls] connecting"))
+            .map(|(t, _)| *t)
+            .collect();
+        assert!(attempts.len() >= 3, "{lines:#?}");
+        for pair in attempts.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_secs(5), "{lines:#?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_insecure_fallback_can_wait_for_n_failures() {
+        let broker = silent_broker();
+        let mut descriptor = Variant::Reference.descriptor();
+        descriptor.set("fallback", "insecure-after:2").unwrap();
+        let lines = boot(descriptor, broker.local_addr().unwrap(), |l| {
+            count(l, "[mqtt] retry") == 3
+        })
+        .await;
+        assert_eq!(
+            modes(&lines),
+            ["trust-anchors", "trust-anchors", "insecure"],
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn a_restart_names_the_reason_the_core_reports_next() {
+        assert_eq!(Restart::Exception.reason(), "Exception");
+        assert_eq!(Restart::Software.reason(), "Software/System-restart");
+        assert_eq!(Restart::HardwareWatchdog.reason(), "Hardware-Watchdog");
     }
 
     #[test]

@@ -14,10 +14,12 @@ pub mod firmware;
 mod log;
 pub mod mqtt;
 pub mod net;
+pub mod pace;
 pub mod postmortem;
 pub mod tls;
 
-pub use firmware::{run, AccessPoint, BoardEnv, Console, Exit};
+pub use firmware::{run, AccessPoint, BoardEnv, Console, Exit, Restart};
+pub use pace::{Pace, Timings};
 // What the twin shares with the harness and the sketch; re-exported so the
 // twin's modules and its users name them as before.
 pub use hil_contract::{bearssl, descriptor, provision};

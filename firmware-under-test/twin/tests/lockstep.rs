@@ -404,7 +404,9 @@ fn timing_matches_the_twin() {
 /// The sketch's build flag for each knob value: `(knob, value, flag)`. A value of
 /// `*` means the flag carries the value (`-DHIL_RX_BUFFER=512`, a C string for
 /// `HIL_BROKER_HOST`), [`FILE`] that it names a file holding it; enum knobs get
-/// one flag per non-default value. Keep this table in step with
+/// one flag per non-default value, and a value with a parameter (`fixed:<duration>`,
+/// its form in the knob's `FORMS`) a flag that carries the parameter (see
+/// [`parameter_flag`]). Keep this table in step with
 /// esp8266/src/config.h (and compiled_root.h, which reads the root's header).
 const FLAGS: &[(&str, &str, &str)] = &[
     ("name", "*", "HIL_FW_NAME"),
@@ -416,6 +418,11 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ("anchor", "issuer", "HIL_ANCHOR_ISSUER"),
     ("ca", "malformed", "HIL_CA_MALFORMED"),
     ("fallback", "insecure", "HIL_FALLBACK_INSECURE"),
+    (
+        "fallback",
+        "insecure-after:<N>",
+        "HIL_FALLBACK_INSECURE_AFTER",
+    ),
     ("clock", "uptime", "HIL_CLOCK_UPTIME"),
     ("clock", "build-time", "HIL_CLOCK_BUILD_TIME"),
     ("build_time", "*", "HIL_BUILD_TIME"),
@@ -426,7 +433,14 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ("publish", "every-loop", "HIL_PUBLISH_EVERY_LOOP"),
     ("subscribe", "first-connect", "HIL_SUBSCRIBE_FIRST_CONNECT"),
     ("reconnect", "immediate", "HIL_RECONNECT_IMMEDIATE"),
+    ("reconnect", "fixed:<duration>", "HIL_RECONNECT_FIXED_MS"),
     ("crash", "after-connect", "HIL_CRASH_AFTER_CONNECT"),
+    (
+        "crash",
+        "restart-after-connect",
+        "HIL_CRASH_RESTART_AFTER_CONNECT",
+    ),
+    ("crash", "wdt-after-connect", "HIL_CRASH_WDT_AFTER_CONNECT"),
     ("mqtt_buffer", "*", "HIL_MQTT_BUFFER"),
     ("broker_host", "*", "HIL_BROKER_HOST"),
     ("root_der", FILE, "HIL_LAB_ROOT_HEADER"),
@@ -479,7 +493,12 @@ fn descriptor() -> Descriptor {
         .unwrap()
         .captures_iter(default_body)
     {
-        let text = enums[&c[2]]
+        // A knob with parameterised values (not a knob_enum!) is checked
+        // against its FORMS instead.
+        let Some(values) = enums.get(&c[2]) else {
+            continue;
+        };
+        let text = values
             .iter()
             .find(|(ident, _)| *ident == c[3])
             .unwrap()
@@ -521,10 +540,30 @@ fn descriptor() -> Descriptor {
     }
 }
 
+/// The flag for a value with a parameter, `-DFLAG=<the parameter as the sketch
+/// takes it>`: `fixed:5s` is `-DHIL_RECONNECT_FIXED_MS=5000`.
+fn parameter_flag(knob: &str, value: &str) -> Option<String> {
+    let (kind, parameter) = value.split_once(':')?;
+    let (_, _, flag) = FLAGS
+        .iter()
+        .find(|(k, v, _)| *k == knob && v.split_once(':').is_some_and(|(p, _)| p == kind))?;
+    let mut d = hil_twin::descriptor::Variant::Reference.descriptor();
+    d.set(knob, value)
+        .unwrap_or_else(|e| panic!("{knob}={value}: {e}"));
+    let value = match d.knobs.reconnect {
+        hil_twin::descriptor::Reconnect::Fixed { ms } if knob == "reconnect" => ms.to_string(),
+        _ => parameter.to_owned(),
+    };
+    Some(format!("-D{flag}={value}"))
+}
+
 /// The `-D` flag that sets `knob` to `value`.
 fn flag_for(knob: &str, value: &str) -> String {
     if let Some((_, _, flag)) = FLAGS.iter().find(|(k, v, _)| *k == knob && *v == value) {
         return format!("-D{flag}");
+    }
+    if let Some(flag) = parameter_flag(knob, value) {
+        return flag;
     }
     let (_, _, flag) = FLAGS
         .iter()
@@ -569,7 +608,48 @@ fn every_knob_has_a_build_flag() {
                 .map(|(k, v, _)| format!("{k}={v}")),
         );
     }
+    // Knobs whose values carry a parameter: a flag for every form but the
+    // default (FORMS in descriptor.rs lists them).
+    use hil_twin::descriptor::{Fallback, Knobs, Reconnect};
+    let defaults = Knobs::default();
+    for (knob, forms, default) in [
+        ("fallback", Fallback::FORMS, defaults.fallback.to_string()),
+        (
+            "reconnect",
+            Reconnect::FORMS,
+            defaults.reconnect.to_string(),
+        ),
+    ] {
+        assert!(
+            !d.enums.contains_key(&d.types[knob]),
+            "{knob} is a knob_enum again: drop it from this loop"
+        );
+        expected.extend(
+            forms
+                .iter()
+                .filter(|f| **f != default)
+                .map(|f| format!("{knob}={f}")),
+        );
+        flagged.extend(
+            FLAGS
+                .iter()
+                .filter(|(k, _, _)| k == &knob)
+                .map(|(k, v, _)| format!("{k}={v}")),
+        );
+    }
     assert_same("enum knob values with a flag", flagged, expected);
+    assert_eq!(
+        flag_for("reconnect", "fixed:5s"),
+        "-DHIL_RECONNECT_FIXED_MS=5000"
+    );
+    assert_eq!(
+        flag_for("reconnect", "fixed:500ms"),
+        "-DHIL_RECONNECT_FIXED_MS=500"
+    );
+    assert_eq!(
+        flag_for("fallback", "insecure-after:2"),
+        "-DHIL_FALLBACK_INSECURE_AFTER=2"
+    );
 
     // The flags config.h (and compiled_root.h) read are exactly the table's.
     let config = read("esp8266/src/config.h");

@@ -131,6 +131,7 @@ impl DemoArgs {
                 &run_dir,
             );
             env_options.catalogue = catalogue_options;
+            env_options.pace = self.common.pace.into();
             let env = Environment::start(env_options).await?;
             println!(
                 "[2/3] lab and {} virtual boards up in {:.1?}: the reference against {} scenarios and {} variants against {} (tags: {}), {per_run} boards each, side by side",

@@ -144,6 +144,25 @@ fn parse_host(text: &str) -> Result<String, String> {
     Ok(host)
 }
 
+/// `--pace`: how fast virtual boards run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PaceArg {
+    /// As fast as this machine allows (bytes at once, no computing time).
+    Default,
+    /// A real ESP8266 at 80 MHz: line rate both ways, real boot, Wi-Fi, SNTP
+    /// and handshake durations.
+    Hardware,
+}
+
+impl From<PaceArg> for hil_contract::pace::Pace {
+    fn from(pace: PaceArg) -> Self {
+        match pace {
+            PaceArg::Default => hil_contract::pace::Pace::Default,
+            PaceArg::Hardware => hil_contract::pace::Pace::Hardware,
+        }
+    }
+}
+
 /// Options `hil run` and `hil demo` share.
 #[derive(Debug, Args)]
 pub struct CommonRunArgs {
@@ -161,12 +180,25 @@ pub struct CommonRunArgs {
         help_heading = "Reports"
     )]
     pub runs_dir: PathBuf,
+    /// How fast virtual boards run: `default` as fast as this machine allows,
+    /// `hardware` at a real ESP8266's pace (bytes at the UART's line rate, an
+    /// 80 MHz chip's boot, Wi-Fi, SNTP and TLS handshake times), with a real
+    /// board's default --settle and --grace.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = PaceArg::Default,
+        value_name = "PACE",
+        help_heading = "Board"
+    )]
+    pub pace: PaceArg,
     /// How long a negative expectation waits for the outcome at most, when the
-    /// device does not retry sooner (default 10 s on virtual boards, 20 s on real ones).
+    /// device does not retry sooner (default 10 s on virtual boards, 20 s on real
+    /// ones and at --pace hardware).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, help_heading = "Device")]
     pub settle: Option<Duration>,
     /// How long a scenario still watches for a crash after its last step
-    /// (default 150 ms on virtual boards, 1 s on real ones).
+    /// (default 150 ms on virtual boards, 1 s on real ones and at --pace hardware).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, help_heading = "Device")]
     pub grace: Option<Duration>,
     /// Directory of log profiles.
@@ -467,6 +499,7 @@ impl RunArgs {
             env_options.lab_bind = self.lab_bind;
             env_options.catalogue = catalogue;
             env_options.names = self.names.clone();
+            env_options.pace = self.common.pace.into();
             let env = Environment::start(env_options).await?;
             for warning in &env.warnings {
                 println!("  warning: {warning}");

@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// both directions), so flashing takes as long as on a real board.
     #[arg(long)]
     line_rate: bool,
+    /// How fast the board runs: `default` as fast as this machine allows,
+    /// `hardware` at a real ESP8266's pace (line rate both ways, and the twin
+    /// takes an 80 MHz chip's boot, Wi-Fi, SNTP and TLS handshake times).
+    #[arg(long, value_enum, default_value_t = super::run::PaceArg::Default, value_name = "PACE")]
+    pace: super::run::PaceArg,
     /// Run the firmware twin for images that carry a descriptor (`hil vfirmware
     /// build`); without it the board runs nothing after the ROM's lines.
     #[arg(long)]
@@ -76,18 +81,20 @@ impl ServeArgs {
         runtime.block_on(async move {
             let mut stop = super::stop::StopSignals::catch()?;
             let index = BoardIndex::new(self.index)?;
+            let pace = hil_contract::pace::Pace::from(self.pace);
             let mut options = BoardOptions::new(index, &self.flash)
                 .listen(self.listen)
-                .line_rate(self.line_rate);
+                .line_rate(self.line_rate || pace == hil_contract::pace::Pace::Hardware);
             if self.twin {
-                options = options.firmware(std::sync::Arc::new(hil::vfirmware::TwinRunner::new(
-                    hil::vfirmware::TwinNetwork {
+                options = options.firmware(std::sync::Arc::new(
+                    hil::vfirmware::TwinRunner::new(hil::vfirmware::TwinNetwork {
                         dns: self.dns,
                         ntp: self.ntp,
                         access_point: None,
                         wifi: self.wifi.clone(),
-                    },
-                )));
+                    })
+                    .with_pace(pace),
+                ));
             }
             let mut board = VirtualBoard::start(options).await?;
             println!(

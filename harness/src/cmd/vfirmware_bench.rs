@@ -59,6 +59,7 @@ impl BenchArgs {
                 dns: None,
                 ntp: None,
                 reset_reason: "External-System".into(),
+                timings: hil_twin::Timings::instant(),
             };
             lab.policies().clear(IpAddr::V4(env.ip));
             let started = Instant::now();

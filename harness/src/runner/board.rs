@@ -25,6 +25,9 @@ use crate::vfirmware::{TwinNetwork, TwinRunner};
 pub(crate) struct VirtualNetwork {
     #[cfg(feature = "virtual")]
     twin: TwinNetwork,
+    /// The boards' pace: line rate and the twin's timings.
+    #[cfg_attr(not(feature = "virtual"), allow(dead_code))]
+    pace: hil_contract::pace::Pace,
 }
 
 impl VirtualNetwork {
@@ -44,10 +47,19 @@ impl VirtualNetwork {
                     access_point: None,
                     wifi: None,
                 },
+                pace: hil_contract::pace::Pace::Default,
             }
         }
         #[cfg(not(feature = "virtual"))]
-        VirtualNetwork {}
+        VirtualNetwork {
+            pace: hil_contract::pace::Pace::Default,
+        }
+    }
+
+    /// The same network, its boards at `pace`.
+    pub(crate) fn at_pace(mut self, pace: hil_contract::pace::Pace) -> VirtualNetwork {
+        self.pace = pace;
+        self
     }
 }
 
@@ -157,7 +169,10 @@ impl Board {
         let options = BoardOptions::new(index, dir.join(format!("board-{}.flash", index.get())))
             .flash_in_memory()
             .timeline(timeline.clone())
-            .firmware(Arc::new(TwinRunner::new(network.twin.clone())));
+            .line_rate(network.pace == hil_contract::pace::Pace::Hardware)
+            .firmware(Arc::new(
+                TwinRunner::new(network.twin.clone()).with_pace(network.pace),
+            ));
         let vboard = VirtualBoard::start(options).await?;
         let spec: PortSpec = vboard.url().parse()?;
         Ok(Board {

@@ -22,6 +22,7 @@ use crate::logprofile::LogProfile;
 use crate::pki::{Catalogue, CatalogueOptions, ProfileId};
 use crate::serial::PortSpec;
 use crate::timeline::Timeline;
+use hil_contract::pace::Pace;
 
 fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> crate::Error + '_ {
     move |source| {
@@ -81,6 +82,10 @@ pub struct EnvironmentOptions {
     /// NTP server a firmware looks up by name. A query for one of them is no
     /// attempt to reach the broker.
     pub names: Vec<String>,
+    /// How fast virtual boards run: [`Pace::Hardware`] gives them a real
+    /// board's line rate and timings, and the run a real board's default
+    /// settle and grace windows.
+    pub pace: Pace,
 }
 
 impl EnvironmentOptions {
@@ -94,6 +99,7 @@ impl EnvironmentOptions {
             network: None,
             catalogue: CatalogueOptions::default(),
             names: Vec::new(),
+            pace: Pace::Default,
         }
     }
 }
@@ -109,6 +115,8 @@ pub struct Environment {
     free: Arc<Semaphore>,
     board_count: usize,
     pool_is_virtual: bool,
+    /// Virtual boards at hardware pace wait like real boards.
+    pace: Pace,
     network: VirtualNetwork,
     run_dir: PathBuf,
     /// Lab context up and down, once per run.
@@ -251,7 +259,7 @@ impl Environment {
             }
             BoardChoice::Virtual { count } => {
                 let lab = start_virtual_lab(config).await?;
-                let network = VirtualNetwork::of(&lab);
+                let network = VirtualNetwork::of(&lab).at_pace(options.pace);
                 let mut boards = Vec::new();
                 for k in 1..=u32::from(*count) {
                     boards.push(
@@ -272,7 +280,7 @@ impl Environment {
                 (lab, false, boards)
             }
         };
-        let network = VirtualNetwork::of(&lab);
+        let network = VirtualNetwork::of(&lab).at_pace(options.pace);
         let addrs = lab.addrs();
         let root = catalogue.authorities().root();
         let manifest = serde_json::json!({
@@ -300,6 +308,7 @@ impl Environment {
             board_count: boards.len(),
             stock: std::sync::Mutex::new(boards),
             pool_is_virtual,
+            pace: options.pace,
             network,
             run_dir: options.run_dir,
             startup: begun.elapsed(),
@@ -407,6 +416,9 @@ impl Environment {
         // What the catalogue is issued for: the name a provisioned device is
         // told, and the one a test build is compiled with.
         let broker_names = vec![self.catalogue.authorities().broker_name().to_owned()];
+        // Real boards, and virtual ones at a real board's pace, take a real
+        // board's time: the windows are the real board's.
+        let fast = self.pool_is_virtual && self.pace != Pace::Hardware;
         let ctx = Arc::new(RunContext {
             lab: self.lab.clone(),
             timeline: self.timeline.clone(),
@@ -419,13 +431,13 @@ impl Environment {
             log_profile: Arc::new(log_profile),
             log_profile_forced: options.log_profile.is_some(),
             log_profiles_dir: options.log_profiles_dir.clone(),
-            settle: options.settle.unwrap_or(if self.pool_is_virtual {
+            settle: options.settle.unwrap_or(if fast {
                 Duration::from_secs(10)
             } else {
                 Duration::from_secs(20)
             }),
             quiet: options.quiet,
-            grace: options.grace.unwrap_or(if self.pool_is_virtual {
+            grace: options.grace.unwrap_or(if fast {
                 Duration::from_millis(150)
             } else {
                 Duration::from_secs(1)

@@ -63,6 +63,8 @@ pub(crate) struct Chip {
     out: mpsc::UnboundedSender<Output>,
     out_rx: Option<mpsc::UnboundedReceiver<Output>>,
     faults: Faults,
+    /// When the supply browns out next (the fault, armed at each firmware start).
+    brown_out_at: Option<Instant>,
 }
 
 impl Chip {
@@ -87,6 +89,7 @@ impl Chip {
             out,
             out_rx: Some(out_rx),
             faults,
+            brown_out_at: None,
         }
     }
 
@@ -100,15 +103,17 @@ impl Chip {
         }
     }
 
-    fn uart(&self, text: &str) {
+    /// The ROM's text at `baud`.
+    fn uart(&self, text: &str, baud: u32) {
         let _ = self.out.send(Output::Uart {
             bytes: text.as_bytes().to_vec(),
-            baud: ROM_BAUD,
+            baud,
         });
     }
 
     /// Ends what was running: the firmware task, or the loader's flash session.
     fn stop_firmware(&mut self) {
+        self.brown_out_at = None;
         match &mut self.run {
             Run::Firmware { task, .. } => task.abort(),
             Run::Loader { loader, .. } => {
@@ -126,12 +131,18 @@ impl Chip {
         self.note(BoardEvent::ChipHeld);
     }
 
-    /// The firmware restarted the chip: GPIO0 is high (it is running), so the ROM
-    /// boots from flash again.
-    fn restart_after_exception(&mut self) {
+    /// The firmware restarted the chip (or the watchdog did): GPIO0 is high (it
+    /// is running), so the ROM boots from flash again.
+    fn restart(&mut self, cause: ResetCause) {
         if let Run::Firmware { .. } = self.run {
-            self.start(ResetCause::Exception, BootMode::Flash);
+            self.start(cause, BootMode::Flash);
         }
+    }
+
+    /// The supply dipped: a power-on reset nobody asked for (the timeline
+    /// records it as the ROM starting with `rst cause:1`).
+    fn brown_out(&mut self) {
+        self.start(ResetCause::BrownOut, BootMode::Flash);
     }
 
     /// EN rose: the ROM starts in `mode`.
@@ -160,7 +171,7 @@ impl Chip {
                     mode: RomMode::Flash,
                     cause: cause.code(),
                 });
-                self.uart(&boot::banner(cause, 3));
+                self.uart(&boot::banner(cause, 3), cause.rom_baud());
                 self.boot_image(cause);
             }
         }
@@ -170,7 +181,7 @@ impl Chip {
     fn boot_image(&mut self, cause: ResetCause) {
         self.stop_firmware();
         let (check, text) = boot::check_image(self.flash.bytes());
-        self.uart(&text);
+        self.uart(&text, cause.rom_baud());
         match check {
             ImageCheck::Valid(image) => {
                 self.note(BoardEvent::ImageAccepted {
@@ -192,6 +203,10 @@ impl Chip {
                 };
                 let task = tokio::spawn(self.firmware.run(boot));
                 self.run = Run::Firmware { task, input };
+                self.brown_out_at = self
+                    .faults
+                    .brown_out_after()
+                    .map(|after| Instant::now() + after);
             }
             ImageCheck::ChecksumError(image) => {
                 self.note(BoardEvent::ImageChecksumError {
@@ -444,8 +459,10 @@ pub(crate) async fn serve(
         let due = client.as_ref().and_then(Client::next_due);
         let silent = client.as_ref().and_then(Client::silent_until);
         let handover = waiting.as_ref().map(|(_, _, until)| *until);
+        let brown_out = chip.brown_out_at;
         tokio::select! {
             _ = &mut stop => break,
+            _ = sleep_until(brown_out) => chip.brown_out(),
             _ = sleep_until(silent) => {
                 if let Some(c) = client.as_ref() {
                     chip.note(BoardEvent::ClientSilent { peer: c.peer });
@@ -520,21 +537,30 @@ pub(crate) async fn serve(
                 }
             }
             Some(output) = out_rx.recv() => {
-                if let Output::Restart = output {
-                    chip.restart_after_exception();
+                if let Output::Restart(cause) = output {
+                    chip.restart(cause);
                     continue;
                 }
                 let Some(c) = client.as_mut() else { continue };
                 let Output::Uart { bytes, baud: sent_at } = output else { continue };
                 // The client's adapter samples the chip's waveform at its own rate.
                 let heard_at = link.faults.line_baud(c.telnet.baud());
-                let mut wire = Vec::new();
-                rfc2217::escape_into(&mut wire, &boot::resample(&bytes, sent_at, heard_at));
+                let heard = boot::resample(&bytes, sent_at, heard_at);
                 if link.line_rate {
-                    let due = c.tx.send(Instant::now(), bytes.len(), sent_at);
-                    c.to_client_queue.push_back((due, wire));
+                    // Byte by byte as the UART sends them: each piece reaches the
+                    // client when its last stop bit is out, so a long dump
+                    // streams over the time it takes on the wire.
+                    let end = c.tx.send(Instant::now(), bytes.len(), sent_at);
+                    let start = end - line::wire_time(bytes.len(), sent_at);
+                    for (due, piece) in line::pieces(start, end, &heard) {
+                        let mut wire = Vec::new();
+                        rfc2217::escape_into(&mut wire, piece);
+                        c.to_client_queue.push_back((due, wire));
+                    }
                     continue;
                 }
+                let mut wire = Vec::new();
+                rfc2217::escape_into(&mut wire, &heard);
                 c.to_client += wire.len() as u64;
                 if c.writer.write_all(&wire).await.is_err() {
                     gone(&mut chip, &mut client, &mut reader);

@@ -15,8 +15,19 @@ use crate::image::{ImageError, ImageV1};
 
 pub use hil_contract::esp8266::ROM_LOG_BAUD as ROM_BAUD;
 
-/// Why the chip (re)started, as the ROM prints it in `rst cause:N`.
+/// Why the chip (re)started, as the ROM prints it in `rst cause:N`, and the rate
+/// the ROM prints its lines at after it.
+///
+/// The ROM's numbers: 1 power-on, 2 external reset (EN pin) and every restart
+/// the firmware asks for (exception, `ESP.restart()`), 4 hardware watchdog
+/// (esp8266/Arduino#1013 and #1809, `rst cause:4` followed by `wdt reset`).
+/// After a hard reset the ROM prints at 74880 baud; after a restart the chip
+/// asked for itself, the UART divisor the application configured survives and
+/// the ROM's lines come out at the application's 115200 (esp8266/Arduino#7315:
+/// "On hard reset, it runs at 74880, but on a self reset it runs at 115200";
+/// #9122 shows `rst cause:4` and `wdt reset` readable at 115200).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResetCause {
     /// 1: power-on.
     PowerOn,
@@ -25,23 +36,53 @@ pub enum ResetCause {
     /// 2 as well: the firmware restarted the chip after an exception; the core
     /// tells the two apart, the ROM does not.
     Exception,
+    /// 2: `ESP.restart()` (the core reports "Software/System restart").
+    SoftwareRestart,
+    /// 4: the hardware watchdog fired (the ROM adds `wdt reset`).
+    HardwareWatchdog,
+    /// 1: the supply dipped (a brown-out): to the chip, a power-on.
+    BrownOut,
 }
 
 impl ResetCause {
     pub(crate) fn code(self) -> u8 {
         match self {
-            ResetCause::PowerOn => 1,
-            ResetCause::External | ResetCause::Exception => 2,
+            ResetCause::PowerOn | ResetCause::BrownOut => 1,
+            ResetCause::External | ResetCause::Exception | ResetCause::SoftwareRestart => 2,
+            ResetCause::HardwareWatchdog => 4,
+        }
+    }
+
+    /// Whether the chip restarted itself, keeping the application's UART
+    /// divisor (so the ROM prints at the application's rate).
+    pub fn keeps_uart_rate(self) -> bool {
+        matches!(
+            self,
+            ResetCause::Exception | ResetCause::SoftwareRestart | ResetCause::HardwareWatchdog
+        )
+    }
+
+    /// The rate the ROM prints its banner and `load` lines at after this reset.
+    pub fn rom_baud(self) -> u32 {
+        if self.keeps_uart_rate() {
+            hil_contract::esp8266::APP_BAUD
+        } else {
+            ROM_BAUD
         }
     }
 }
 
-/// The banner line pair, e.g. ` ets Jan  8 2013,rst cause:2, boot mode:(3,6)`.
+/// The banner line pair, e.g. ` ets Jan  8 2013,rst cause:2, boot mode:(3,6)`,
+/// and after a watchdog reset the ROM's `wdt reset` line.
 pub(crate) fn banner(cause: ResetCause, boot_mode: u8) -> String {
-    format!(
+    let mut text = format!(
         "\r\n ets Jan  8 2013,rst cause:{}, boot mode:({boot_mode},6)\r\n\r\n",
         cause.code()
-    )
+    );
+    if cause == ResetCause::HardwareWatchdog {
+        text.push_str("wdt reset\r\n");
+    }
+    text
 }
 
 /// The outcome of the ROM's check of the image at offset 0.
@@ -106,50 +147,9 @@ pub(crate) fn check_image(flash: &[u8]) -> (ImageCheck, String) {
     }
 }
 
-/// The bytes an ideal UART receiving at `to` baud reads from `bytes` sent at `from`.
-pub(crate) fn resample(bytes: &[u8], from: u32, to: u32) -> Vec<u8> {
-    if from == to || from == 0 || to == 0 {
-        return bytes.to_vec();
-    }
-    // Time unit: 1 / (2 * from * to) s, so both bit times and half bit times are
-    // whole numbers.
-    let sent_bit = 2 * to as u64;
-    let recv_bit = 2 * from as u64;
-    let total_bits = bytes.len() as u64 * 10;
-    let level = |bit: u64| -> bool {
-        if bit >= total_bits {
-            return true;
-        }
-        let byte = bytes[(bit / 10) as usize];
-        match bit % 10 {
-            0 => false,
-            9 => true,
-            n => (byte >> (n - 1)) & 1 == 1,
-        }
-    };
-    let level_at = |t: u64| level(t / sent_bit);
-    let mut out = Vec::new();
-    let mut t = 0u64;
-    // Falling edges only happen at sent-bit boundaries.
-    let mut bit = 0u64;
-    while bit < total_bits {
-        if bit * sent_bit < t || level(bit) || (bit > 0 && !level(bit - 1)) {
-            bit += 1;
-            continue;
-        }
-        let start = bit * sent_bit;
-        let mut value = 0u8;
-        for i in 0..8u64 {
-            if level_at(start + recv_bit * (i + 1) + recv_bit / 2) {
-                value |= 1 << i;
-            }
-        }
-        out.push(value);
-        t = start + recv_bit * 9 + recv_bit / 2;
-        bit += 1;
-    }
-    out
-}
+/// How a UART at one rate hears bytes sent at another (shared with the harness,
+/// which recognises the ROM's banner heard that way).
+pub(crate) use hil_contract::uart::resample;
 
 #[cfg(test)]
 mod tests {
@@ -168,6 +168,28 @@ mod tests {
         assert_ne!(garbled, text.as_bytes());
         // A receiver at the same rate through the resampler path recovers the text.
         assert_eq!(resample(b"ab\xff\x00c", 9600, 9601), b"ab\xff\x00c");
+    }
+
+    #[test]
+    fn hard_resets_print_at_74880_and_restarts_at_the_apps_rate() {
+        for (cause, code, baud) in [
+            (ResetCause::PowerOn, 1, ROM_BAUD),
+            (ResetCause::BrownOut, 1, ROM_BAUD),
+            (ResetCause::External, 2, ROM_BAUD),
+            (ResetCause::Exception, 2, 115_200),
+            (ResetCause::SoftwareRestart, 2, 115_200),
+            (ResetCause::HardwareWatchdog, 4, 115_200),
+        ] {
+            assert_eq!(cause.code(), code, "{cause:?}");
+            assert_eq!(cause.rom_baud(), baud, "{cause:?}");
+            let text = banner(cause, 3);
+            assert!(text.contains(&format!("rst cause:{code},")), "{text}");
+            assert_eq!(
+                text.contains("wdt reset"),
+                cause == ResetCause::HardwareWatchdog,
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub enum Fault {
     /// (0-based, FLASH_DATA or FLASH_DEFL_DATA): that block and everything after
     /// it are ignored until the next reset, as if the stub had crashed.
     StubHangsAtBlock(u32),
+    /// The supply dips this long after every start of the firmware: the chip
+    /// resets as at power-on (`rst cause:1`, the ROM's lines at 74880 baud,
+    /// garbage to a console at 115200), a reboot nobody asked for.
+    BrownOutAfter(std::time::Duration),
 }
 
 /// The faults of one board, looked up where they apply.
@@ -67,6 +71,14 @@ impl Faults {
         })
     }
 
+    /// How long after each firmware start the supply browns out, if it does.
+    pub(crate) fn brown_out_after(&self) -> Option<std::time::Duration> {
+        self.0.iter().find_map(|f| match f {
+            Fault::BrownOutAfter(after) => Some(*after),
+            _ => None,
+        })
+    }
+
     /// Flash corruption: (offset, times).
     pub(crate) fn corrupt_writes(&self) -> Vec<(u32, u32)> {
         self.0
@@ -96,5 +108,11 @@ mod tests {
         assert_eq!(faults.line_baud(460_800), 414_720);
         assert_eq!(faults.stub_hang(), Some(2));
         assert!(faults.corrupt_writes().is_empty());
+        assert_eq!(faults.brown_out_after(), None);
+        faults.push(Fault::BrownOutAfter(std::time::Duration::from_secs(3)));
+        assert_eq!(
+            faults.brown_out_after(),
+            Some(std::time::Duration::from_secs(3))
+        );
     }
 }

@@ -18,6 +18,33 @@ pub(crate) const BITS_PER_BYTE: u64 = 10;
 /// within about a millisecond of its last byte even at 921600 baud.
 pub(crate) const RX_PIECE: usize = 128;
 
+/// Bytes handed to the client in one piece when the chip talks: a UART's FIFO
+/// drains byte by byte, so a client sees a long output grow, not arrive whole.
+pub(crate) const TX_PIECE: usize = 16;
+
+/// `heard`, the bytes a client reads of a transmission on the wire from `start`
+/// to `end`, in pieces of at most [`TX_PIECE`] bytes (a line end closes a piece
+/// too), each due when its share of the transmission is over: at the same rate
+/// on both ends, when its last stop bit is out.
+pub(crate) fn pieces(start: Instant, end: Instant, heard: &[u8]) -> Vec<(Instant, &[u8])> {
+    let total = heard.len();
+    let span = end.saturating_duration_since(start);
+    let mut out = Vec::new();
+    let mut from = 0;
+    while from < total {
+        let mut to = (from + TX_PIECE).min(total);
+        if let Some(nl) = heard[from..to].iter().position(|b| *b == b'\n') {
+            to = from + nl + 1;
+        }
+        // The share of the span up to byte `to`, in whole nanoseconds.
+        let nanos = span.as_nanos() * to as u128 / total as u128;
+        let due = start + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        out.push((due, &heard[from..to]));
+        from = to;
+    }
+    out
+}
+
 /// How long `bytes` take on a line at `baud`.
 pub(crate) fn wire_time(bytes: usize, baud: u32) -> Duration {
     if baud == 0 {
@@ -75,5 +102,25 @@ mod tests {
         );
         line.clear();
         assert_eq!(line.send(t0, 0, 9600), t0);
+    }
+
+    #[test]
+    fn output_is_cut_at_line_ends_and_every_16_bytes_each_due_when_it_is_out() {
+        let t0 = Instant::now();
+        let text = b"0123456789abcdefXYZ\r\nok\r\n";
+        let end = t0 + wire_time(text.len(), 115_200);
+        let got = pieces(t0, end, text);
+        let cut: Vec<&[u8]> = got.iter().map(|(_, p)| *p).collect();
+        assert_eq!(cut, [&b"0123456789abcdef"[..], b"XYZ\r\n", b"ok\r\n"],);
+        // Each piece is due when its last stop bit is out (to the nanosecond's
+        // rounding).
+        let close = |a: Instant, b: Instant| {
+            let gap = if a > b { a - b } else { b - a };
+            assert!(gap <= Duration::from_nanos(2), "{a:?} vs {b:?}");
+        };
+        close(got[0].0, t0 + wire_time(16, 115_200));
+        close(got[1].0, t0 + wire_time(21, 115_200));
+        assert_eq!(got[2].0, end);
+        assert!(pieces(t0, end, b"").is_empty());
     }
 }

@@ -210,8 +210,9 @@ impl std::fmt::Debug for FirmwareBoot {
 /// Bytes the board sends to the client, tagged with the UART rate they were sent at.
 #[derive(Debug)]
 pub(crate) enum Output {
-    /// The firmware asked the chip to restart (what the core does after a crash).
-    Restart,
+    /// The chip restarts itself for this reason (the core after a crash,
+    /// `ESP.restart()`, the hardware watchdog).
+    Restart(ResetCause),
     /// UART output at `baud` (the ROM's 74880, the loader's rate, or what the
     /// firmware set).
     Uart {
@@ -253,7 +254,13 @@ impl Console {
     /// Restarts the chip, as the Arduino core does after an exception: the ROM
     /// prints its banner again and boots the image from flash.
     pub fn request_restart(&self) {
-        let _ = self.out.send(Output::Restart);
+        self.restart(ResetCause::Exception);
+    }
+
+    /// Restarts the chip for `cause`: the ROM prints its banner again (at the
+    /// rate that reset leaves the UART at) and boots the image from flash.
+    pub fn restart(&self, cause: ResetCause) {
+        let _ = self.out.send(Output::Restart(cause));
     }
 
     /// The next bytes the client sent, or `None` once the board resets.
@@ -318,7 +325,8 @@ impl BoardOptions {
     }
 
     /// Adds a fault (for tests of clients: a port that refuses a rate, a link that
-    /// garbles, flash that does not keep a write, a stub that hangs).
+    /// garbles, flash that does not keep a write, a stub that hangs, a supply
+    /// that browns out).
     pub fn fault(mut self, fault: Fault) -> BoardOptions {
         self.link.faults.push(fault);
         self

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use hil_contract::descriptor::Descriptor;
 use hil_contract::esp8266::APP_BAUD;
-use hil_twin::{AccessPoint, BoardEnv, Exit};
+use hil_twin::{AccessPoint, BoardEnv, Exit, Pace, Restart, Timings};
 use tokio::sync::mpsc;
 
 use super::descriptor_of;
@@ -37,6 +37,7 @@ const DHCP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Debug, Clone, Default)]
 pub struct TwinRunner {
     network: Arc<RwLock<TwinNetwork>>,
+    pace: Pace,
 }
 
 impl TwinRunner {
@@ -44,7 +45,15 @@ impl TwinRunner {
     pub fn new(network: TwinNetwork) -> TwinRunner {
         TwinRunner {
             network: Arc::new(RwLock::new(network)),
+            pace: Pace::Default,
         }
+    }
+
+    /// Runs the twin at `pace`: [`Pace::Hardware`] takes a real ESP8266's time
+    /// for each step ([`Timings::esp8266_80mhz`]).
+    pub fn with_pace(mut self, pace: Pace) -> TwinRunner {
+        self.pace = pace;
+        self
     }
 
     /// Changes what the next boot gets.
@@ -87,13 +96,26 @@ async fn join_network(env: &mut BoardEnv, interface: &str) {
     }
 }
 
+/// The core's `ESP.getResetReason()` with spaces as dashes, as the sketch
+/// prints it (esp8266/Arduino cores/esp8266/Esp.cpp: "Power On", "External
+/// System", "Exception", "Software/System restart", "Hardware Watchdog").
 fn reset_reason(cause: ResetCause) -> &'static str {
     match cause {
-        // The core's ESP.getResetReason() with spaces as dashes, as the sketch
-        // prints it.
-        ResetCause::PowerOn => "Power-On",
-        ResetCause::External => "External-System",
-        ResetCause::Exception => "Exception",
+        // A brown-out is a power-on to the chip.
+        ResetCause::PowerOn | ResetCause::BrownOut => "Power-On",
+        ResetCause::Exception => Restart::Exception.reason(),
+        ResetCause::SoftwareRestart => Restart::Software.reason(),
+        ResetCause::HardwareWatchdog => Restart::HardwareWatchdog.reason(),
+        _ => "External-System",
+    }
+}
+
+/// The board's reset for the twin's restart.
+fn reset_cause(restart: Restart) -> ResetCause {
+    match restart {
+        Restart::Software => ResetCause::SoftwareRestart,
+        Restart::HardwareWatchdog => ResetCause::HardwareWatchdog,
+        _ => ResetCause::Exception,
     }
 }
 
@@ -104,6 +126,7 @@ impl FirmwareRunner for TwinRunner {
             return Box::pin(async {});
         };
         let network = self.network();
+        let timings = Timings::for_pace(self.pace);
         Box::pin(async move {
             let FirmwareBoot {
                 mut console,
@@ -119,6 +142,7 @@ impl FirmwareRunner for TwinRunner {
                 dns: network.dns,
                 ntp: network.ntp,
                 reset_reason: reset_reason(cause).into(),
+                timings,
             };
             if let Some(interface) = &network.wifi {
                 join_network(&mut env, interface).await;
@@ -134,10 +158,10 @@ impl FirmwareRunner for TwinRunner {
                         while let Ok(bytes) = printed.try_recv() {
                             console.write(&bytes);
                         }
-                        if let Exit::Reboot { .. } = exit {
+                        if let Exit::Reboot { cause } = exit {
                             // The chip restarts: the board's next boot is the
-                            // restart (see the board's reset handling).
-                            console.request_restart();
+                            // restart, with the ROM's cause and rate for it.
+                            console.restart(reset_cause(cause));
                         }
                         return;
                     }

@@ -9,6 +9,7 @@ use super::engine::{Engine, SetupError};
 use super::ffi::{STATE_CLOSED, STATE_RECVAPP, STATE_RECVREC, STATE_SENDAPP, STATE_SENDREC};
 use super::names::{suite_name, version_name};
 use super::TlsConfig;
+use crate::pace::{CryptoCosts, KeyExchange};
 
 /// What a completed handshake negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,22 @@ impl TlsFailure {
 pub struct TlsClient {
     engine: Engine,
     timeout: Duration,
+    crypto: CryptoCosts,
+    /// Chain signatures the trust mode verifies.
+    chain_signatures: u32,
+    /// The handshake's public-key work: owed once the server's flight has
+    /// arrived, paid before the client's answer (or its verdict) goes out.
+    compute: Compute,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compute {
+    /// Nothing received from the server yet.
+    Waiting,
+    /// The server's records are in: the next flight (or failure) costs time.
+    Owed,
+    /// Spent (or nothing to spend).
+    Done,
 }
 
 impl std::fmt::Debug for TlsClient {
@@ -85,9 +102,18 @@ impl std::fmt::Debug for TlsClient {
 impl TlsClient {
     /// Configures BearSSL and readies the ClientHello.
     pub fn new(config: &TlsConfig) -> Result<TlsClient, SetupError> {
+        // x509_minimal verifies each certificate's signature up to an anchor:
+        // the lab's leaf and intermediate; the other modes verify none.
+        let chain_signatures = match config.mode {
+            super::TrustMode::TrustAnchors(_) => 2,
+            _ => 0,
+        };
         Ok(TlsClient {
             engine: Engine::start(config)?,
             timeout: config.timeout,
+            crypto: config.crypto,
+            chain_signatures,
+            compute: Compute::Waiting,
         })
     }
 
@@ -117,6 +143,20 @@ impl TlsClient {
         let deadline = blocking.then(|| Instant::now() + self.timeout);
         loop {
             let state = self.engine.state();
+            // The chip verifies the chain and computes its key exchange between
+            // the server's flight and its own answer: the server sees the
+            // ClientHello at once, then a pause. A rejected chain (an X.509
+            // error, 32 and up) costs the verifications too before the device
+            // can say why.
+            let rejected = state & STATE_CLOSED != 0 && self.engine.last_error() >= 32;
+            if self.compute == Compute::Owed && (state & STATE_SENDREC != 0 || rejected) {
+                self.compute = Compute::Done;
+                let kx = KeyExchange::of_suite(self.engine.suite());
+                let cost = self.crypto.handshake(kx, self.chain_signatures);
+                if !cost.is_zero() {
+                    tokio::time::sleep(cost).await;
+                }
+            }
             // A closed engine stops here, before any pending record (an alert) is
             // written: the ESP8266 core checks CLOSED first too, so the device
             // never sends an alert when it rejects a certificate.
@@ -157,6 +197,9 @@ impl TlsClient {
                     return Err(TlsFailure::Closed(self.engine.last_error()));
                 }
                 self.engine.recvrec_ack(n);
+                if self.compute == Compute::Waiting {
+                    self.compute = Compute::Owed;
+                }
                 continue;
             }
             self.engine.flush();

@@ -123,6 +123,8 @@ pub struct TlsConfig {
     /// How long one blocking run of the engine (the handshake, or one write) may
     /// wait for the peer before giving up with [`TlsFailure::Timeout`].
     pub timeout: Duration,
+    /// What the chip's public-key work costs (zero: the host's speed).
+    pub crypto: crate::pace::CryptoCosts,
 }
 
 /// `BR_SSL_BUFSIZE_INPUT`: the ESP8266 core's default receive buffer.
@@ -146,6 +148,7 @@ impl TlsConfig {
             versions: (TlsVersion::Tls10, TlsVersion::Tls12),
             client_identity: None,
             timeout: Duration::from_millis(TLS_TIMEOUT_MS),
+            crypto: crate::pace::Timings::instant().crypto,
         }
     }
 }
