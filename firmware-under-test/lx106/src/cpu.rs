@@ -93,13 +93,15 @@ pub struct Cpu {
     pub(crate) dbreaka0: u32,
     pub(crate) dbreakc0: u32,
     pub(crate) ddr: u32,
-    pub(crate) mmid: u32,
     /// Region-protection attributes of the eight 512 MiB regions (instruction, data).
     pub(crate) itlb: [u32; 8],
     pub(crate) dtlb: [u32; 8],
     /// Levels of the interrupt input lines (for edge detection and level interrupts).
     lines: u32,
     halted: bool,
+    /// Whether the instruction being executed wrote ICOUNT (which then stands, rather
+    /// than the count).
+    icount_written: bool,
 }
 
 impl Default for Cpu {
@@ -164,11 +166,11 @@ impl Cpu {
             dbreaka0: 0,
             dbreakc0: 0,
             ddr: 0,
-            mmid: 0,
             itlb: [2; 8],
             dtlb: [2; 8],
             lines: 0,
             halted: false,
+            icount_written: false,
         }
     }
 
@@ -206,13 +208,12 @@ impl Cpu {
         self.prid = prid;
     }
 
-    /// Reads a special register as RSR does (INTCLEAR and MMID, write-only, read 0).
+    /// Reads a special register as RSR does (INTCLEAR, write-only, reads 0).
     pub fn special_register(&self, sr: SpecialReg) -> u32 {
         use SpecialReg::*;
         match sr {
             Sar => self.sar,
             Litbase => self.litbase,
-            Mmid => 0,
             Ibreakenable => self.ibreakenable,
             Ddr => self.ddr,
             Ibreaka0 => self.ibreaka0,
@@ -254,7 +255,6 @@ impl Cpu {
         match sr {
             Sar => self.sar = value & 0x3F,
             Litbase => self.litbase = value & 0xFFFF_F001,
-            Mmid => self.mmid = value,
             Ibreakenable => self.ibreakenable = value & ((1 << NUM_IBREAK) - 1),
             Ddr => self.ddr = value,
             Ibreaka0 => self.ibreaka0 = value,
@@ -277,7 +277,10 @@ impl Cpu {
             Vecbase => self.vecbase = value,
             Exccause => self.exccause = value,
             Ccount => self.ccount = value,
-            Icount => self.icount = value,
+            Icount => {
+                self.icount = value;
+                self.icount_written = true;
+            }
             Icountlevel => self.icountlevel = value & 0xF,
             Excvaddr => self.excvaddr = value,
             Ccompare0 => {
@@ -367,20 +370,34 @@ impl Cpu {
     }
 
     fn execute_one(&mut self, bus: &mut impl Bus) -> StepOutcome {
+        let mut next_icount = None;
         if self.ibreakenable != 0 || self.icountlevel != 0 {
-            if let Some(outcome) = self.debug_checks() {
-                return outcome;
+            match self.debug_checks() {
+                Ok(next) => next_icount = next,
+                Err(outcome) => return outcome,
             }
         }
         let result = match bus.fetch(self.pc) {
             Err(fault) => Err(bus_fault(fault, Access::Fetch, self.pc)),
             Ok(word) => match decode(word) {
-                Ok(insn) => self.execute(&insn, bus),
+                Ok(insn) => {
+                    self.icount_written = false;
+                    self.execute(&insn, bus)
+                }
                 Err(_) => Err(Fault::exception(ExceptionCause::IllegalInstruction)),
             },
         };
         match result {
-            Ok(()) => StepOutcome::Executed,
+            Ok(()) => {
+                // As QEMU: ICOUNT counts an instruction once it completes, unless the
+                // instruction wrote ICOUNT itself.
+                if let Some(next) = next_icount {
+                    if !self.icount_written {
+                        self.icount = next;
+                    }
+                }
+                StepOutcome::Executed
+            }
             Err(fault) => self.fault(fault),
         }
     }
@@ -398,35 +415,45 @@ impl Cpu {
                     StepOutcome::Executed
                 }
             }
-            Fault::Halt => {
-                self.halted = true;
-                StepOutcome::Executed
-            }
+            // WAITI with an interrupt already pending takes it at once, in the same
+            // step (as QEMU's waiti helper does), with EPC past the WAITI.
+            Fault::Halt => match self.pending_interrupt_level() {
+                Some(level) => {
+                    self.take_interrupt(level);
+                    StepOutcome::Interrupt { level }
+                }
+                None => {
+                    self.halted = true;
+                    StepOutcome::Executed
+                }
+            },
         }
     }
 
-    /// IBREAKA0 and ICOUNT, checked before the instruction at PC.
-    fn debug_checks(&mut self) -> Option<StepOutcome> {
-        let level = self.current_interrupt_level();
-        if self.icountlevel > level {
+    /// ICOUNT and IBREAKA0, checked before the instruction at PC: a debug exception,
+    /// or the value ICOUNT takes if the instruction completes.
+    fn debug_checks(&mut self) -> Result<Option<u32>, StepOutcome> {
+        let mut next_icount = None;
+        if self.icountlevel > self.current_interrupt_level() {
             if self.icount == u32::MAX {
                 if self.take_debug_exception(DEBUGCAUSE_IC) {
-                    return Some(StepOutcome::Debug {
+                    return Err(StepOutcome::Debug {
                         cause: DEBUGCAUSE_IC,
                     });
                 }
+                next_icount = Some(u32::MAX);
             } else {
-                self.icount = self.icount.wrapping_add(1);
+                next_icount = Some(self.icount + 1);
             }
         }
         if self.ibreakenable & 1 != 0
             && self.ibreaka0 == self.pc
             && self.take_debug_exception(DEBUGCAUSE_IB)
         {
-            return Some(StepOutcome::Debug {
+            return Err(StepOutcome::Debug {
                 cause: DEBUGCAUSE_IB,
             });
         }
-        None
+        Ok(next_icount)
     }
 }

@@ -700,7 +700,8 @@ fn decode_narrow(word: u32, op0: u32, t: u32, s: u32, r: u32) -> Result<Instruct
         13 => match r {
             0 => Instruction::ab_imm(MovN, t, s, 0, 2),
             15 => match t {
-                0 if s == 0 => Instruction::new(RetN, 2),
+                // Like RET, RET.N decodes whatever its s field holds.
+                0 => Instruction::new(RetN, 2),
                 2 => Instruction {
                     k: s,
                     ..Instruction::new(BreakN, 2)

@@ -64,9 +64,11 @@ impl Cpu {
         result.map_err(|fault| bus_fault(fault, Access::Store, addr))
     }
 
-    fn special(insn: &Instruction, read: bool, write: bool) -> Result<SpecialReg, Fault> {
+    /// The special register RSR (`usable` = readable), WSR (writable) or XSR
+    /// (exchangeable) names, or IllegalInstruction.
+    fn special(insn: &Instruction, usable: fn(SpecialReg) -> bool) -> Result<SpecialReg, Fault> {
         match SpecialReg::from_number(insn.k) {
-            Some(sr) if (!read || sr.readable()) && (!write || sr.writable()) => Ok(sr),
+            Some(sr) if usable(sr) => Ok(sr),
             _ => Err(Fault::exception(ExceptionCause::IllegalInstruction)),
         }
     }
@@ -227,15 +229,15 @@ impl Cpu {
                 return Ok(());
             }
             Rsr => {
-                let sr = Self::special(insn, true, false)?;
+                let sr = Self::special(insn, SpecialReg::readable)?;
                 self.w(a, self.special_register(sr))
             }
             Wsr => {
-                let sr = Self::special(insn, false, true)?;
+                let sr = Self::special(insn, SpecialReg::writable)?;
                 self.set_special_register(sr, self.r(a))
             }
             Xsr => {
-                let sr = Self::special(insn, true, true)?;
+                let sr = Self::special(insn, SpecialReg::exchangeable)?;
                 let old = self.special_register(sr);
                 self.set_special_register(sr, self.r(a));
                 self.w(a, old)

@@ -57,8 +57,6 @@ special_registers! {
     Sar = 3, "sar";
     /// L32R literal base; bit 0 enables it.
     Litbase = 5, "litbase";
-    /// Trace port message ID (write-only).
-    Mmid = 89, "mmid";
     /// Instruction breakpoint enables (one breakpoint).
     Ibreakenable = 96, "ibreakenable";
     /// Debug data register.
@@ -120,12 +118,18 @@ special_registers! {
 }
 
 impl SpecialReg {
-    /// Whether RSR can read it (and XSR exchange it).
+    /// Whether RSR can read it.
     pub fn readable(self) -> bool {
-        !matches!(self, SpecialReg::Mmid | SpecialReg::Intclear)
+        !matches!(self, SpecialReg::Intclear)
     }
 
-    /// Whether WSR can write it (and XSR exchange it).
+    /// Whether XSR can exchange it: readable and writable, and not INTERRUPT, which
+    /// reads pending interrupts but writes INTSET (QEMU's lx106 has no xsr.interrupt).
+    pub fn exchangeable(self) -> bool {
+        self.readable() && self.writable() && self != SpecialReg::Interrupt
+    }
+
+    /// Whether WSR can write it.
     pub fn writable(self) -> bool {
         !matches!(
             self,

@@ -2,6 +2,11 @@
 
 #![allow(dead_code)]
 
+pub mod asm;
+pub mod gdb;
+pub mod machine;
+pub mod pair;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
