@@ -351,6 +351,7 @@ impl Cpu {
     }
 
     /// Executes one instruction, or takes a pending interrupt instead, or waits (WAITI).
+    #[inline]
     pub fn step(&mut self, bus: &mut impl Bus) -> StepOutcome {
         if self.intset != 0 {
             if let Some(level) = self.pending_interrupt_level() {
@@ -369,6 +370,7 @@ impl Cpu {
         outcome
     }
 
+    #[inline]
     fn execute_one(&mut self, bus: &mut impl Bus) -> StepOutcome {
         let mut next_icount = None;
         if self.ibreakenable != 0 || self.icountlevel != 0 {

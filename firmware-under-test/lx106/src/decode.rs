@@ -422,6 +422,7 @@ fn sext(value: u32, bits: u32) -> i32 {
 /// assert_eq!(insn.len, 3);
 /// assert_eq!(insn.to_string(), "add a2, a3, a4");
 /// ```
+#[inline]
 pub fn decode(word: u32) -> Result<Instruction, DecodeError> {
     let op0 = word & 0xF;
     let t = (word >> 4) & 0xF;

@@ -75,6 +75,7 @@ impl Cpu {
 
     /// Executes `insn`, at PC, updating PC; on a fault PC still holds the instruction's
     /// address and no register has been written.
+    #[inline]
     pub(crate) fn execute(&mut self, insn: &Instruction, bus: &mut impl Bus) -> Exec {
         use Opcode::*;
         let next = self.pc.wrapping_add(insn.len as u32);

@@ -7,6 +7,7 @@ pub mod gdb;
 pub mod machine;
 pub mod pair;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,7 +33,9 @@ pub fn require_tools(test: &str, tools: &[&str]) -> bool {
         return true;
     }
     if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
-        eprintln!(
+        // Straight to stderr, past the test harness's capture, so a skip is seen.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: {} not installed and {SKIP_VAR}=1",
             missing.join(", ")
         );
