@@ -32,6 +32,12 @@ pub const DPORT_CACHE_SIZE: u32 = 0x3FF0_0024;
 /// DPORT: UART pin swap.
 pub const DPORT_UART_SWAP: u32 = 0x3FF0_0028;
 
+/// WDEV (the MAC block): its free-running microsecond counter, what the SDK's
+/// `system_get_time` reads.
+pub const WDEV_MICROS: u32 = 0x3FF2_0C00;
+/// WDEV: the hardware random number generator Arduino's `random()` reads.
+pub const WDEV_RANDOM: u32 = 0x3FF2_0E44;
+
 /// Interrupt number of the UARTs (level).
 pub const INUM_UART: u32 = 5;
 /// Interrupt number of the GPIO pins (level).
@@ -168,6 +174,7 @@ pub struct Board {
     pub irq_dirty: bool,
     /// Flash operations done through the controller registers.
     pub flash_ops: u64,
+    rng: u32,
 }
 
 impl Board {
@@ -192,6 +199,7 @@ impl Board {
             unmodelled: Unmodelled::default(),
             irq_dirty: false,
             flash_ops: 0,
+            rng: 0x2545_F491,
         }
     }
 
@@ -256,6 +264,16 @@ impl Board {
             0x6000_0700..=0x6000_07FF => self.rtc.read(addr - 0x6000_0700),
             0x6000_0800..=0x6000_08FF => self.gpio.iomux_read(addr - 0x6000_0800),
             0x6000_0900..=0x6000_09FF => self.watchdog.read(addr - 0x6000_0900),
+            WDEV_MICROS => Some((now / 80) as u32),
+            WDEV_RANDOM => {
+                // xorshift32: deterministic from reset, as a machine should be.
+                let mut x = self.rng;
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                self.rng = x;
+                Some(x)
+            }
             DPORT_EDGE_INT_ENABLE => Some(self.dport.edge_int_enable),
             DPORT_CACHE_CTRL => Some(self.dport.cache_ctrl),
             DPORT_CPU_CLOCK => Some(self.dport.cpu_clock),

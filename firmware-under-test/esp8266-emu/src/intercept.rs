@@ -19,6 +19,10 @@ pub enum Action {
     Return(u32),
     /// Return at once, a2 untouched (a `void` function).
     ReturnVoid,
+    /// Return at once with this value, and the APB clock is now 80 MHz: what the
+    /// real function's PLL setup for the 26 MHz crystal achieves (from then on the
+    /// UART divisors the SDK writes give their nominal rates).
+    ReturnWithPll(u32),
 }
 
 /// One row of the table.
@@ -33,7 +37,73 @@ pub struct Intercept {
 }
 
 /// The table. Found by tracing the reference image from reset (see the crate docs).
-pub const TABLE: &[Intercept] = &[];
+pub const TABLE: &[Intercept] = &[
+    Intercept {
+        symbol: "register_chipv6_phy",
+        action: Action::ReturnWithPll(0),
+        why: "libphy's radio bring-up, called by pm_wakeup_init: it takes the ROM's PHY \
+              function table (phy_get_romfuncs, ROM code no one has reimplemented) and \
+              calibrates the RF front end through the analog I2C block. No radio here; \
+              the caller ignores the result",
+    },
+    Intercept {
+        symbol: "phy_init",
+        action: Action::Return(0),
+        why: "the PHY's init through the ops table register_chipv6_phy fills (RF and baseband calibration): the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "rf_init",
+        action: Action::Return(0),
+        why: "the RF front end's init through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "bb_init",
+        action: Action::Return(0),
+        why: "the baseband's init through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_initialize_bb",
+        action: Action::Return(0),
+        why: "baseband registers through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_set_sense",
+        action: Action::Return(0),
+        why: "receiver sensitivity through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_enable_agc",
+        action: Action::Return(0),
+        why: "the receiver's gain control through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_disable_agc",
+        action: Action::Return(0),
+        why: "the receiver's gain control through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_delete_channel",
+        action: Action::Return(0),
+        why: "channel state through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_change_channel",
+        action: Action::Return(0),
+        why: "tunes the radio through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "RFChannelSel",
+        action: Action::Return(0),
+        why: "tunes the radio through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "noise_check_loop",
+        action: Action::ReturnVoid,
+        why: "libpp's periodic noise-floor measurement (pp_enable_noise_timer runs it at \
+              once and from a timer): it reads the baseband's measurement registers \
+              (0x60009B60) and goes through the unfilled PHY ops table",
+    },
+];
 
 /// The table resolved against an image's symbols.
 #[derive(Debug, Clone, Default)]

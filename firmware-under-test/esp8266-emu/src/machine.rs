@@ -195,8 +195,13 @@ impl Machine {
                 continue;
             }
             if let Some(row) = self.intercepts.lookup(pc) {
-                if let Action::Return(v) = row.action {
-                    self.cpu.set_ar(2, v);
+                match row.action {
+                    Action::Return(v) => self.cpu.set_ar(2, v),
+                    Action::ReturnWithPll(v) => {
+                        self.cpu.set_ar(2, v);
+                        self.board.apb_hz = 80_000_000;
+                    }
+                    Action::ReturnVoid => {}
                 }
                 let ret = self.cpu.ar(0);
                 self.cpu.set_pc(ret);

@@ -10,6 +10,9 @@ pub const STORE0: u32 = 0x30;
 pub const RESET_CAUSE: u32 = 0x14;
 /// The wake-up cause.
 pub const WAKEUP_CAUSE: u32 = 0x18;
+/// Interrupt/state register the SDK's `pm_wait4wakeup` polls: bits 0..2 nonzero once
+/// the chip is awake. The chip never sleeps here, so it reads 1 (awake).
+pub const WAKE_STATE: u32 = 0x28;
 
 /// Why the chip started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,7 @@ impl Rtc {
             SW_SYS_RST => 0,
             RESET_CAUSE => self.cause.code(),
             WAKEUP_CAUSE => 0,
+            WAKE_STATE => 1,
             o if (STORE0..STORE0 + 16).contains(&o) && o % 4 == 0 => {
                 self.store[((o - STORE0) / 4) as usize]
             }

@@ -113,6 +113,35 @@ pub(super) fn call(ctx: &mut Ctx, pc: u32) -> Result<Option<Flow>, RomStop> {
             };
             Flow::Return(Some(found.map_or(0, |i| hay + i as u32)))
         }
+        // lldesc_build_chain(desc, desclen, mblk, buflen, blksz, owner, &head, &tail):
+        // a DMA descriptor chain (12-byte lldesc_t: size, length, eof and owner bits;
+        // buffer; next) over blocks of blksz bytes.
+        0x4000_4f40 => {
+            let (desc, desclen, mblk, buflen, blksz, owner) = (
+                ctx.arg(0),
+                ctx.arg(1),
+                ctx.arg(2),
+                ctx.arg(3),
+                ctx.arg(4),
+                ctx.arg(5),
+            );
+            let (head_at, tail_at) = (ctx.arg(6), ctx.arg(7));
+            let n = (desclen / 12).min(buflen.checked_div(blksz).unwrap_or(0).max(1));
+            for i in 0..n {
+                let last = i + 1 == n;
+                let size = blksz & 0xFFF;
+                let word = size | size << 12 | u32::from(last) << 30 | (owner & 1) << 31;
+                let next = if last { 0 } else { desc + 12 * (i + 1) };
+                let mut bytes = word.to_le_bytes().to_vec();
+                bytes.extend_from_slice(&(mblk + i * blksz).to_le_bytes());
+                bytes.extend_from_slice(&next.to_le_bytes());
+                ctx.write("lldesc_build_chain", desc + 12 * i, &bytes)?;
+            }
+            let tail = desc + 12 * n.saturating_sub(1);
+            ctx.write("lldesc_build_chain", head_at, &desc.to_le_bytes())?;
+            ctx.write("lldesc_build_chain", tail_at, &tail.to_le_bytes())?;
+            Flow::Return(None)
+        }
         // __divsi3, __udivsi3, __umodsi3 (division by zero gives 0 here)
         0x4000_dc88 => {
             let (a, b) = (ctx.arg(0) as i32, ctx.arg(1) as i32);

@@ -22,7 +22,7 @@ mod sched;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use lx106::Cpu;
+use lx106::{Bus, Cpu};
 use thiserror::Error;
 
 use crate::board::Board;
@@ -109,6 +109,7 @@ struct Task {
 /// A character function call in progress: the bytes left and where to return.
 #[derive(Debug, Clone)]
 struct PutcFrame {
+    func: u32,
     rest: VecDeque<u8>,
     ret: u32,
     result: u32,
@@ -136,6 +137,8 @@ pub struct Rom {
     isr_frames: Vec<IsrFrame>,
     exc_frames: Vec<IsrFrame>,
     cpu_mhz: u32,
+    /// The ROM's own output goes to UART1 (`uart_buff_switch(1)`).
+    console_uart1: bool,
     /// Calls per ROM function address.
     pub calls: BTreeMap<u32, u64>,
     /// Print each ROM call as it happens (for tracing).
@@ -174,24 +177,37 @@ impl Ctx<'_> {
         }
     }
 
-    /// Bytes from firmware memory.
-    pub fn read(&self, name: &'static str, addr: u32, len: usize) -> Result<Vec<u8>, RomStop> {
+    /// Bytes from firmware memory (RAM and flash directly; anything else, registers
+    /// included, through the bus as the ROM's own loads would go).
+    pub fn read(&mut self, name: &'static str, addr: u32, len: usize) -> Result<Vec<u8>, RomStop> {
         if len == 0 {
             return Ok(Vec::new());
         }
-        self.board
-            .mem
-            .read_bytes(addr, len)
-            .ok_or(RomStop::BadPointer { name, addr })
+        if let Some(bytes) = self.board.mem.read_bytes(addr, len) {
+            return Ok(bytes);
+        }
+        (0..len as u32)
+            .map(|i| {
+                let at = addr.wrapping_add(i);
+                self.board
+                    .read8(at)
+                    .map_err(|_| RomStop::BadPointer { name, addr: at })
+            })
+            .collect()
     }
 
-    /// Bytes into firmware RAM.
+    /// Bytes into firmware RAM (or, elsewhere, through the bus).
     pub fn write(&mut self, name: &'static str, addr: u32, data: &[u8]) -> Result<(), RomStop> {
         if data.is_empty() || self.board.mem.write_bytes(addr, data) {
-            Ok(())
-        } else {
-            Err(RomStop::BadPointer { name, addr })
+            return Ok(());
         }
+        for (i, &b) in data.iter().enumerate() {
+            let at = addr.wrapping_add(i as u32);
+            self.board
+                .write8(at, b)
+                .map_err(|_| RomStop::BadPointer { name, addr: at })?;
+        }
+        Ok(())
     }
 
     /// A C string from firmware memory.
@@ -240,6 +256,7 @@ impl Rom {
             isr_frames: Vec::new(),
             exc_frames: Vec::new(),
             cpu_mhz: 80,
+            console_uart1: false,
             calls: BTreeMap::new(),
             trace: false,
         }

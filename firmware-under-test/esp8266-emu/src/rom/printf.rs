@@ -9,6 +9,74 @@ use super::{Ctx, Flow, PutcFrame, RomStop, RET_PUTC};
 
 /// `ets_printf`.
 pub const ETS_PRINTF: u32 = 0x4000_24cc;
+/// `ets_vprintf(putc, fmt, va_list)`.
+pub const ETS_VPRINTF: u32 = 0x4000_1f00;
+/// `ets_write_char`: one character through the installed function.
+pub const ETS_WRITE_CHAR: u32 = 0x4000_1da0;
+
+/// `ets_vprintf`: the `va_list` comes by value in a4..a6 (GCC's Xtensa layout:
+/// the stack area less 32, the register save area, the byte index of the next
+/// argument); arguments at index up to 24 come from the register area.
+fn vprintf(ctx: &mut Ctx) -> Result<Flow, RomStop> {
+    let (putc, fmt_at) = (ctx.arg(0), ctx.arg(1));
+    let (va_stk, va_reg, mut ndx) = (ctx.arg(2), ctx.arg(3), ctx.arg(4));
+    let fmt = ctx.cstr("ets_vprintf", fmt_at)?;
+    let mut raw = Vec::new();
+    let mut strings = Vec::new();
+    {
+        let mem = &ctx.board.mem;
+        let mut next = |wide: bool| -> u64 {
+            let size = if wide { 8 } else { 4 };
+            let mut orig = ndx;
+            if wide {
+                orig = (orig + 7) & !7;
+            }
+            ndx = orig + size;
+            let base = if ndx <= 24 {
+                va_reg
+            } else {
+                if orig <= 24 {
+                    ndx = 32 + size;
+                }
+                va_stk
+            };
+            let at = base.wrapping_add(ndx - size);
+            let lo = u64::from(mem.read_u32(at).unwrap_or(0));
+            let v = if wide {
+                lo | u64::from(mem.read_u32(at + 4).unwrap_or(0)) << 32
+            } else {
+                lo
+            };
+            raw.push(v);
+            v
+        };
+        format(&fmt, &mut next, |a| {
+            strings.push(a);
+            Vec::new()
+        });
+    }
+    let resolved: Vec<Vec<u8>> = strings
+        .iter()
+        .map(|&a| {
+            ctx.cstr("ets_vprintf %s", a)
+                .unwrap_or_else(|_| b"(null)".to_vec())
+        })
+        .collect();
+    let mut args = raw.into_iter();
+    let mut strs = resolved.into_iter();
+    let text = format(
+        &fmt,
+        |_| args.next().unwrap_or(0),
+        |_| strs.next().unwrap_or_default(),
+    );
+    let n = text.len() as u32;
+    let target = match putc {
+        ETS_WRITE_CHAR => ctx.rom.putc1,
+        0x4000_2be8 | 0x4000_3b30 | 0x4000_1dcc | 0 => None,
+        f => Some(f),
+    };
+    Ok(emit_to(ctx, target, text, n))
+}
 
 /// Formats `fmt` as the ROM's printf does (`%d %i %u %x %X %c %s %p %%`, flags `-`
 /// and `0`, a width, `l`/`ll`), taking arguments from `next` (true: a 64-bit one)
@@ -94,13 +162,31 @@ fn rom_uart_out(ctx: &mut Ctx, bytes: &[u8]) {
         }
         out.push(b);
     }
-    ctx.uart0_raw(&out);
+    if ctx.rom.console_uart1 {
+        let baud = ctx.board.uart1.baud(ctx.board.apb_hz);
+        let cycle = ctx.board.now;
+        ctx.board
+            .uart1
+            .tx
+            .extend(
+                out.iter()
+                    .map(|&byte| crate::uart::TxByte { byte, baud, cycle }),
+            );
+    } else {
+        ctx.uart0_raw(&out);
+    }
 }
 
 /// Sends `bytes` through the installed character function (calling into
 /// firmware once per byte) or the ROM's UART output, then returns `result`.
 fn emit(ctx: &mut Ctx, bytes: Vec<u8>, result: u32) -> Flow {
-    match ctx.rom.putc1 {
+    let putc1 = ctx.rom.putc1;
+    emit_to(ctx, putc1, bytes, result)
+}
+
+/// Sends `bytes` to a firmware character function, or the ROM's UART for `None`.
+fn emit_to(ctx: &mut Ctx, putc: Option<u32>, bytes: Vec<u8>, result: u32) -> Flow {
+    match putc {
         None => {
             rom_uart_out(ctx, &bytes);
             Flow::Return(Some(result))
@@ -113,6 +199,7 @@ fn emit(ctx: &mut Ctx, bytes: Vec<u8>, result: u32) -> Flow {
             let ret = ctx.cpu.ar(0);
             let sp = ctx.cpu.ar(1);
             ctx.rom.putc_frames.push(PutcFrame {
+                func,
                 rest,
                 ret,
                 result,
@@ -133,8 +220,8 @@ pub(super) fn putc_next(ctx: &mut Ctx) -> Result<Flow, RomStop> {
             addr: sp,
         });
     };
-    let func = ctx.rom.putc1.unwrap_or(0);
     let frame = &mut ctx.rom.putc_frames[idx];
+    let func = frame.func;
     match frame.rest.pop_front() {
         Some(b) => {
             ctx.call(func, &[u32::from(b)], RET_PUTC);
@@ -199,8 +286,14 @@ pub(super) fn call(ctx: &mut Ctx, pc: u32) -> Result<Option<Flow>, RomStop> {
             let n = text.len() as u32;
             emit(ctx, text, n)
         }
-        // ets_putc, uart_tx_one_char, ets_uart_putc1, ets_write_char: the ROM's UART.
-        0x4000_2be8 | 0x4000_3b30 | 0x4000_1dcc | 0x4000_1da0 => {
+        // ets_write_char: through the installed character function.
+        ETS_WRITE_CHAR => {
+            let c = ctx.arg(0) as u8;
+            emit(ctx, vec![c], 0)
+        }
+        ETS_VPRINTF => vprintf(ctx)?,
+        // ets_putc, uart_tx_one_char, ets_uart_putc1: the ROM's UART.
+        0x4000_2be8 | 0x4000_3b30 | 0x4000_1dcc => {
             let c = ctx.arg(0) as u8;
             rom_uart_out(ctx, &[c]);
             Flow::Return(Some(0))
@@ -214,6 +307,11 @@ pub(super) fn call(ctx: &mut Ctx, pc: u32) -> Result<Option<Flow>, RomStop> {
         // ets_install_uart_printf: back to the ROM's UART output.
         0x4000_2438 => {
             ctx.rom.putc1 = None;
+            Flow::Return(None)
+        }
+        // uart_buff_switch(n): which UART the ROM's own output uses.
+        0x4000_38a4 => {
+            ctx.rom.console_uart1 = ctx.arg(0) == 1;
             Flow::Return(None)
         }
         // uart_div_modify (rom_uart_div_modify): divisor for a UART.
