@@ -23,6 +23,10 @@ pub enum Action {
     /// real function's PLL setup for the 26 MHz crystal achieves (from then on the
     /// UART divisors the SDK writes give their nominal rates).
     ReturnWithPll(u32),
+    /// Return 0 with the PLL at 80 MHz, as `ReturnWithPll`, and the PHY library's
+    /// function table pointer (the ELF's `g_phyFuns`) set to the ROM's table of PHY
+    /// stubs, as the real function sets it to the ROM's (`phy_get_romfuncs`).
+    PhyRegister,
 }
 
 /// One row of the table.
@@ -40,7 +44,7 @@ pub struct Intercept {
 pub const TABLE: &[Intercept] = &[
     Intercept {
         symbol: "register_chipv6_phy",
-        action: Action::ReturnWithPll(0),
+        action: Action::PhyRegister,
         why: "libphy's radio bring-up, called by pm_wakeup_init: it takes the ROM's PHY \
               function table (phy_get_romfuncs, ROM code no one has reimplemented) and \
               calibrates the RF front end through the analog I2C block. No radio here; \

@@ -202,6 +202,15 @@ impl Machine {
                         self.board.apb_hz = 80_000_000;
                     }
                     Action::ReturnVoid => {}
+                    Action::PhyRegister => {
+                        self.cpu.set_ar(2, 0);
+                        self.board.apb_hz = 80_000_000;
+                        if let Some(at) = self.symbols.addr_of("g_phyFuns") {
+                            self.board
+                                .mem
+                                .write_bytes(at, &crate::rom::PHY_STUB_TABLE.to_le_bytes());
+                        }
+                    }
                 }
                 let ret = self.cpu.ar(0);
                 self.cpu.set_pc(ret);

@@ -43,6 +43,13 @@ pub const IDLE_AFTER: u32 = 0x4000_FF13;
 /// Return address of a C exception handler the wrapper called.
 pub const RET_EXC: u32 = 0x4000_FF18;
 
+/// The PHY function table `phy_get_romfuncs` returns: 64 pointers to the stubs.
+pub const PHY_STUB_TABLE: u32 = 0x4000_FC00;
+/// The PHY stubs (one word each): native functions that do nothing and return 0.
+/// They stand for the ROM's radio helpers (rom_i2c_writeReg and friends, the RF
+/// calibration steps) that the PHY library calls through the table.
+pub const PHY_STUBS: u32 = 0x4000_FD00;
+
 /// The ROM's data: the exception handler table (64 entries, by EXCCAUSE).
 pub const EXC_HANDLER_TABLE: u32 = 0x3FFF_C000;
 /// The ROM's data: the C exception handlers `_xtos_set_exception_handler` records.
@@ -271,7 +278,7 @@ impl Rom {
     /// Performs the ROM function at the CPU's PC.
     pub fn dispatch(&mut self, cpu: &mut Cpu, board: &mut Board) -> Result<(), RomStop> {
         let pc = cpu.pc();
-        if self.trace && pc < RET_PUTC {
+        if self.trace && pc < PHY_STUB_TABLE {
             eprintln!(
                 "rom: {} ({:#x}, {:#x}, {:#x}) from {:#010x}",
                 names::rom_name(pc).unwrap_or("?"),
@@ -288,6 +295,9 @@ impl Rom {
             rom: self,
         };
         let flow = match pc {
+            PHY_STUBS..=0x4000_FDFF => Flow::Return(Some(0)),
+            // phy_get_romfuncs
+            0x4000_6b08 => Flow::Return(Some(PHY_STUB_TABLE)),
             RET_PUTC => printf::putc_next(&mut ctx)?,
             RET_TASK | RET_IDLE | IDLE_AFTER => sched::ets_run(&mut ctx)?,
             RET_ISR => sched::isr_next(&mut ctx)?,
@@ -353,6 +363,12 @@ impl Rom {
         board
             .mem
             .write_bytes(FLASHCHIP, &FLASHCHIP_STRUCT.to_le_bytes());
+        for i in 0..64u32 {
+            board
+                .mem
+                .rom
+                .write(PHY_STUB_TABLE + 4 * i, &(PHY_STUBS + 4 * i).to_le_bytes());
+        }
         // waiti 0 (then IDLE_AFTER is native).
         board.mem.rom.write(IDLE_WAITI, &[0x00, 0x70, 0x00]);
         let _ = cpu;
