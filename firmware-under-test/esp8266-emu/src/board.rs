@@ -375,7 +375,7 @@ impl Board {
         if addr.wrapping_sub(ROM_BASE) < ROM_SIZE {
             return self.mem.rom.read::<N>(addr).ok_or(BusFault::Unmapped);
         }
-        if addr < 0x4000_0000 && addr < 0x3FF0_0000 {
+        if addr < 0x3FF0_0000 {
             // The ESP8266 reports a null (or low) pointer as a prohibited access.
             return Err(BusFault::Prohibited);
         }

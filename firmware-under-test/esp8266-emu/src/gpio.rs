@@ -50,7 +50,7 @@ impl Gpio {
             enable: 0,
             status: 0,
             pins: [0; 16],
-            input: 0xFFFF & !(1 << 15),
+            input: 0x7FFF,
             boot_mode,
             iomux_conf: 0,
             iomux: [0; 16],

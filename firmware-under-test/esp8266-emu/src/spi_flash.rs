@@ -115,7 +115,7 @@ impl SpiFlash {
     }
 
     fn modelled(offset: u32) -> bool {
-        offset % 4 == 0
+        offset.is_multiple_of(4)
             && matches!(offset, CMD | ADDR | CTRL | CTRL1 | RD_STATUS | CTRL2 | CLOCK | USER
                 | USER1 | USER2 | WR_STATUS | PIN | SLAVE | 0x34 | 0x38 | 0x3C | W0..=0x7C | EXT0..=0xFC)
     }

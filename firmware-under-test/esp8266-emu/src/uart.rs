@@ -195,6 +195,7 @@ mod tests {
         uart.rx.extend(b"hi");
         assert_eq!(uart.read(STATUS), Some(2));
         assert!(!uart.irq());
+        assert!(uart.write(CONF1, 1, 0, 0));
         assert!(uart.write(INT_ENA, INT_RXFIFO_FULL, 0, 0));
         assert!(uart.irq());
         assert_eq!(uart.read(FIFO), Some(b'h' as u32));

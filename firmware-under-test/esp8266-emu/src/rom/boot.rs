@@ -198,7 +198,7 @@ mod tests {
         let (check, text) = check_image(&flash);
         assert!(matches!(check, Check::Valid(ref i) if i.entry == 0x4010_F480));
         assert!(
-            text.starts_with("load 0x4010f000, len 3424, room 16 \r\ntail 0\r\nchksum 0xee\r\n"),
+            text.starts_with("load 0x4010f000, len 3424, room 16 \r\ntail 0\r\nchksum 0xef\r\n"),
             "{text}"
         );
         assert!(

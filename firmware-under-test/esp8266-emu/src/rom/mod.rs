@@ -385,3 +385,250 @@ impl Rom {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::BoardConfig;
+    use lx106::SpecialReg;
+
+    const RET: u32 = 0x4010_0100;
+
+    fn setup() -> (Cpu, Board, Rom) {
+        let mut cpu = Cpu::new();
+        let mut board = Board::new(&[0xAA; 0x2000], &BoardConfig::default());
+        let mut rom = Rom::new();
+        rom.init_ram(&mut cpu, &mut board);
+        cpu.set_ar(1, 0x3FFF_E000);
+        (cpu, board, rom)
+    }
+
+    fn call(cpu: &mut Cpu, board: &mut Board, rom: &mut Rom, func: u32, args: &[u32]) -> u32 {
+        for (i, a) in args.iter().enumerate() {
+            cpu.set_ar(2 + i, *a);
+        }
+        cpu.set_ar(0, RET);
+        cpu.set_pc(func);
+        rom.dispatch(cpu, board).expect("the ROM function runs");
+        assert_eq!(cpu.pc(), RET, "returns to a0");
+        cpu.ar(2)
+    }
+
+    #[test]
+    fn memory_and_string_functions() {
+        let (mut cpu, mut board, mut rom) = setup();
+        board.mem.write_bytes(0x3FFE_9000, b"hello\0");
+        // memcpy, strlen, strcmp, memset
+        assert_eq!(
+            call(
+                &mut cpu,
+                &mut board,
+                &mut rom,
+                0x4000_df48,
+                &[0x3FFE_9100, 0x3FFE_9000, 6]
+            ),
+            0x3FFE_9100
+        );
+        assert_eq!(
+            call(&mut cpu, &mut board, &mut rom, 0x4000_bf4c, &[0x3FFE_9100]),
+            5
+        );
+        assert_eq!(
+            call(
+                &mut cpu,
+                &mut board,
+                &mut rom,
+                0x4000_bdc8,
+                &[0x3FFE_9000, 0x3FFE_9100]
+            ),
+            0
+        );
+        call(
+            &mut cpu,
+            &mut board,
+            &mut rom,
+            0x4000_e190,
+            &[0x3FFE_9100, b'x'.into(), 2],
+        );
+        assert_eq!(
+            board.mem.read_cstr(0x3FFE_9100, 16),
+            Some(b"xxllo".to_vec())
+        );
+        // __udivdi3: 10^12 / 7, in a2/a3 and a4/a5.
+        let n = 1_000_000_000_000u64;
+        let lo = call(
+            &mut cpu,
+            &mut board,
+            &mut rom,
+            0x4000_d310,
+            &[n as u32, (n >> 32) as u32, 7, 0],
+        );
+        assert_eq!(u64::from(cpu.ar(3)) << 32 | u64::from(lo), n / 7);
+    }
+
+    #[test]
+    fn flash_read_and_cache_mapping() {
+        let (mut cpu, mut board, mut rom) = setup();
+        assert_eq!(
+            call(
+                &mut cpu,
+                &mut board,
+                &mut rom,
+                0x4000_4b1c,
+                &[0x10, 0x3FFE_9000, 8]
+            ),
+            0
+        );
+        assert_eq!(board.mem.read_u32(0x3FFE_9000), Some(0xAAAA_AAAA));
+        assert_eq!(board.mem.read_u32(0x4020_0000), None);
+        call(&mut cpu, &mut board, &mut rom, 0x4000_4678, &[0, 0, 1]);
+        assert_eq!(board.mem.read_u32(0x4020_0000), Some(0xAAAA_AAAA));
+        // Out of the chip: an error, not a crash.
+        assert_eq!(
+            call(
+                &mut cpu,
+                &mut board,
+                &mut rom,
+                0x4000_4b1c,
+                &[0x3F_FFFC, 0x3FFE_9000, 8]
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn printf_goes_to_the_rom_uart_with_crlf() {
+        let (mut cpu, mut board, mut rom) = setup();
+        board.mem.write_bytes(0x3FFE_9000, b"n=%d %s\n\0");
+        board.mem.write_bytes(0x3FFE_9100, b"ok\0");
+        let n = call(
+            &mut cpu,
+            &mut board,
+            &mut rom,
+            printf::ETS_PRINTF,
+            &[0x3FFE_9000, (-4i32) as u32, 0x3FFE_9100],
+        );
+        assert_eq!(n, 8, "the count of formatted bytes, before CR insertion");
+        let text: Vec<u8> = board.uart0.tx.iter().map(|b| b.byte).collect();
+        assert_eq!(text, b"n=-4 ok\r\n");
+    }
+
+    #[test]
+    fn printf_calls_an_installed_character_function_per_byte() {
+        let (mut cpu, mut board, mut rom) = setup();
+        call(&mut cpu, &mut board, &mut rom, 0x4000_242c, &[0x4010_0200]);
+        board.mem.write_bytes(0x3FFE_9000, b"ab\0");
+        cpu.set_ar(2, 0x3FFE_9000);
+        cpu.set_ar(0, RET);
+        cpu.set_pc(printf::ETS_PRINTF);
+        rom.dispatch(&mut cpu, &mut board).unwrap();
+        assert_eq!(
+            (cpu.pc(), cpu.ar(2), cpu.ar(0)),
+            (0x4010_0200, u32::from(b'a'), RET_PUTC)
+        );
+        cpu.set_pc(RET_PUTC);
+        rom.dispatch(&mut cpu, &mut board).unwrap();
+        assert_eq!((cpu.pc(), cpu.ar(2)), (0x4010_0200, u32::from(b'b')));
+        cpu.set_pc(RET_PUTC);
+        rom.dispatch(&mut cpu, &mut board).unwrap();
+        assert_eq!((cpu.pc(), cpu.ar(2)), (RET, 2));
+        assert!(board.uart0.tx.is_empty());
+    }
+
+    #[test]
+    fn tasks_run_by_priority_and_the_scheduler_waits_when_idle() {
+        let (mut cpu, mut board, mut rom) = setup();
+        call(
+            &mut cpu,
+            &mut board,
+            &mut rom,
+            0x4000_0dd0,
+            &[0x4010_1000, 1, 0x3FFE_A000, 4],
+        );
+        call(
+            &mut cpu,
+            &mut board,
+            &mut rom,
+            0x4000_0dd0,
+            &[0x4010_2000, 2, 0x3FFE_A100, 1],
+        );
+        assert_eq!(
+            call(&mut cpu, &mut board, &mut rom, 0x4000_0e24, &[1, 11, 111]),
+            0
+        );
+        assert_eq!(
+            call(&mut cpu, &mut board, &mut rom, 0x4000_0e24, &[2, 22, 222]),
+            0
+        );
+        assert_eq!(
+            call(&mut cpu, &mut board, &mut rom, 0x4000_0e24, &[2, 23, 223]),
+            1,
+            "queue full"
+        );
+        cpu.set_pc(sched::ETS_RUN);
+        rom.dispatch(&mut cpu, &mut board).unwrap();
+        assert_eq!(cpu.pc(), 0x4010_2000, "the higher priority first");
+        assert_eq!(board.mem.read_u32(cpu.ar(2) + 4), Some(222));
+        cpu.set_pc(RET_TASK);
+        rom.dispatch(&mut cpu, &mut board).unwrap();
+        assert_eq!(cpu.pc(), 0x4010_1000);
+        assert_eq!(board.mem.read_u32(cpu.ar(2)), Some(11));
+        cpu.set_pc(RET_TASK);
+        rom.dispatch(&mut cpu, &mut board).unwrap();
+        assert_eq!(cpu.pc(), IDLE_WAITI, "nothing left: waiti");
+    }
+
+    #[test]
+    fn level1_interrupts_call_the_attached_handler_and_return() {
+        let (mut cpu, mut board, mut rom) = setup();
+        call(
+            &mut cpu,
+            &mut board,
+            &mut rom,
+            0x4000_0f88,
+            &[9, 0x4010_3000, 0x55],
+        );
+        call(&mut cpu, &mut board, &mut rom, 0x4000_0fa8, &[1 << 9]);
+        cpu.raise_interrupt(9);
+        // As the vector code leaves it: frame 256 below, a2..a4 saved in it.
+        let sp = 0x3FFF_E000 - 256;
+        board.mem.write_bytes(sp + 20, &7u32.to_le_bytes());
+        cpu.set_ar(1, sp);
+        cpu.set_ar(0, 0x1234);
+        cpu.set_special_register(SpecialReg::Epc1, 0x4010_0400);
+        cpu.set_special_register(SpecialReg::Ps, 0x30);
+        cpu.set_pc(sched::XTOS_L1INT_HANDLER);
+        rom.dispatch(&mut cpu, &mut board).unwrap();
+        assert_eq!((cpu.pc(), cpu.ar(2)), (0x4010_3000, 0x55));
+        assert_eq!(
+            cpu.special_register(SpecialReg::Interrupt) & (1 << 9),
+            0,
+            "edge cleared"
+        );
+        cpu.set_pc(RET_ISR);
+        rom.dispatch(&mut cpu, &mut board).unwrap();
+        assert_eq!(cpu.pc(), 0x4010_0400);
+        assert_eq!((cpu.ar(0), cpu.ar(1), cpu.ar(2)), (0x1234, 0x3FFF_E000, 7));
+        assert_eq!(
+            cpu.special_register(SpecialReg::Ps) & 0x10,
+            0,
+            "EXCM cleared as RFE does"
+        );
+    }
+
+    #[test]
+    fn an_unimplemented_function_names_itself_and_its_caller() {
+        let (mut cpu, mut board, mut rom) = setup();
+        cpu.set_ar(0, RET);
+        cpu.set_pc(0x4000_7268);
+        let err = rom.dispatch(&mut cpu, &mut board).unwrap_err();
+        assert_eq!(
+            err,
+            RomStop::Unimplemented {
+                addr: 0x4000_7268,
+                name: "rom_i2c_readReg",
+                caller: RET
+            }
+        );
+    }
+}
