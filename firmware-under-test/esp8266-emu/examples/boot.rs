@@ -119,11 +119,29 @@ fn main() -> ExitCode {
             m.symbols.describe(m.cpu.ar(0)),
             m.cpu.ar(1)
         );
-        if history > 0 {
-            for pc in m.history() {
-                eprintln!("[emu]   {pc:#010x} {}", m.symbols.describe(pc));
-            }
+    }
+    if history > 0 {
+        eprintln!("[emu] the last {history} instructions:");
+        for pc in m.history() {
+            eprintln!("[emu]   {pc:#010x} {}", m.symbols.describe(pc));
         }
+    }
+    {
+        use lx106::SpecialReg::*;
+        let c = &m.cpu;
+        eprintln!(
+            "[emu] PC {:#010x} ({}) waiting={} PS {:#x} INTENABLE {:#x} INTERRUPT {:#x} CCOUNT {:#x} CCOMPARE0 {:#x}; next peripheral event {:?}, now {}",
+            c.pc(),
+            m.symbols.describe(c.pc()),
+            c.is_waiting(),
+            c.special_register(Ps),
+            c.special_register(Intenable),
+            c.special_register(Interrupt),
+            c.special_register(Ccount),
+            c.special_register(Ccompare0),
+            m.board.next_event(),
+            m.board.now
+        );
     }
     eprintln!(
         "[emu] unmodelled registers: {}",
