@@ -1,0 +1,156 @@
+//! The interception table: the one place where the machine replaces firmware code.
+//!
+//! The SDK's closed libraries run as compiled wherever they only compute. The radio
+//! does not exist here: PHY calibration, the RF front end and the MAC (WDEV) are
+//! undocumented hardware no public model implements. Where the firmware enters those
+//! parts, the machine takes over at the function boundary, found by ELF symbol: the
+//! function is not executed, it returns at once with the value given here. Each
+//! entry says why. Nothing is intercepted by address alone; a symbol the ELF does not
+//! have is reported as unresolved.
+
+use std::collections::HashMap;
+
+use crate::symbols::Symbols;
+
+/// What the machine does instead of running an intercepted function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Return at once with this value in a2.
+    Return(u32),
+    /// Return at once, a2 untouched (a `void` function).
+    ReturnVoid,
+    /// Return at once with this value, and the APB clock is now 80 MHz: what the
+    /// real function's PLL setup for the 26 MHz crystal achieves (from then on the
+    /// UART divisors the SDK writes give their nominal rates).
+    ReturnWithPll(u32),
+    /// Return 0 with the PLL at 80 MHz, as `ReturnWithPll`, and the PHY library's
+    /// function table pointer (the ELF's `g_phyFuns`) set to the ROM's table of PHY
+    /// stubs, as the real function sets it to the ROM's (`phy_get_romfuncs`).
+    PhyRegister,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Intercept {
+    /// The function's ELF symbol.
+    pub symbol: &'static str,
+    /// What happens instead.
+    pub action: Action,
+    /// Why it is replaced.
+    pub why: &'static str,
+}
+
+/// The table. Found by tracing the reference image from reset (see the crate docs).
+pub const TABLE: &[Intercept] = &[
+    Intercept {
+        symbol: "register_chipv6_phy",
+        action: Action::PhyRegister,
+        why: "libphy's radio bring-up, called by pm_wakeup_init: it takes the ROM's PHY \
+              function table (phy_get_romfuncs, ROM code no one has reimplemented) and \
+              calibrates the RF front end through the analog I2C block. No radio here; \
+              the caller ignores the result",
+    },
+    Intercept {
+        symbol: "phy_init",
+        action: Action::Return(0),
+        why: "the PHY's init through the ops table register_chipv6_phy fills (RF and baseband calibration): the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "rf_init",
+        action: Action::Return(0),
+        why: "the RF front end's init through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "bb_init",
+        action: Action::Return(0),
+        why: "the baseband's init through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_initialize_bb",
+        action: Action::Return(0),
+        why: "baseband registers through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_set_sense",
+        action: Action::Return(0),
+        why: "receiver sensitivity through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_enable_agc",
+        action: Action::Return(0),
+        why: "the receiver's gain control through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_disable_agc",
+        action: Action::Return(0),
+        why: "the receiver's gain control through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_delete_channel",
+        action: Action::Return(0),
+        why: "channel state through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "phy_change_channel",
+        action: Action::Return(0),
+        why: "tunes the radio through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "RFChannelSel",
+        action: Action::Return(0),
+        why: "tunes the radio through the PHY ops table: the table is never filled (register_chipv6_phy is intercepted), so the call would jump through a null pointer",
+    },
+    Intercept {
+        symbol: "noise_check_loop",
+        action: Action::ReturnVoid,
+        why: "libpp's periodic noise-floor measurement (pp_enable_noise_timer runs it at \
+              once and from a timer): it reads the baseband's measurement registers \
+              (0x60009B60) and goes through the unfilled PHY ops table",
+    },
+];
+
+/// The table resolved against an image's symbols.
+#[derive(Debug, Clone, Default)]
+pub struct Intercepts {
+    by_addr: HashMap<u32, usize>,
+    filter: Vec<u64>,
+    /// Calls per table row.
+    pub hits: Vec<u64>,
+    /// Rows whose symbol the ELF lacks.
+    pub unresolved: Vec<&'static str>,
+}
+
+impl Intercepts {
+    /// Resolves [`TABLE`] against `symbols`.
+    pub fn resolve(symbols: &Symbols) -> Intercepts {
+        let mut me = Intercepts {
+            by_addr: HashMap::new(),
+            filter: vec![0; 1024],
+            hits: vec![0; TABLE.len()],
+            unresolved: Vec::new(),
+        };
+        for (i, row) in TABLE.iter().enumerate() {
+            match symbols.addr_of(row.symbol) {
+                Some(addr) => {
+                    me.by_addr.insert(addr, i);
+                    let bit = (addr >> 2) & 0xFFFF;
+                    me.filter[(bit / 64) as usize] |= 1 << (bit % 64);
+                }
+                None => me.unresolved.push(row.symbol),
+            }
+        }
+        me
+    }
+
+    /// The row intercepting `pc`, if any (a bit test first: this runs every step).
+    #[inline]
+    pub fn lookup(&mut self, pc: u32) -> Option<&'static Intercept> {
+        let bit = (pc >> 2) & 0xFFFF;
+        if self.filter[(bit / 64) as usize] & (1 << (bit % 64)) == 0 {
+            return None;
+        }
+        let i = *self.by_addr.get(&pc)?;
+        self.hits[i] += 1;
+        Some(&TABLE[i])
+    }
+}

@@ -1,0 +1,271 @@
+//! The machine: CPU, board, native ROM and interceptions, and the loop that runs
+//! them in virtual time.
+//!
+//! Time is the cycle count at 80 MHz: one cycle per instruction (as the `lx106`
+//! crate counts), native ROM functions charge what they stand for (a delay, a flash
+//! erase). When the CPU waits in WAITI the clock jumps to the next event: CCOMPARE0
+//! (`Cpu::cycles_until_timer`) or a peripheral's (`Board::next_event`).
+
+use std::collections::VecDeque;
+
+use lx106::{Cpu, SpecialReg, StepOutcome};
+use thiserror::Error;
+
+use crate::board::{Board, BoardConfig};
+use crate::intercept::{Action, Intercepts, TABLE};
+use crate::memory::ROM_BASE;
+use crate::rom::boot::{self, Check, ROM_BAUD};
+use crate::rom::{Rom, RomStop, ROM_STACK_TOP};
+use crate::symbols::Symbols;
+use crate::uart::TxByte;
+
+/// CPU cycles per second.
+pub const CPU_HZ: u64 = 80_000_000;
+
+/// Why the machine stopped before its time was up.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Stop {
+    /// The native ROM stopped it.
+    #[error(transparent)]
+    Rom(#[from] RomStop),
+    /// The CPU waits with no interrupt enabled that could ever come.
+    #[error("the CPU waits in WAITI with nothing left to wake it (PC {pc:#010x})")]
+    IdleForever {
+        /// Where it waits.
+        pc: u32,
+    },
+    /// A debug exception (BREAK) with no debugger.
+    #[error("debug exception (DEBUGCAUSE {cause:#x}) at {pc:#010x}")]
+    Debug {
+        /// DEBUGCAUSE.
+        cause: u32,
+        /// EPC2 (where it happened).
+        pc: u32,
+    },
+}
+
+/// The emulated ESP8266.
+#[derive(Debug)]
+pub struct Machine {
+    /// The CPU.
+    pub cpu: Cpu,
+    /// Memories and peripherals.
+    pub board: Board,
+    /// The native ROM.
+    pub rom: Rom,
+    /// The firmware's symbols (empty without an ELF).
+    pub symbols: Symbols,
+    /// The interception table, resolved.
+    pub intercepts: Intercepts,
+    /// Instructions executed.
+    pub instructions: u64,
+    /// Exceptions the CPU took (by EXCCAUSE), interrupts included as cause 4.
+    pub exceptions: [u64; 64],
+    lines: u32,
+    next_event: u64,
+    /// The last PCs executed, when [`Machine::keep_history`] is on.
+    history: VecDeque<u32>,
+    keep_history: bool,
+}
+
+impl Machine {
+    /// A machine with `image` in flash (at offset 0), not yet reset.
+    pub fn new(image: &[u8], config: &BoardConfig, symbols: Symbols) -> Machine {
+        let intercepts = Intercepts::resolve(&symbols);
+        Machine {
+            cpu: Cpu::new(),
+            board: Board::new(image, config),
+            rom: Rom::new(),
+            symbols,
+            intercepts,
+            instructions: 0,
+            exceptions: [0; 64],
+            lines: 0,
+            next_event: 0,
+            history: VecDeque::new(),
+            keep_history: false,
+        }
+    }
+
+    /// Keeps the last `n` PCs for [`Machine::history`] (slower; for post-mortems).
+    pub fn keep_history(&mut self, n: usize) {
+        self.keep_history = n > 0;
+        self.history = VecDeque::with_capacity(n);
+    }
+
+    /// The last PCs executed, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = u32> + '_ {
+        self.history.iter().copied()
+    }
+
+    /// What the ROM does at reset: the banner at 74880 baud, the check of the image
+    /// at flash 0 with its `load`/`tail`/`chksum`/`csum` lines, the copy of the
+    /// segments, then a jump to the entry point with the registers the ROM leaves.
+    pub fn reset(&mut self) -> Result<(), Stop> {
+        self.rom.init_ram(&mut self.cpu, &mut self.board);
+        let cause = self.board.rtc.cause().code();
+        let mode = self.board.gpio.boot_mode;
+        let cycle = self.board.now;
+        let mut text = boot::banner(cause, mode);
+        let (check, lines) = boot::check_image(&self.board.mem.flash);
+        text.push_str(&lines);
+        self.board.uart0.tx.extend(text.bytes().map(|byte| TxByte {
+            byte,
+            baud: ROM_BAUD,
+            cycle,
+        }));
+        let image = match check {
+            Check::Valid(image) => image,
+            Check::Unbootable(_) | Check::ChecksumError(_) => return Err(RomStop::NoImage.into()),
+        };
+        for seg in &image.segments {
+            let data = self.board.mem.flash[seg.offset..seg.offset + seg.len].to_vec();
+            if !self.board.mem.write_bytes(seg.addr, &data) {
+                return Err(RomStop::BadPointer {
+                    name: "the ROM's image loader",
+                    addr: seg.addr,
+                }
+                .into());
+            }
+        }
+        // The ROM's own UART setup: the divisor for 115200 at 80 MHz, which the
+        // 26 MHz crystal turns into 74880.
+        self.board.uart0.set_clkdiv(694);
+        self.cpu.set_special_register(SpecialReg::Vecbase, ROM_BASE);
+        // User mode (exceptions go to the user vector), interrupts at level 0.
+        self.cpu.set_special_register(SpecialReg::Ps, 0x20);
+        self.cpu.set_special_register(SpecialReg::Intenable, 0);
+        self.cpu.set_ar(1, ROM_STACK_TOP);
+        self.cpu.set_ar(0, 0);
+        self.cpu.set_pc(image.entry);
+        Ok(())
+    }
+
+    /// Bytes UART0 sent since the last call.
+    pub fn take_uart0(&mut self) -> Vec<TxByte> {
+        std::mem::take(&mut self.board.uart0.tx)
+    }
+
+    /// Emulated seconds since reset.
+    pub fn seconds(&self) -> f64 {
+        self.board.now as f64 / CPU_HZ as f64
+    }
+
+    /// Brings the CPU's interrupt lines in line with the peripherals.
+    fn service(&mut self) {
+        let now = self.board.now;
+        self.board.timers.update(now);
+        let lines = self.board.irq_lines();
+        let changed = lines ^ self.lines;
+        if changed != 0 {
+            for n in 0..15 {
+                if changed & (1 << n) != 0 {
+                    if lines & (1 << n) != 0 {
+                        self.cpu.raise_interrupt(n);
+                    } else {
+                        self.cpu.clear_interrupt(n);
+                    }
+                }
+            }
+            self.lines = lines;
+        }
+        self.next_event = self.board.next_event().unwrap_or(u64::MAX);
+        self.board.irq_dirty = false;
+    }
+
+    /// Runs for `cycles` CPU cycles of virtual time (or until something stops it).
+    pub fn run(&mut self, cycles: u64) -> Result<(), Stop> {
+        let end = self.board.now.saturating_add(cycles);
+        self.service();
+        while self.board.now < end {
+            let pc = self.cpu.pc();
+            if Rom::is_native(pc) {
+                if pc < ROM_BASE + 0x400 {
+                    // An exception or interrupt while the ROM's vectors are in force.
+                    return Err(RomStop::UnhandledException {
+                        cause: self.cpu.special_register(SpecialReg::Exccause),
+                        epc: self.cpu.special_register(SpecialReg::Epc1),
+                        excvaddr: self.cpu.special_register(SpecialReg::Excvaddr),
+                    }
+                    .into());
+                }
+                self.rom.dispatch(&mut self.cpu, &mut self.board)?;
+                self.board.now += 1;
+                self.service();
+                continue;
+            }
+            if let Some(row) = self.intercepts.lookup(pc) {
+                match row.action {
+                    Action::Return(v) => self.cpu.set_ar(2, v),
+                    Action::ReturnWithPll(v) => {
+                        self.cpu.set_ar(2, v);
+                        self.board.apb_hz = 80_000_000;
+                    }
+                    Action::ReturnVoid => {}
+                    Action::PhyRegister => {
+                        self.cpu.set_ar(2, 0);
+                        self.board.apb_hz = 80_000_000;
+                        if let Some(at) = self.symbols.addr_of("g_phyFuns") {
+                            self.board
+                                .mem
+                                .write_bytes(at, &crate::rom::PHY_STUB_TABLE.to_le_bytes());
+                        }
+                    }
+                }
+                let ret = self.cpu.ar(0);
+                self.cpu.set_pc(ret);
+                self.board.now += 1;
+                continue;
+            }
+            if self.keep_history {
+                if self.history.len() == self.history.capacity() {
+                    self.history.pop_front();
+                }
+                self.history.push_back(pc);
+            }
+            self.board.pc = pc;
+            match self.cpu.step(&mut self.board) {
+                StepOutcome::Executed => self.instructions += 1,
+                StepOutcome::Exception(cause) => self.exceptions[cause as usize & 63] += 1,
+                StepOutcome::Interrupt { .. } => self.exceptions[4] += 1,
+                StepOutcome::Waiting => {
+                    let timer = self.cpu.cycles_until_timer();
+                    let timer = if self.cpu.special_register(SpecialReg::Intenable) & (1 << 6) != 0
+                    {
+                        timer
+                    } else {
+                        u64::MAX
+                    };
+                    let event = self.next_event.saturating_sub(self.board.now);
+                    let skip = timer.min(event).min(end - self.board.now);
+                    if timer == u64::MAX && self.next_event == u64::MAX {
+                        return Err(Stop::IdleForever { pc });
+                    }
+                    let skip = skip.max(1);
+                    self.cpu.advance_cycles(skip - 1);
+                    self.board.now += skip - 1;
+                }
+                StepOutcome::Debug { cause } => {
+                    return Err(Stop::Debug {
+                        cause,
+                        pc: self.cpu.special_register(SpecialReg::Epc2),
+                    })
+                }
+            }
+            self.board.now += 1;
+            if self.board.irq_dirty || self.board.now >= self.next_event {
+                self.service();
+            }
+        }
+        Ok(())
+    }
+
+    /// The interception table with its hit counts.
+    pub fn intercept_hits(&self) -> Vec<(&'static str, u64)> {
+        TABLE
+            .iter()
+            .zip(&self.intercepts.hits)
+            .map(|(row, &n)| (row.symbol, n))
+            .collect()
+    }
+}

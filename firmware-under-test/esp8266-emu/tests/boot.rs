@@ -1,0 +1,124 @@
+//! The reference image (fixtures/firmware) from reset on the emulated ESP8266.
+
+use esp8266_emu::{BoardConfig, Machine, Symbols};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../fixtures/firmware/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn reference_machine() -> Machine {
+    let image = fixture("reference-nodemcuv2.bin");
+    let mut elf = Vec::new();
+    lzma_rs::xz_decompress(
+        &mut fixture("reference-nodemcuv2.elf.xz").as_slice(),
+        &mut elf,
+    )
+    .expect("the ELF fixture unpacks");
+    let symbols = Symbols::from_elf(&elf).expect("the ELF parses");
+    Machine::new(&image, &BoardConfig::default(), symbols)
+}
+
+/// Runs in 10 ms slices until `needle` is on UART0 or `seconds` of emulated time pass;
+/// returns everything UART0 sent.
+fn run_until(m: &mut Machine, needle: &str, seconds: f64) -> String {
+    let mut text = Vec::new();
+    while m.seconds() < seconds {
+        m.run(800_000).unwrap_or_else(|e| {
+            panic!(
+                "stopped at {:#010x}: {e}\n{}",
+                m.cpu.pc(),
+                String::from_utf8_lossy(&text)
+            )
+        });
+        text.extend(m.take_uart0().iter().map(|b| b.byte));
+        if String::from_utf8_lossy(&text).contains(needle) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// From reset to the sketch's `setup()`: the ROM's banner and its lines for eboot
+/// (at 74880 baud), eboot's own (`v...`, `~ld`), the SDK's banner, then the
+/// sketch's first two lines at 115200. All of it happens in the first 0.2 s of
+/// emulated time (about 150,000 instructions), so the debug build runs it quickly.
+#[test]
+fn boots_the_reference_image() {
+    let mut m = reference_machine();
+    m.reset().expect("the ROM finds the image");
+    let out = run_until(&mut m, "[prov] ready", 1.0);
+    assert!(
+        out.starts_with("\r\n ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\n"),
+        "{out}"
+    );
+    let rom_lines = "load 0x4010f000, len 3424, room 16 \r\ntail 0\r\nchksum 0x2e\r\n\
+                     load 0x3fff20b8, len 40, room 8 \r\ntail 0\r\nchksum 0x2b\r\ncsum 0x2b\r\n";
+    assert!(out.contains(rom_lines), "{out}");
+    assert!(out.contains("~ld\r\n"), "eboot loads the app: {out}");
+    assert!(out.contains("SDK ver: 2.2.2-dev"), "the SDK starts: {out}");
+    assert!(
+        out.contains("[boot] fw=hil-reference version=1.0.0 reset=External-System\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("[prov] ready window_ms=1500\r\n"), "{out}");
+    assert!(
+        m.seconds() < 0.5,
+        "setup() prints within 0.5 s, not {}",
+        m.seconds()
+    );
+}
+
+/// The ROM prints at 74880 baud, the sketch at 115200 (the SDK's own banner at
+/// 74880 too, once the PLL runs at 80 MHz).
+#[test]
+fn rom_and_sketch_lines_carry_their_baud_rates() {
+    let mut m = reference_machine();
+    m.reset().expect("the ROM finds the image");
+    let first = m.take_uart0();
+    assert!(first.iter().all(|b| b.baud == 74_880));
+    let mut rest = Vec::new();
+    let boot_at = loop {
+        assert!(m.seconds() < 1.0, "no [boot] line within a second");
+        m.run(800_000).expect("runs");
+        rest.extend(m.take_uart0());
+        let bytes: Vec<u8> = rest.iter().map(|b| b.byte).collect();
+        if let Some(i) = bytes.windows(6).position(|w| w == b"[boot]") {
+            break i;
+        }
+    };
+    let sdk = rest
+        .iter()
+        .position(|b| b.byte == b'S')
+        .expect("the SDK's banner");
+    assert!(
+        (74_800..75_000).contains(&rest[sdk].baud),
+        "{}",
+        rest[sdk].baud
+    );
+    let baud = rest[boot_at].baud;
+    assert!((115_000..115_400).contains(&baud), "{baud}");
+}
+
+/// Erased flash: the ROM prints `ets_main.c` and stops.
+#[test]
+fn erased_flash_does_not_boot() {
+    let mut m = Machine::new(&[], &BoardConfig::default(), Symbols::empty());
+    assert!(m.reset().is_err());
+    let text: Vec<u8> = m.take_uart0().iter().map(|b| b.byte).collect();
+    assert!(String::from_utf8_lossy(&text).ends_with("ets_main.c \r\n"));
+}
+
+/// Longer: five emulated seconds past setup() without a stop (release: `cargo test
+/// --release -p esp8266-emu -- --ignored`).
+#[test]
+#[ignore = "slow in debug builds; run with --release -- --ignored"]
+fn runs_five_seconds_without_stopping() {
+    let mut m = reference_machine();
+    m.reset().expect("the ROM finds the image");
+    m.run(5 * esp8266_emu::machine::CPU_HZ).expect("no stop");
+    assert!(m.instructions > 1_000_000);
+}
