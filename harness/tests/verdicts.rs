@@ -190,26 +190,31 @@ fn a_broker_restart_ends_with_its_scenario() {
 }
 
 // Issue 19: verdicts that hold at a real board's pace. Each test names the
-// finding it pins down; `PACES` runs it on the default virtual board (and on one
-// at a real board's pace where the harness offers it).
+// finding it pins down; where the pace matters it runs on the default virtual
+// board and on one at a real board's pace (`--pace hardware`).
+
+/// Both paces of the virtual board.
+const PACES: [&str; 2] = ["default", "hardware"];
 
 /// Finding 1: `the board reboots within` after any When step sees a board that
 /// keeps crashing, and a scenario that expects a reboot still fails on a crash
 /// before the act its window counts from.
 #[test]
 fn a_reboot_after_any_when_step_is_seen() {
-    let r = run(
-        "Feature: f\n  Scenario: crash loop\n    Given the board under test\n    When the board boots\n    When 100 ms pass\n    Then the board reboots within 20 s\n",
-        &["--firmware", "reference+crash=after-connect"],
-    );
-    assert_eq!(r.code(), Some(0), "{}", r.text());
-    let early = run(
-        "Feature: f\n  Scenario: crash before the window\n    Given the board under test\n    When the board boots\n    Then the device publishes to \"hil/telemetry\" within 20 s\n    When 1 s pass\n    Then the board reboots within 20 s\n",
-        &["--firmware", "reference+crash=after-connect"],
-    );
-    let all = early.text();
-    assert_eq!(early.code(), Some(1), "{all}");
-    assert!(all.contains("the board crashed"), "{all}");
+    for pace in PACES {
+        let r = run(
+            "Feature: f\n  Scenario: crash loop\n    Given the board under test\n    When the board boots\n    When 100 ms pass\n    Then the board reboots within 20 s\n",
+            &["--firmware", "reference+crash=after-connect", "--pace", pace],
+        );
+        assert_eq!(r.code(), Some(0), "{pace}: {}", r.text());
+        let early = run(
+            "Feature: f\n  Scenario: crash before the window\n    Given the board under test\n    When the board boots\n    Then the device publishes to \"hil/telemetry\" within 20 s\n    When 1 s pass\n    Then the board reboots within 20 s\n",
+            &["--firmware", "reference+crash=after-connect", "--pace", pace],
+        );
+        let all = early.text();
+        assert_eq!(early.code(), Some(1), "{pace}: {all}");
+        assert!(all.contains("the board crashed"), "{pace}: {all}");
+    }
 }
 
 /// Finding 2: the window that must cover the firmware's next attempt counts
@@ -217,9 +222,21 @@ fn a_reboot_after_any_when_step_is_seen() {
 /// `setInsecure()` fallback on the retry is caught even with a short settle.
 #[test]
 fn a_fallback_on_the_retry_is_caught_with_a_short_settle_window() {
+    let feature = "Feature: f\n  Scenario: refused\n    Given the board under test\n    And the broker presents the \"wrong-san\" certificate\n    When the board boots\n    Then the TLS handshake does not complete\n";
     let r = run(
-        "Feature: f\n  Scenario: refused\n    Given the board under test\n    And the broker presents the \"wrong-san\" certificate\n    When the board boots\n    Then the TLS handshake does not complete\n",
+        feature,
         &["--firmware", "fallback-insecure", "--settle", "1s"],
+    );
+    let all = r.text();
+    assert_eq!(r.code(), Some(1), "{all}");
+    assert!(all.contains("later attempt"), "{all}");
+    // At a real board's pace with the seed's loop: the first refusal comes
+    // about 5 s after the act (boot, Wi-Fi, a 2 s handshake), the insecure
+    // retry 5 s after it: a window counted from the act (6 s) was over first.
+    let seed = "reference+reconnect=fixed:5s+fallback=insecure";
+    let r = run(
+        feature,
+        &["--firmware", seed, "--settle", "6s", "--pace", "hardware"],
     );
     let all = r.text();
     assert_eq!(r.code(), Some(1), "{all}");
@@ -240,6 +257,13 @@ fn a_publish_nobody_subscribed_to_fails_the_step() {
         all.contains("never subscribed to a topic covering"),
         "{all}"
     );
+    // Right after `When the board boots` a real board is seconds from its
+    // SUBSCRIBE: the command waits for it and arrives.
+    let r = run(
+        "Feature: f\n  Scenario: command at once\n    Given the board under test\n    When the board boots\n    When the broker publishes \"led=on\" to \"hil/commands\"\n    Then the serial output contains \"led=on\" within 5 s\n",
+        &["--pace", "hardware"],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.text());
 }
 
 /// Finding 6: nothing seen is not a pass; a scenario without a Then step and a
@@ -277,19 +301,21 @@ fn checks_that_saw_nothing_are_inconclusive_and_empty_scenarios_are_refused() {
 /// every board subscribes to the same topic on the same broker.
 #[test]
 fn a_command_reaches_only_its_scenarios_device() {
-    let r = run(
+    for pace in PACES {
+        let r = run(
         "Feature: f\n  Scenario: sends a command\n    Given the board under test\n    When the board boots\n    Then the device subscribes to \"hil/commands\" within 20 s\n    When 1 s pass\n    When the broker publishes \"for-one-board\" to \"hil/commands\"\n    Then the serial output contains \"for-one-board\" within 5 s\n\n  Scenario: overhears nothing\n    Given the board under test\n    When the board boots\n    Then the device subscribes to \"hil/commands\" within 20 s\n    When 4 s pass\n    Then the serial output never contains \"for-one-board\"\n",
-        &["--board", "virtual:2"],
+        &["--board", "virtual:2", "--pace", pace],
     );
-    assert_eq!(r.code(), Some(0), "{}", r.text());
-    // Both devices were subscribed when the command went out: the lab, not
-    // luck, kept it from the second.
-    let timeline = r.timelines();
-    let delivered = timeline
-        .lines()
-        .filter(|l| l.contains("\"direction\":\"to_device\"") && l.contains("for-one-board"))
-        .count();
-    assert_eq!(delivered, 1, "{timeline}");
+        assert_eq!(r.code(), Some(0), "{pace}: {}", r.text());
+        // Both devices were subscribed when the command went out: the lab, not
+        // luck, kept it from the second.
+        let timeline = r.timelines();
+        let delivered = timeline
+            .lines()
+            .filter(|l| l.contains("\"direction\":\"to_device\"") && l.contains("for-one-board"))
+            .count();
+        assert_eq!(delivered, 1, "{pace}: {timeline}");
+    }
 }
 
 /// Finding 8: what a publish carries is judged.
@@ -307,4 +333,94 @@ fn the_retain_flag_and_qos_of_publishes_are_judged() {
     let all = retained.text();
     assert_eq!(retained.code(), Some(1), "{all}");
     assert!(all.contains("not retained"), "{all}");
+}
+
+/// A virtual board served on its own (`hil vboard --twin`), killed on drop.
+struct ServedBoard {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServedBoard {
+    fn start(dir: &std::path::Path, index: u8, args: &[&str]) -> ServedBoard {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hil"))
+            .args(["vboard", "--twin", "--listen", "127.0.0.1:0", "--index"])
+            .arg(index.to_string())
+            .arg("--flash")
+            .arg(dir.join(format!("board{index}.flash")))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        // Keep draining: a board whose stdout closes dies of the broken pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let url = first
+            .split_whitespace()
+            .find(|word| word.starts_with("rfc2217://"))
+            .unwrap_or_else(|| panic!("no rfc2217:// URL in `{first}`"))
+            .to_owned();
+        ServedBoard { child, url }
+    }
+}
+
+impl Drop for ServedBoard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Finding 3: a reboot without a dump shows in the bytes on any firmware and
+/// any log profile. A brown-out resets the chip the hard way: the ROM's banner
+/// comes at 74880 baud and reads as garbage at 115200, and a firmware speaking
+/// the seed's free-form lines (no boot line its profile knows) used to pass
+/// `the board does not reboot` through it. At both paces.
+#[test]
+fn a_brown_out_is_a_reboot_whatever_the_log_profile() {
+    for (pace, index, lab) in [
+        ("default", 21u8, "127.0.0.71"),
+        ("hardware", 22, "127.0.0.72"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let board = ServedBoard::start(
+            dir.path(),
+            index,
+            &["--fault", "brown-out-after:12s", "--pace", pace],
+        );
+        let feature = dir.path().join("brownout.feature");
+        std::fs::write(
+            &feature,
+            "Feature: f\n  Scenario: stays up\n    Given the board under test\n    When the board boots\n    Then the device connects to the broker within 20 s\n    And the board does not reboot\n    When 14 s pass\n",
+        )
+        .unwrap();
+        let device = format!("127.0.1.{index}");
+        let out = hil_as_ci()
+            .arg("run")
+            .arg(&feature)
+            .args([
+                "--board",
+                &board.url,
+                "--device-ip",
+                &device,
+                "--lab-bind",
+                lab,
+            ])
+            .args(["--firmware", "seed-style-logs", "--pace", pace])
+            .args(["--runs-dir", dir.path().join("runs").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{pace}: {all}");
+        assert!(all.contains("the board crashed"), "{pace}: {all}");
+    }
 }

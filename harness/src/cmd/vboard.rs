@@ -63,6 +63,43 @@ pub struct ServeArgs {
     /// the twin uses the lease's DNS and NTP (Linux, root or CAP_NET_ADMIN).
     #[arg(long, value_name = "IFACE", requires = "twin")]
     wifi: Option<String>,
+    /// Misbehave as real boards and cables now and then do (repeatable):
+    /// `brown-out-after:DURATION` (the chip resets itself that long after each
+    /// firmware start, a hard reset whose ROM banner a console at 115200 reads
+    /// as garbage), `refuse-baud-above:BAUD`, `garble-above:BAUD`,
+    /// `stub-hangs-at-block:N`.
+    #[arg(long, value_name = "FAULT", value_parser = parse_fault)]
+    fault: Vec<hil::vboard::Fault>,
+}
+
+/// A `--fault` value.
+fn parse_fault(text: &str) -> std::result::Result<hil::vboard::Fault, String> {
+    use hil::vboard::Fault;
+    let (kind, arg) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}`: a fault is KIND:VALUE, e.g. brown-out-after:3s"))?;
+    let number = |what: &str| {
+        arg.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("`{text}`: {what} must be a whole number"))
+    };
+    match kind.trim() {
+        "brown-out-after" => {
+            let d = hil::duration::parse_duration(arg.trim()).map_err(|e| format!("`{text}`: {e}"))?;
+            if d.is_negative() || d.is_zero() {
+                return Err(format!("`{text}`: the delay must be positive"));
+            }
+            Ok(Fault::BrownOutAfter(std::time::Duration::from_millis(
+                d.whole_milliseconds().min(u64::MAX as i128) as u64,
+            )))
+        }
+        "refuse-baud-above" => number("the baud rate").map(Fault::RefuseBaudAbove),
+        "garble-above" => number("the baud rate").map(Fault::GarbleAbove),
+        "stub-hangs-at-block" => number("the block").map(Fault::StubHangsAtBlock),
+        other => Err(format!(
+            "unknown fault `{other}`: brown-out-after, refuse-baud-above, garble-above or stub-hangs-at-block"
+        )),
+    }
 }
 
 impl VboardArgs {
@@ -85,6 +122,9 @@ impl ServeArgs {
             let mut options = BoardOptions::new(index, &self.flash)
                 .listen(self.listen)
                 .line_rate(self.line_rate || pace == hil_contract::pace::Pace::Hardware);
+            for fault in &self.fault {
+                options = options.fault(*fault);
+            }
             if self.twin {
                 options = options.firmware(std::sync::Arc::new(
                     hil::vfirmware::TwinRunner::new(hil::vfirmware::TwinNetwork {
