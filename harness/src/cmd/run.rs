@@ -472,9 +472,10 @@ impl RunArgs {
             }
             _ => None,
         });
-        let firmware_name = firmware
-            .as_ref()
-            .map_or_else(|| "as found on the board".to_owned(), ToString::to_string);
+        let firmware_name = firmware.as_ref().map_or_else(
+            || hil::runner::FIRMWARE_AS_FOUND.to_owned(),
+            ToString::to_string,
+        );
         let mut options = self.common.options(firmware, jobs);
         options.log_profile = self.log_profile.clone();
         options.elf = elf;

@@ -10,8 +10,9 @@ use cucumber::gherkin;
 use futures::future::LocalBoxFuture;
 
 use super::context::RunContext;
+use super::plan::ScenarioPlan;
 use super::scenario::ScenarioWorld;
-use super::steps::{self, Step};
+use super::steps::Step;
 use super::suite::Suite;
 
 /// Runs the suite's scenarios, `jobs` at a time.
@@ -83,20 +84,11 @@ fn expected_length(steps: &[Step]) -> Duration {
 fn longest_first(features: &[gherkin::Feature]) -> Vec<gherkin::Feature> {
     let mut single: Vec<(Duration, gherkin::Feature)> = Vec::new();
     for feature in features {
-        let background: Vec<Step> = feature
-            .background
-            .iter()
-            .flat_map(|b| &b.steps)
-            .filter_map(|s| steps::parse(&s.value).ok())
-            .collect();
         let mut push = |scenario: &gherkin::Scenario, rule: Option<&gherkin::Rule>| {
-            let mut own = background.clone();
-            own.extend(
-                scenario
-                    .steps
-                    .iter()
-                    .filter_map(|s| steps::parse(&s.value).ok()),
-            );
+            let own: Vec<Step> = ScenarioPlan::of(feature, scenario)
+                .parsed()
+                .cloned()
+                .collect();
             let mut one = feature.clone();
             one.scenarios.clear();
             one.rules.clear();

@@ -390,10 +390,10 @@ impl Environment {
             scenarios,
             duration: begun.elapsed(),
             run_dir,
-            firmware: options
-                .firmware
-                .as_ref()
-                .map_or_else(|| "as found on the board".into(), ToString::to_string),
+            firmware: options.firmware.as_ref().map_or_else(
+                || super::firmware::FIRMWARE_AS_FOUND.into(),
+                ToString::to_string,
+            ),
         })
     }
 

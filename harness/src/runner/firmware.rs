@@ -9,6 +9,10 @@ use hil_contract::esp8266::MAX_FLASH_SIZE as MAX_IMAGE;
 
 use crate::flash::{FlashError, FlashInput};
 
+/// What a run or a scenario says of its firmware when none was given: the
+/// board runs whatever it holds. One spelling everywhere (console, reports, matrix).
+pub const FIRMWARE_AS_FOUND: &str = "as found on the board";
+
 /// A firmware to flash, as a user names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FirmwareSource {

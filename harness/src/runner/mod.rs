@@ -40,6 +40,7 @@ mod environment;
 pub mod expect;
 mod firmware;
 mod interrupt;
+mod plan;
 mod results;
 mod scenario;
 mod snapshot;
@@ -52,7 +53,7 @@ use std::path::PathBuf;
 pub use board::{BadBoard, BoardChoice};
 pub use context::{Progress, SnapshotMode};
 pub use environment::{Environment, EnvironmentOptions, RunOptions, MQTT_TLS_PORT};
-pub use firmware::{BadImage, FirmwareSource, UnknownFirmware};
+pub use firmware::{BadImage, FirmwareSource, UnknownFirmware, FIRMWARE_AS_FOUND};
 pub use interrupt::Interrupt;
 pub use results::{
     CrashReport, Failure, RunEvent, RunReport, ScenarioResult, Status, StepOutcome, StepRecord,

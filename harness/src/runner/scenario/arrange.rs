@@ -245,7 +245,7 @@ impl ScenarioWorld {
             .lease
             .as_mut()
             .and_then(|l| l.board().installed.clone())
-            .or_else(|| Some("as found on the board".into()));
+            .or_else(|| Some(crate::runner::FIRMWARE_AS_FOUND.into()));
         self.overhead += begun.elapsed();
         Ok(())
     }

@@ -18,8 +18,9 @@ use cucumber::gherkin;
 use super::board::Lease;
 use super::context::RunContext;
 use super::expect::{Expectation, Mark, Observed, Scene};
+use super::plan::{PlannedStep, ScenarioPlan};
 use super::results::{Failure, ScenarioResult, Status, StepOutcome, StepRecord};
-use super::steps::{self, Step};
+use super::steps::Step;
 use super::suite::ScenarioInfo;
 use super::Interrupt;
 use crate::lab::{DevicePolicy, LabMqttClient};
@@ -125,6 +126,8 @@ struct Holding {
 pub struct ScenarioWorld {
     ctx: Option<Arc<RunContext>>,
     info: Option<ScenarioInfo>,
+    /// The scenario's steps, parsed once.
+    plan: ScenarioPlan,
     lease: Option<Lease>,
     policy: DevicePolicy,
     presented: Option<ProfileId>,
@@ -184,18 +187,7 @@ impl cucumber::World for ScenarioWorld {
     }
 }
 
-/// The step text with secrets replaced, for logs and reports.
-pub(crate) fn redacted_step(text: &str, step: &Step) -> String {
-    match step {
-        Step::ProvisionedCredentials { password, .. }
-        | Step::BrokerRequiresCredentials { password, .. }
-            if !password.is_empty() =>
-        {
-            text.replace(&format!("\"{password}\""), "\"<redacted>\"")
-        }
-        _ => text.to_owned(),
-    }
-}
+pub(crate) use super::plan::redacted_step;
 
 fn slug(text: &str) -> String {
     let s: String = text
@@ -210,18 +202,6 @@ fn slug(text: &str) -> String {
         .collect();
     let parts: Vec<&str> = s.split('-').filter(|p| !p.is_empty()).collect();
     parts.join("-").chars().take(60).collect()
-}
-
-/// Every step of a scenario in run order: the background's, then its own.
-fn all_steps<'a>(
-    feature: &'a gherkin::Feature,
-    scenario: &'a gherkin::Scenario,
-) -> impl Iterator<Item = &'a gherkin::Step> {
-    feature
-        .background
-        .iter()
-        .flat_map(|b| &b.steps)
-        .chain(&scenario.steps)
 }
 
 impl ScenarioWorld {
@@ -308,21 +288,12 @@ impl ScenarioWorld {
             "{number:03}-{}",
             slug(&format!("{stem}-{}", info.name))
         )));
-        let in_order: Vec<Option<Step>> = all_steps(feature, scenario)
-            .map(|s| steps::parse(&s.value).ok())
-            .collect();
-        self.reboot_window_step = in_order
-            .iter()
-            .position(|s| matches!(s, Some(Step::RebootsWithin(_))))
-            .map(|r| {
-                in_order[..r]
-                    .iter()
-                    .rposition(|s| s.as_ref().is_some_and(Step::acts))
-            });
+        self.plan = ScenarioPlan::of(feature, scenario);
+        self.reboot_window_step = self.plan.reboot_window_step();
         if self.reboot_window_step == Some(None) {
             self.reboot_expected_from = Some(Self::mark(&ctx));
         }
-        let parsed: Vec<Step> = in_order.into_iter().flatten().collect();
+        let parsed: Vec<Step> = self.plan.parsed().cloned().collect();
         for step in &parsed {
             if let Step::ProvisionedCredentials { password, .. }
             | Step::BrokerRequiresCredentials { password, .. } = step
@@ -358,12 +329,17 @@ impl ScenarioWorld {
     pub(crate) async fn execute(&mut self, step: &gherkin::Step) -> StepResult {
         let began = Instant::now();
         let ctx = self.ctx()?;
-        let keyword = step.keyword.trim().to_owned();
-        let parsed = steps::parse(&step.value);
-        let text = match &parsed {
-            Ok(p) => redacted_step(&step.value, p),
-            Err(_) => step.value.clone(),
+        // The plan holds this step already parsed, at the position it runs in.
+        let planned = match self.plan.steps().get(self.steps.len()) {
+            Some(p) if p.line == step.position.line => p.clone(),
+            _ => PlannedStep::of(step),
         };
+        let PlannedStep {
+            keyword,
+            shown: text,
+            parsed,
+            ..
+        } = planned;
         let shown = format!("{keyword} {text}");
         self.current = Some((shown.clone(), step.position.line));
         self.note(
@@ -544,15 +520,16 @@ impl ScenarioWorld {
             Status::Passed
         };
         let mut steps = std::mem::take(&mut self.steps);
-        for step in all_steps(feature, scenario).skip(steps.len()) {
-            let text = match steps::parse(&step.value) {
-                Ok(parsed) => redacted_step(&step.value, &parsed),
-                Err(_) => step.value.clone(),
-            };
+        let plan = if self.plan.steps().is_empty() {
+            ScenarioPlan::of(feature, scenario)
+        } else {
+            std::mem::take(&mut self.plan)
+        };
+        for step in plan.steps().iter().skip(steps.len()) {
             steps.push(StepRecord {
-                keyword: step.keyword.trim().to_owned(),
-                text,
-                line: step.position.line,
+                keyword: step.keyword.clone(),
+                text: step.shown.clone(),
+                line: step.line,
                 outcome: StepOutcome::Skipped,
                 duration: Duration::ZERO,
             });
@@ -574,7 +551,10 @@ impl ScenarioWorld {
             error: self.error.clone(),
             error_line: self.error_line,
             artifacts,
-            firmware: self.firmware.clone().unwrap_or_default(),
+            firmware: self
+                .firmware
+                .clone()
+                .unwrap_or_else(|| crate::runner::FIRMWARE_AS_FOUND.into()),
             events,
         };
         ctx.finished(result);
