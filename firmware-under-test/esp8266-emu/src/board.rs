@@ -217,7 +217,7 @@ impl Board {
         self.mem.flash_map = (self.dport.cache_ctrl & 0x100 != 0).then_some(self.cache_segment);
     }
 
-    /// The levels of the interrupt lines 0..15 (edge lines high while their source is).
+    /// The levels of the level-triggered interrupt lines 0..6.
     pub fn irq_lines(&self) -> u32 {
         let mut lines = 0;
         if self.uart0.irq() || self.uart1.irq() {
@@ -226,13 +226,22 @@ impl Board {
         if self.gpio.irq() {
             lines |= 1 << INUM_GPIO;
         }
-        if self.timers.frc1_irq() && self.dport.edge_int_enable & 2 != 0 {
-            lines |= 1 << INUM_FRC1;
-        }
-        if self.timers.frc2_irq() && self.dport.edge_int_enable & 4 != 0 {
-            lines |= 1 << INUM_FRC2;
-        }
         lines
+    }
+
+    /// The edge-triggered lines that pulsed since the last call: a timer's expiry
+    /// reaches the CPU when DPORT's edge interrupt enable lets it through (bit 1
+    /// FRC1, bit 2 FRC2), and is lost otherwise.
+    pub fn take_irq_edges(&mut self) -> u32 {
+        let edges = self.timers.take_edges();
+        let mut out = 0;
+        if edges & 1 != 0 && self.dport.edge_int_enable & 2 != 0 {
+            out |= 1 << INUM_FRC1;
+        }
+        if edges & 2 != 0 && self.dport.edge_int_enable & 4 != 0 {
+            out |= 1 << INUM_FRC2;
+        }
+        out
     }
 
     /// The next cycle at which a peripheral raises something, if any.

@@ -28,11 +28,22 @@ pub enum Stop {
     /// The native ROM stopped it.
     #[error(transparent)]
     Rom(#[from] RomStop),
-    /// The CPU waits with no interrupt enabled that could ever come.
-    #[error("the CPU waits in WAITI with nothing left to wake it (PC {pc:#010x})")]
+    /// The CPU waits in WAITI and nothing is armed that could wake it: no
+    /// CCOMPARE0 match with the timer interrupt enabled, no FRC1/FRC2 expiry, no
+    /// UART byte on its way. Input from outside (a UART line) may still wake it.
+    #[error(
+        "the CPU waits in WAITI with nothing armed to wake it (PC {pc:#010x}, \
+         INTENABLE {intenable:#x}, PS {ps:#x}, FRC2 alarm {frc2_alarm:#x} already met)"
+    )]
     IdleForever {
         /// Where it waits.
         pc: u32,
+        /// The interrupts it would take.
+        intenable: u32,
+        /// PS while it waits.
+        ps: u32,
+        /// The FRC2 alarm value last programmed (it has fired, or FRC2 is stopped).
+        frc2_alarm: u32,
     },
     /// A debug exception (BREAK) with no debugger.
     #[error("debug exception (DEBUGCAUSE {cause:#x}) at {pc:#010x}")]
@@ -169,6 +180,13 @@ impl Machine {
             }
             self.lines = lines;
         }
+        let edges = self.board.take_irq_edges();
+        for n in 0..15 {
+            if edges & (1 << n) != 0 {
+                self.cpu.raise_interrupt(n);
+                self.cpu.clear_interrupt(n);
+            }
+        }
         self.next_event = self.board.next_event().unwrap_or(u64::MAX);
         self.board.irq_dirty = false;
     }
@@ -179,7 +197,9 @@ impl Machine {
         self.service();
         while self.board.now < end {
             let pc = self.cpu.pc();
-            if Rom::is_native(pc) {
+            // A CPU halted in WAITI has its PC past the WAITI (in the ROM's idle
+            // loop, a native address): it must wait, not run the ROM again.
+            if Rom::is_native(pc) && !self.cpu.is_waiting() {
                 if pc < ROM_BASE + 0x400 {
                     // An exception or interrupt while the ROM's vectors are in force.
                     return Err(RomStop::UnhandledException {
@@ -239,7 +259,12 @@ impl Machine {
                     let event = self.next_event.saturating_sub(self.board.now);
                     let skip = timer.min(event).min(end - self.board.now);
                     if timer == u64::MAX && self.next_event == u64::MAX {
-                        return Err(Stop::IdleForever { pc });
+                        return Err(Stop::IdleForever {
+                            pc,
+                            intenable: self.cpu.special_register(SpecialReg::Intenable),
+                            ps: self.cpu.special_register(SpecialReg::Ps),
+                            frc2_alarm: self.board.timers.frc2_alarm(),
+                        });
                     }
                     let skip = skip.max(1);
                     self.cpu.advance_cycles(skip - 1);
@@ -267,5 +292,119 @@ impl Machine {
             .zip(&self.intercepts.hits)
             .map(|(row, &n)| (row.symbol, n))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::DPORT_EDGE_INT_ENABLE;
+    use crate::memory::IRAM_BASE;
+    use crate::timers::{CTRL_ENABLE, FRC2_ALARM, FRC2_CTRL};
+    use lx106::Bus;
+
+    /// Regression: the CPU halted in the ROM's idle loop has its PC at a native
+    /// address; it used to run the scheduler again instead of waiting, spinning
+    /// through every emulated second with nothing happening.
+    #[test]
+    fn the_rom_idle_loop_waits_rather_than_spinning() {
+        let mut m = waiting_machine();
+        m.rom.init_ram(&mut m.cpu, &mut m.board);
+        m.cpu.set_pc(crate::rom::IDLE_AFTER);
+        let err = m.run(CPU_HZ).unwrap_err();
+        assert!(
+            matches!(err, Stop::IdleForever { pc, .. } if pc == crate::rom::IDLE_AFTER),
+            "{err}"
+        );
+        assert_eq!(m.instructions, 1, "one WAITI");
+    }
+
+    const INUM_FRC2_LINE: u32 = crate::board::INUM_FRC2;
+    const WAITI_0: [u8; 3] = [0x00, 0x70, 0x00];
+    const CODE: u32 = IRAM_BASE + 0x200;
+    /// The user exception vector (VECBASE + 0x50) where a level-1 interrupt goes.
+    const USER_VECTOR: u32 = IRAM_BASE + 0x50;
+
+    /// A bare machine: `waiti 0` at CODE and at the user vector, user mode.
+    fn waiting_machine() -> Machine {
+        let mut m = Machine::new(&[], &BoardConfig::default(), Symbols::empty());
+        m.board.mem.write_bytes(CODE, &WAITI_0);
+        m.board.mem.write_bytes(USER_VECTOR, &WAITI_0);
+        m.cpu.set_special_register(SpecialReg::Vecbase, IRAM_BASE);
+        m.cpu.set_special_register(SpecialReg::Ps, 0x20);
+        m.cpu.set_pc(CODE);
+        m
+    }
+
+    #[test]
+    fn waiti_with_nothing_armed_stops_at_once_and_says_so() {
+        let mut m = waiting_machine();
+        m.cpu
+            .set_special_register(SpecialReg::Intenable, 1 << INUM_FRC2_LINE);
+        let err = m.run(CPU_HZ).unwrap_err();
+        assert_eq!(
+            err,
+            Stop::IdleForever {
+                pc: CODE + 3,
+                intenable: 1 << INUM_FRC2_LINE,
+                ps: 0x20,
+                frc2_alarm: 0
+            }
+        );
+        assert!(
+            m.board.now < 10,
+            "no emulated second spent: {}",
+            m.board.now
+        );
+    }
+
+    /// The SDK's software timers: FRC2 at 80 MHz / 256 with an alarm, its edge let
+    /// through by DPORT. The wait skips straight to the alarm; each alarm rewritten
+    /// without touching the interrupt-clear register is a new interrupt.
+    #[test]
+    fn waiti_jumps_to_the_frc2_alarm_and_every_alarm_interrupts() {
+        let mut m = waiting_machine();
+        m.board
+            .write32(0x6000_0600 + FRC2_CTRL, CTRL_ENABLE | 2 << 2)
+            .unwrap();
+        m.board.write32(0x6000_0600 + FRC2_ALARM, 1000).unwrap();
+        m.board.write32(DPORT_EDGE_INT_ENABLE, 4).unwrap();
+        m.cpu
+            .set_special_register(SpecialReg::Intenable, 1 << INUM_FRC2_LINE);
+        // The interrupt leaves PS.EXCM set: the vector's own WAITI waits for good.
+        let err = m.run(CPU_HZ).unwrap_err();
+        assert!(
+            matches!(err, Stop::IdleForever { pc, .. } if pc == USER_VECTOR + 3),
+            "{err}"
+        );
+        assert_eq!(m.exceptions[4], 1, "one interrupt");
+        assert!(
+            (1000 * 256..1000 * 256 + 8).contains(&m.board.now),
+            "woken at the alarm, not before or long after: {}",
+            m.board.now
+        );
+        assert!(m.instructions < 5);
+        // Back to the wait with a new alarm (the SDK never clears FRC2's status).
+        m.cpu.set_special_register(SpecialReg::Ps, 0x20);
+        m.cpu.set_pc(CODE);
+        m.board.write32(0x6000_0600 + FRC2_ALARM, 2000).unwrap();
+        let err = m.run(CPU_HZ).unwrap_err();
+        assert!(matches!(err, Stop::IdleForever { .. }), "{err}");
+        assert_eq!(m.exceptions[4], 2, "the second alarm interrupts too");
+        assert!((2000 * 256..2000 * 256 + 8).contains(&m.board.now));
+    }
+
+    #[test]
+    fn an_edge_dport_does_not_let_through_is_lost() {
+        let mut m = waiting_machine();
+        m.board
+            .write32(0x6000_0600 + FRC2_CTRL, CTRL_ENABLE | 2 << 2)
+            .unwrap();
+        m.board.write32(0x6000_0600 + FRC2_ALARM, 10).unwrap();
+        m.cpu
+            .set_special_register(SpecialReg::Intenable, 1 << INUM_FRC2_LINE);
+        let err = m.run(CPU_HZ).unwrap_err();
+        assert!(matches!(err, Stop::IdleForever { pc, .. } if pc == CODE + 3));
+        assert_eq!(m.exceptions[4], 0);
     }
 }

@@ -103,6 +103,37 @@ fn rom_and_sketch_lines_carry_their_baud_rates() {
     assert!((115_000..115_400).contains(&baud), "{baud}");
 }
 
+/// The emulated second at which `line` started on UART0 in `sent`.
+fn line_at(sent: &[esp8266_emu::uart::TxByte], line: &str) -> Option<f64> {
+    let bytes: Vec<u8> = sent.iter().map(|b| b.byte).collect();
+    let i = bytes
+        .windows(line.len())
+        .position(|w| w == line.as_bytes())?;
+    Some(sent[i].cycle as f64 / esp8266_emu::machine::CPU_HZ as f64)
+}
+
+/// With nothing typed at `[prov] ready` the sketch waits out its 1500 ms window
+/// (in `delay(1)` steps: the SDK's software timers on FRC2 wake the idle CPU) and
+/// goes on with its compiled-in settings.
+#[test]
+fn the_provisioning_window_closes_and_the_sketch_joins_wifi() {
+    let mut m = reference_machine();
+    m.reset().expect("the ROM finds the image");
+    let mut sent = Vec::new();
+    while line_at(&sent, "[wifi] connecting ssid=").is_none() {
+        assert!(m.seconds() < 3.0, "no [wifi] line within 3 s");
+        m.run(800_000).unwrap_or_else(|e| panic!("stopped: {e}"));
+        sent.extend(m.take_uart0());
+    }
+    let ready = line_at(&sent, "[prov] ready").expect("[prov] ready");
+    let wifi =
+        line_at(&sent, "[wifi] connecting ssid=factory-ap\r\n").expect("the compiled-in SSID");
+    assert!(
+        (1.5..1.7).contains(&(wifi - ready)),
+        "the window is 1500 ms: ready at {ready:.3} s, wifi at {wifi:.3} s"
+    );
+}
+
 /// Erased flash: the ROM prints `ets_main.c` and stops.
 #[test]
 fn erased_flash_does_not_boot() {
@@ -110,6 +141,21 @@ fn erased_flash_does_not_boot() {
     assert!(m.reset().is_err());
     let text: Vec<u8> = m.take_uart0().iter().map(|b| b.byte).collect();
     assert!(String::from_utf8_lossy(&text).ends_with("ets_main.c \r\n"));
+}
+
+/// Longer: twenty emulated seconds. The join times out after 15 s (no radio yet)
+/// and the sketch says so and tries again (release: `cargo test --release -p
+/// esp8266-emu -- --ignored`).
+#[test]
+#[ignore = "slow in debug builds; run with --release -- --ignored"]
+fn the_sketch_retries_wifi() {
+    let mut m = reference_machine();
+    m.reset().expect("the ROM finds the image");
+    let out = run_until(&mut m, "[wifi] failed\r\n[wifi] connecting", 25.0);
+    assert!(
+        out.contains("[wifi] failed\r\n[wifi] connecting ssid=factory-ap"),
+        "{out}"
+    );
 }
 
 /// Longer: five emulated seconds past setup() without a stop (release: `cargo test
