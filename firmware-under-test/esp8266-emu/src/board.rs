@@ -246,7 +246,22 @@ impl Board {
 
     /// The next cycle at which a peripheral raises something, if any.
     pub fn next_event(&self) -> Option<u64> {
-        self.timers.next_event()
+        [
+            self.timers.next_event(),
+            self.uart0.next_event(),
+            self.uart1.next_event(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Brings the peripherals' state to `now`: timer expiries, UART bytes that
+    /// arrived.
+    pub fn update(&mut self, now: u64) {
+        self.timers.update(now);
+        self.uart0.update(now);
+        self.uart1.update(now);
     }
 
     fn read_reg(&mut self, addr: u32, width: u8) -> u32 {
@@ -264,7 +279,11 @@ impl Board {
     fn read_word_reg(&mut self, addr: u32) -> Option<u32> {
         let now = self.now;
         match addr {
-            0x6000_0000..=0x6000_00FF => self.uart0.read(addr - 0x6000_0000),
+            0x6000_0000..=0x6000_00FF => {
+                // Reading the FIFO may lower the UART's interrupt.
+                self.irq_dirty = true;
+                self.uart0.read(addr - 0x6000_0000)
+            }
             0x6000_0F00..=0x6000_0FFF => self.uart1.read(addr - 0x6000_0F00),
             0x6000_0100..=0x6000_01FF => self.spi1.read(addr - 0x6000_0100),
             0x6000_0200..=0x6000_02FF => self.spi0.read(addr - 0x6000_0200),

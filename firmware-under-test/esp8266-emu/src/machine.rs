@@ -157,6 +157,17 @@ impl Machine {
         std::mem::take(&mut self.board.uart0.tx)
     }
 
+    /// Puts `bytes` on UART0's receive line, after any still on it: they reach the
+    /// RX FIFO at the line rate the firmware set (ten bit times a byte), raising
+    /// the UART interrupt as the chip does. Returns at once; [`Machine::run`] lets
+    /// them arrive.
+    pub fn uart0_receive(&mut self, bytes: &[u8]) {
+        let now = self.board.now;
+        let clock = self.board.apb_hz;
+        self.board.uart0.receive(bytes, now, clock);
+        self.next_event = self.board.next_event().unwrap_or(u64::MAX);
+    }
+
     /// Emulated seconds since reset.
     pub fn seconds(&self) -> f64 {
         self.board.now as f64 / CPU_HZ as f64
@@ -165,7 +176,7 @@ impl Machine {
     /// Brings the CPU's interrupt lines in line with the peripherals.
     fn service(&mut self) {
         let now = self.board.now;
-        self.board.timers.update(now);
+        self.board.update(now);
         let lines = self.board.irq_lines();
         let changed = lines ^ self.lines;
         if changed != 0 {

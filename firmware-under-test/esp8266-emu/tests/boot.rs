@@ -1,46 +1,9 @@
 //! The reference image (fixtures/firmware) from reset on the emulated ESP8266.
 
+mod common;
+
+use common::{line_at, reference_machine, run_until};
 use esp8266_emu::{BoardConfig, Machine, Symbols};
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../fixtures/firmware/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn reference_machine() -> Machine {
-    let image = fixture("reference-nodemcuv2.bin");
-    let mut elf = Vec::new();
-    lzma_rs::xz_decompress(
-        &mut fixture("reference-nodemcuv2.elf.xz").as_slice(),
-        &mut elf,
-    )
-    .expect("the ELF fixture unpacks");
-    let symbols = Symbols::from_elf(&elf).expect("the ELF parses");
-    Machine::new(&image, &BoardConfig::default(), symbols)
-}
-
-/// Runs in 10 ms slices until `needle` is on UART0 or `seconds` of emulated time pass;
-/// returns everything UART0 sent.
-fn run_until(m: &mut Machine, needle: &str, seconds: f64) -> String {
-    let mut text = Vec::new();
-    while m.seconds() < seconds {
-        m.run(800_000).unwrap_or_else(|e| {
-            panic!(
-                "stopped at {:#010x}: {e}\n{}",
-                m.cpu.pc(),
-                String::from_utf8_lossy(&text)
-            )
-        });
-        text.extend(m.take_uart0().iter().map(|b| b.byte));
-        if String::from_utf8_lossy(&text).contains(needle) {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&text).into_owned()
-}
 
 /// From reset to the sketch's `setup()`: the ROM's banner and its lines for eboot
 /// (at 74880 baud), eboot's own (`v...`, `~ld`), the SDK's banner, then the
@@ -101,15 +64,6 @@ fn rom_and_sketch_lines_carry_their_baud_rates() {
     );
     let baud = rest[boot_at].baud;
     assert!((115_000..115_400).contains(&baud), "{baud}");
-}
-
-/// The emulated second at which `line` started on UART0 in `sent`.
-fn line_at(sent: &[esp8266_emu::uart::TxByte], line: &str) -> Option<f64> {
-    let bytes: Vec<u8> = sent.iter().map(|b| b.byte).collect();
-    let i = bytes
-        .windows(line.len())
-        .position(|w| w == line.as_bytes())?;
-    Some(sent[i].cycle as f64 / esp8266_emu::machine::CPU_HZ as f64)
 }
 
 /// With nothing typed at `[prov] ready` the sketch waits out its 1500 ms window
