@@ -390,6 +390,15 @@ impl Board {
         (0x6000_0000..0x6001_0000).contains(&addr) || (0x3FF0_0000..0x3FF4_0000).contains(&addr)
     }
 
+    /// IRAM and the flash behind the cache take only 32-bit accesses: a byte or
+    /// halfword load or store there raises LoadStoreError (EXCCAUSE 3), which the
+    /// core's non-32-bit access handler, when an image has it, carries out.
+    #[inline]
+    fn word_only(addr: u32) -> bool {
+        addr.wrapping_sub(IRAM_BASE) < IRAM_END - IRAM_BASE
+            || addr.wrapping_sub(FLASH_WINDOW) < FLASH_WINDOW_SIZE
+    }
+
     #[inline]
     fn ram_read<const N: usize>(&mut self, addr: u32) -> Result<[u8; N], BusFault> {
         if let Some(ram) = self.mem.ram(addr) {
@@ -417,6 +426,9 @@ impl Bus for Board {
         if Self::is_register(addr) && !self.mem.rtc.contains(addr) {
             return Ok(self.read_reg(addr, 1) as u8);
         }
+        if Self::word_only(addr) {
+            return Err(BusFault::Error);
+        }
         self.ram_read::<1>(addr).map(|b| b[0])
     }
 
@@ -424,6 +436,9 @@ impl Bus for Board {
     fn read16(&mut self, addr: u32) -> Result<u16, BusFault> {
         if Self::is_register(addr) && !self.mem.rtc.contains(addr) {
             return Ok(self.read_reg(addr, 2) as u16);
+        }
+        if Self::word_only(addr) {
+            return Err(BusFault::Error);
         }
         self.ram_read::<2>(addr).map(u16::from_le_bytes)
     }
@@ -438,6 +453,9 @@ impl Bus for Board {
 
     #[inline]
     fn write8(&mut self, addr: u32, value: u8) -> Result<(), BusFault> {
+        if Self::word_only(addr) {
+            return Err(BusFault::Error);
+        }
         if let Some(ram) = self.mem.ram_mut(addr) {
             ram.write(addr, &[value]);
             return Ok(());
@@ -451,6 +469,9 @@ impl Bus for Board {
 
     #[inline]
     fn write16(&mut self, addr: u32, value: u16) -> Result<(), BusFault> {
+        if Self::word_only(addr) {
+            return Err(BusFault::Error);
+        }
         if let Some(ram) = self.mem.ram_mut(addr) {
             ram.write(addr, &value.to_le_bytes());
             return Ok(());
@@ -532,6 +553,14 @@ mod tests {
         board.set_cache(true);
         assert_eq!(board.read32(0x4020_0000), Ok(0xE9));
         assert_eq!(board.read32(0), Err(BusFault::Prohibited));
+        // Flash and IRAM take words only: bytes and halfwords are LoadStoreErrors.
+        assert_eq!(board.read8(0x4020_0000), Err(BusFault::Error));
+        assert_eq!(board.read16(0x4020_0002), Err(BusFault::Error));
+        assert_eq!(board.write8(0x4010_0000, 1), Err(BusFault::Error));
+        assert_eq!(board.write16(0x4010_8000, 1), Err(BusFault::Error));
+        assert_eq!(board.read8(0x4010_0000), Err(BusFault::Error));
+        board.write32(0x4010_0000, 0x1234_5678).unwrap();
+        assert_eq!(board.read32(0x4010_0000), Ok(0x1234_5678));
         assert_eq!(board.write32(0x10, 0), Err(BusFault::Prohibited));
         // The efuse words and a UART byte through the bus.
         assert_eq!(board.read32(0x3FF0_005C), Ok(0x5C_CF7F));

@@ -19,6 +19,9 @@ use crate::rom::{Rom, RomStop, ROM_STACK_TOP};
 use crate::symbols::Symbols;
 use crate::uart::TxByte;
 
+/// The ROM's reset vector, where software jumps to restart the chip.
+pub const ROM_RESET_VECTOR: u32 = 0x4000_0080;
+
 /// CPU cycles per second.
 pub const CPU_HZ: u64 = 80_000_000;
 
@@ -72,6 +75,8 @@ pub struct Machine {
     pub instructions: u64,
     /// Exceptions the CPU took (by EXCCAUSE), interrupts included as cause 4.
     pub exceptions: [u64; 64],
+    /// Software restarts (jumps to the ROM's reset vector) since the machine was made.
+    pub restarts: u32,
     lines: u32,
     next_event: u64,
     /// The last PCs executed, when [`Machine::keep_history`] is on.
@@ -91,6 +96,7 @@ impl Machine {
             intercepts,
             instructions: 0,
             exceptions: [0; 64],
+            restarts: 0,
             lines: 0,
             next_event: 0,
             history: VecDeque::new(),
@@ -120,11 +126,19 @@ impl Machine {
         let mut text = boot::banner(cause, mode);
         let (check, lines) = boot::check_image(&self.board.mem.flash);
         text.push_str(&lines);
-        self.board.uart0.tx.extend(text.bytes().map(|byte| TxByte {
-            byte,
-            baud: ROM_BAUD,
-            cycle,
-        }));
+        // The ROM's own UART setup: the divisor for 115200 at 80 MHz, which the
+        // 26 MHz crystal turns into 74880 until the SDK sets the PLL; after a
+        // software restart the PLL still runs and the ROM's lines come at 115200.
+        self.board.uart0.set_clkdiv(694);
+        let baud = if self.board.apb_hz == 52_000_000 {
+            ROM_BAUD
+        } else {
+            self.board.uart0.baud(self.board.apb_hz)
+        };
+        self.board
+            .uart0
+            .tx
+            .extend(text.bytes().map(|byte| TxByte { byte, baud, cycle }));
         let image = match check {
             Check::Valid(image) => image,
             Check::Unbootable(_) | Check::ChecksumError(_) => return Err(RomStop::NoImage.into()),
@@ -139,9 +153,6 @@ impl Machine {
                 .into());
             }
         }
-        // The ROM's own UART setup: the divisor for 115200 at 80 MHz, which the
-        // 26 MHz crystal turns into 74880.
-        self.board.uart0.set_clkdiv(694);
         self.cpu.set_special_register(SpecialReg::Vecbase, ROM_BASE);
         // User mode (exceptions go to the user vector), interrupts at level 0.
         self.cpu.set_special_register(SpecialReg::Ps, 0x20);
@@ -150,6 +161,21 @@ impl Machine {
         self.cpu.set_ar(0, 0);
         self.cpu.set_pc(image.entry);
         Ok(())
+    }
+
+    /// What happens when software jumps to the ROM's reset vector, as the SDK's
+    /// `system_restart_core` does after a crash dump or `ESP.restart()`: the chip
+    /// is not reset (RAM, RTC memory, peripherals and the PLL stay as they are);
+    /// the CPU starts over in the ROM, which prints its banner with `rst cause:2`
+    /// and boots the image again.
+    fn restart(&mut self) -> Result<(), Stop> {
+        let trace = self.rom.trace;
+        self.cpu = Cpu::new();
+        self.rom = Rom::new();
+        self.rom.trace = trace;
+        self.lines = 0;
+        self.restarts += 1;
+        self.reset()
     }
 
     /// Bytes UART0 sent since the last call.
@@ -208,6 +234,12 @@ impl Machine {
         self.service();
         while self.board.now < end {
             let pc = self.cpu.pc();
+            if pc == ROM_RESET_VECTOR {
+                self.restart()?;
+                self.board.now += 1;
+                self.service();
+                continue;
+            }
             // A CPU halted in WAITI has its PC past the WAITI (in the ROM's idle
             // loop, a native address): it must wait, not run the ROM again.
             if Rom::is_native(pc) && !self.cpu.is_waiting() {
@@ -328,6 +360,63 @@ mod tests {
             "{err}"
         );
         assert_eq!(m.instructions, 1, "one WAITI");
+    }
+
+    /// A byte load from the flash window raises LoadStoreError; through a user
+    /// vector like the SDK's (a2..a4 into a 256-byte frame, then the handler the
+    /// exception table names), the ROM's C wrapper calls the handler
+    /// `_xtos_set_exception_handler` recorded with the frame, and resumes from the
+    /// frame the handler changed: the loaded register and EPC moved past the load,
+    /// as the core's non-32-bit access handler does.
+    #[test]
+    fn a_c_exception_handler_runs_and_the_frame_it_changed_comes_back() {
+        // addmi a1, a1, -256; s32i a2..a4, a1, 20..28; a3 = 0x40000598; jx a3
+        const VECTOR: [u8; 30] = [
+            0x12, 0xd1, 0xff, 0x22, 0x61, 0x05, 0x32, 0x61, 0x06, 0x42, 0x61, 0x07, 0x32, 0xa4,
+            0x00, 0xc0, 0x33, 0x01, 0x32, 0xd3, 0x05, 0x32, 0xc3, 0x7f, 0x32, 0xc3, 0x19, 0xa0,
+            0x03, 0x00,
+        ];
+        // ef->epc += 3; ef->a3 = 0x55; ret
+        const HANDLER: [u8; 18] = [
+            0x42, 0x22, 0x00, 0x42, 0xc4, 0x03, 0x42, 0x62, 0x00, 0x42, 0xa0, 0x55, 0x42, 0x62,
+            0x06, 0x80, 0x00, 0x00,
+        ];
+        // l8ui a3, a5, 1; waiti 0
+        const LOAD: [u8; 6] = [0x32, 0x05, 0x01, 0x00, 0x70, 0x00];
+        const HANDLER_AT: u32 = IRAM_BASE + 0x300;
+        let mut m = Machine::new(
+            &[0x11, 0x22, 0x33, 0x44],
+            &BoardConfig::default(),
+            Symbols::empty(),
+        );
+        m.rom.init_ram(&mut m.cpu, &mut m.board);
+        m.board.set_cache(true);
+        m.board.mem.write_bytes(USER_VECTOR, &VECTOR);
+        m.board.mem.write_bytes(HANDLER_AT, &HANDLER);
+        m.board.mem.write_bytes(CODE, &LOAD);
+        m.cpu.set_special_register(SpecialReg::Vecbase, IRAM_BASE);
+        m.cpu.set_special_register(SpecialReg::Ps, 0x20);
+        m.cpu.set_ar(1, 0x3FFF_E000);
+        m.cpu.set_ar(5, 0x4020_0000);
+        // _xtos_set_exception_handler(3, handler), returning to the load.
+        m.cpu.set_ar(2, 3);
+        m.cpu.set_ar(3, HANDLER_AT);
+        m.cpu.set_ar(0, CODE);
+        m.cpu.set_pc(0x4000_0454);
+        let err = m.run(CPU_HZ).unwrap_err();
+        assert!(
+            matches!(err, Stop::IdleForever { pc, .. } if pc == CODE + 6),
+            "resumed after the load: {err}"
+        );
+        assert_eq!(m.exceptions[3], 1, "one LoadStoreError");
+        assert_eq!(m.cpu.ar(3), 0x55, "the register the handler wrote");
+        assert_eq!(m.cpu.ar(5), 0x4020_0000, "the others as they were");
+        assert_eq!(m.cpu.ar(1), 0x3FFF_E000, "the stack as it was");
+        assert_eq!(
+            m.cpu.special_register(SpecialReg::Ps) & 0x10,
+            0,
+            "EXCM left"
+        );
     }
 
     const INUM_FRC2_LINE: u32 = crate::board::INUM_FRC2;
