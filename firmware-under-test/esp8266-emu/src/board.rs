@@ -123,6 +123,8 @@ pub struct BoardConfig {
     pub boot_mode: u8,
     /// The station MAC in the eFuses.
     pub mac: [u8; 6],
+    /// The access point the station can join (none: every join finds no AP).
+    pub access_point: Option<crate::wifi::AccessPoint>,
 }
 
 impl Default for BoardConfig {
@@ -131,6 +133,7 @@ impl Default for BoardConfig {
             reset_cause: ResetCause::External,
             boot_mode: 3,
             mac: [0x5C, 0xCF, 0x7F, 0x00, 0x00, 0x01],
+            access_point: None,
         }
     }
 }

@@ -34,8 +34,10 @@ pub mod symbols;
 pub mod timers;
 pub mod uart;
 pub mod watchdog;
+pub mod wifi;
 
 pub use board::{Board, BoardConfig, UnmodelledAccess};
 pub use machine::{Machine, Stop};
 pub use rtc::ResetCause;
 pub use symbols::Symbols;
+pub use wifi::{AccessPoint, StationStatus};

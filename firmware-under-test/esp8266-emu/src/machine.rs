@@ -12,12 +12,13 @@ use lx106::{Cpu, SpecialReg, StepOutcome};
 use thiserror::Error;
 
 use crate::board::{Board, BoardConfig};
-use crate::intercept::{Action, Intercepts, TABLE};
+use crate::intercept::{Action, Intercept, Intercepts, TABLE};
 use crate::memory::ROM_BASE;
 use crate::rom::boot::{self, Check, ROM_BAUD};
 use crate::rom::{Rom, RomStop, ROM_STACK_TOP};
 use crate::symbols::Symbols;
 use crate::uart::TxByte;
+use crate::wifi::{AccessPoint, Station, StationStatus};
 
 /// The ROM's reset vector, where software jumps to restart the chip.
 pub const ROM_RESET_VECTOR: u32 = 0x4000_0080;
@@ -48,6 +49,12 @@ pub enum Stop {
         /// The FRC2 alarm value last programmed (it has fired, or FRC2 is stopped).
         frc2_alarm: u32,
     },
+    /// The machine needs a firmware symbol the ELF does not have.
+    #[error("the machine needs the firmware's {name}, which the ELF does not have")]
+    MissingSymbol {
+        /// The symbol.
+        name: &'static str,
+    },
     /// A debug exception (BREAK) with no debugger.
     #[error("debug exception (DEBUGCAUSE {cause:#x}) at {pc:#010x}")]
     Debug {
@@ -56,6 +63,18 @@ pub enum Stop {
         /// EPC2 (where it happened).
         pc: u32,
     },
+}
+
+/// Where firmware functions the machine calls return to (the ROM's unused top
+/// page): the next call of the chain, or the return to the intercepted caller.
+pub const RET_CHAIN: u32 = 0x4000_FF1C;
+
+/// Firmware calls the machine makes for an intercepted function, and its return.
+#[derive(Debug, Clone)]
+struct Chain {
+    calls: VecDeque<(u32, Vec<u32>)>,
+    ret: u32,
+    result: u32,
 }
 
 /// The emulated ESP8266.
@@ -71,6 +90,11 @@ pub struct Machine {
     pub symbols: Symbols,
     /// The interception table, resolved.
     pub intercepts: Intercepts,
+    /// The Wi-Fi station (configuration, frames).
+    pub wifi: Station,
+    /// The access point the station can join.
+    pub access_point: Option<AccessPoint>,
+    chains: Vec<Chain>,
     /// Instructions executed.
     pub instructions: u64,
     /// Exceptions the CPU took (by EXCCAUSE), interrupts included as cause 4.
@@ -94,6 +118,9 @@ impl Machine {
             rom: Rom::new(),
             symbols,
             intercepts,
+            wifi: Station::default(),
+            access_point: config.access_point.clone(),
+            chains: Vec::new(),
             instructions: 0,
             exceptions: [0; 64],
             restarts: 0,
@@ -172,6 +199,7 @@ impl Machine {
         let trace = self.rom.trace;
         self.cpu = Cpu::new();
         self.rom = Rom::new();
+        self.chains.clear();
         self.rom.trace = trace;
         self.lines = 0;
         self.restarts += 1;
@@ -234,6 +262,11 @@ impl Machine {
         self.service();
         while self.board.now < end {
             let pc = self.cpu.pc();
+            if pc == RET_CHAIN {
+                self.chain_next()?;
+                self.board.now += 1;
+                continue;
+            }
             if pc == ROM_RESET_VECTOR {
                 self.restart()?;
                 self.board.now += 1;
@@ -258,27 +291,10 @@ impl Machine {
                 continue;
             }
             if let Some(row) = self.intercepts.lookup(pc) {
-                match row.action {
-                    Action::Return(v) => self.cpu.set_ar(2, v),
-                    Action::ReturnWithPll(v) => {
-                        self.cpu.set_ar(2, v);
-                        self.board.apb_hz = 80_000_000;
-                    }
-                    Action::ReturnVoid => {}
-                    Action::PhyRegister => {
-                        self.cpu.set_ar(2, 0);
-                        self.board.apb_hz = 80_000_000;
-                        if let Some(at) = self.symbols.addr_of("g_phyFuns") {
-                            self.board
-                                .mem
-                                .write_bytes(at, &crate::rom::PHY_STUB_TABLE.to_le_bytes());
-                        }
-                    }
+                if self.intercepted(row)? {
+                    self.board.now += 1;
+                    continue;
                 }
-                let ret = self.cpu.ar(0);
-                self.cpu.set_pc(ret);
-                self.board.now += 1;
-                continue;
             }
             if self.keep_history {
                 if self.history.len() == self.history.capacity() {
@@ -326,6 +342,132 @@ impl Machine {
             }
         }
         Ok(())
+    }
+
+    /// Does what the interception row `row` says at the function's entry; true when
+    /// the machine took the call over (PC is set), false when the function runs.
+    fn intercepted(&mut self, row: &'static Intercept) -> Result<bool, Stop> {
+        match row.action {
+            Action::Return(v) => self.cpu.set_ar(2, v),
+            Action::ReturnWithPll(v) => {
+                self.cpu.set_ar(2, v);
+                self.board.apb_hz = 80_000_000;
+            }
+            Action::ReturnVoid => {}
+            Action::PhyRegister => {
+                self.cpu.set_ar(2, 0);
+                self.board.apb_hz = 80_000_000;
+                if let Some(at) = self.symbols.addr_of("g_phyFuns") {
+                    self.board
+                        .mem
+                        .write_bytes(at, &crate::rom::PHY_STUB_TABLE.to_le_bytes());
+                }
+            }
+            Action::StationConfig => {
+                if let Some(raw) = self.board.mem.read_bytes(self.cpu.ar(2), 96) {
+                    self.wifi.set_config(&raw);
+                }
+                return Ok(false);
+            }
+            Action::StationConnect => return self.station_connect().map(|()| true),
+            Action::LinkOutput => {
+                let (reference, data, size) = (self.cpu.ar(3), self.cpu.ar(4), self.cpu.ar(5));
+                let frame =
+                    self.board
+                        .mem
+                        .read_bytes(data, size as usize)
+                        .ok_or(RomStop::BadPointer {
+                            name: "glue2esp_linkoutput",
+                            addr: data,
+                        })?;
+                self.wifi.frame_out(frame);
+                let freed = self.firmware_fn("esp2glue_pbuf_freed")?;
+                self.chain(vec![(freed, vec![reference])], 0);
+                return Ok(true);
+            }
+        }
+        let ret = self.cpu.ar(0);
+        self.cpu.set_pc(ret);
+        Ok(true)
+    }
+
+    /// The address of a firmware function the machine calls.
+    fn firmware_fn(&self, name: &'static str) -> Result<u32, Stop> {
+        self.symbols
+            .addr_of(name)
+            .ok_or(Stop::MissingSymbol { name })
+    }
+
+    /// `wifi_station_connect`: the station status the join gives, written where
+    /// the SDK keeps it (the byte at offset 210 of the station interface
+    /// `g_ic.ic_if0` points to: what `wifi_station_get_connect_status` reads and
+    /// `system_station_got_ip_set` sets to 5); on success the station netif (the
+    /// interface's first word, as `eagle_auth_done` takes it) goes up and its DHCP
+    /// client starts, through the glue's `netif_set_up` and `dhcp_start`.
+    fn station_connect(&mut self) -> Result<(), Stop> {
+        let g_ic = self.firmware_fn("g_ic")?;
+        let iface = self.board.mem.read_u32(g_ic + 16).unwrap_or(0);
+        let netif = self.board.mem.read_u32(iface).unwrap_or(0);
+        if iface == 0 || netif == 0 {
+            // No station interface yet (the SDK's own start-up call, before the
+            // sketch sets the mode): the SDK returns false and does nothing.
+            self.chain(Vec::new(), 0);
+            return Ok(());
+        }
+        let status = self.wifi.join(self.access_point.as_ref());
+        self.board.mem.write_bytes(iface + 210, &[status as u8]);
+        let calls = if status == StationStatus::Connecting {
+            vec![
+                (self.firmware_fn("netif_set_up")?, vec![netif]),
+                (self.firmware_fn("dhcp_start")?, vec![netif]),
+            ]
+        } else {
+            Vec::new()
+        };
+        self.chain(calls, 1);
+        Ok(())
+    }
+
+    /// Calls firmware functions one after the other (call0, each returning to the
+    /// machine's trampoline), then returns from the intercepted function to its
+    /// caller (a0 at the interception) with `result` in a2. Chains nest: a function
+    /// called may reach another interception that chains its own calls.
+    fn chain(&mut self, calls: Vec<(u32, Vec<u32>)>, result: u32) {
+        self.chains.push(Chain {
+            calls: calls.into(),
+            ret: self.cpu.ar(0),
+            result,
+        });
+        self.cpu.set_pc(RET_CHAIN);
+    }
+
+    /// The trampoline: the next call of the innermost chain, or its end.
+    fn chain_next(&mut self) -> Result<(), Stop> {
+        let Some(chain) = self.chains.last_mut() else {
+            return Err(RomStop::BadPointer {
+                name: "the machine's call trampoline (no call in progress)",
+                addr: RET_CHAIN,
+            }
+            .into());
+        };
+        if let Some((func, args)) = chain.calls.pop_front() {
+            for (i, a) in args.iter().enumerate() {
+                self.cpu.set_ar(2 + i, *a);
+            }
+            self.cpu.set_ar(0, RET_CHAIN);
+            self.cpu.set_pc(func);
+            return Ok(());
+        }
+        let done = self.chains.pop().expect("a chain is in progress");
+        self.cpu.set_ar(2, done.result);
+        self.cpu.set_pc(done.ret);
+        Ok(())
+    }
+
+    /// Frames the station's lwIP sent since the last call (Ethernet II, as lwIP
+    /// built them).
+    pub fn take_frames_out(&mut self) -> Vec<Vec<u8>> {
+        self.wifi.take_frames_out()
     }
 
     /// The interception table with its hit counts.

@@ -13,6 +13,11 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 pub fn reference_machine() -> Machine {
+    reference_machine_with(&BoardConfig::default())
+}
+
+/// The reference image on a board built with `config`.
+pub fn reference_machine_with(config: &BoardConfig) -> Machine {
     let image = fixture("reference-nodemcuv2.bin");
     let mut elf = Vec::new();
     lzma_rs::xz_decompress(
@@ -21,7 +26,7 @@ pub fn reference_machine() -> Machine {
     )
     .expect("the ELF fixture unpacks");
     let symbols = Symbols::from_elf(&elf).expect("the ELF parses");
-    Machine::new(&image, &BoardConfig::default(), symbols)
+    Machine::new(&image, config, symbols)
 }
 
 /// Runs in 10 ms slices until `needle` is on UART0 or `seconds` of emulated time pass;
