@@ -15,7 +15,7 @@ use crate::board::{Board, BoardConfig};
 use crate::intercept::{Action, Intercept, Intercepts, TABLE};
 use crate::memory::ROM_BASE;
 use crate::rom::boot::{self, Check, ROM_BAUD};
-use crate::rom::{Rom, RomStop, ROM_STACK_TOP};
+use crate::rom::{Rom, RomStop, IDLE_AFTER, RET_IDLE, RET_TASK, ROM_STACK_TOP};
 use crate::symbols::Symbols;
 use crate::uart::TxByte;
 use crate::wifi::{AccessPoint, Station, StationStatus};
@@ -69,13 +69,31 @@ pub enum Stop {
 /// page): the next call of the chain, or the return to the intercepted caller.
 pub const RET_CHAIN: u32 = 0x4000_FF1C;
 
-/// Firmware calls the machine makes for an intercepted function, and its return.
+/// One step of a chain: a firmware call, or the machine's own work between calls.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Call0 into firmware with these arguments.
+    Call(u32, Vec<u32>),
+    /// Fill the pbuf `esp2glue_alloc_for_recv` gave (its pbuf and payload pointers
+    /// are in the scratch words at the chain's stack) with the frame, then hand it
+    /// to `esp2glue_ethernet_input` for the station's netif.
+    FillFrame(Vec<u8>),
+}
+
+/// Firmware calls the machine makes (for an intercepted function, or to deliver a
+/// frame), and where it goes when they are done.
 #[derive(Debug, Clone)]
 struct Chain {
-    calls: VecDeque<(u32, Vec<u32>)>,
+    steps: VecDeque<Step>,
     ret: u32,
-    result: u32,
+    /// a2 on return (None: as the last call left it).
+    result: Option<u32>,
+    /// The stack pointer to restore, when the chain took scratch space below it.
+    sp: Option<u32>,
 }
+
+/// The lwIP2 glue's number of the station interface (`STATION_IF`).
+const STATION_NETIF: u32 = 0;
 
 /// The emulated ESP8266.
 #[derive(Debug)]
@@ -95,6 +113,7 @@ pub struct Machine {
     /// The access point the station can join.
     pub access_point: Option<AccessPoint>,
     chains: Vec<Chain>,
+    frames_in: VecDeque<Vec<u8>>,
     /// Instructions executed.
     pub instructions: u64,
     /// Exceptions the CPU took (by EXCCAUSE), interrupts included as cause 4.
@@ -121,6 +140,7 @@ impl Machine {
             wifi: Station::default(),
             access_point: config.access_point.clone(),
             chains: Vec::new(),
+            frames_in: VecDeque::new(),
             instructions: 0,
             exceptions: [0; 64],
             restarts: 0,
@@ -285,6 +305,13 @@ impl Machine {
                     }
                     .into());
                 }
+                if matches!(pc, IDLE_AFTER | RET_TASK | RET_IDLE)
+                    && self.chains.is_empty()
+                    && self.deliver_frame(pc)?
+                {
+                    self.board.now += 1;
+                    continue;
+                }
                 self.rom.dispatch(&mut self.cpu, &mut self.board)?;
                 self.board.now += 1;
                 self.service();
@@ -434,11 +461,46 @@ impl Machine {
     /// called may reach another interception that chains its own calls.
     fn chain(&mut self, calls: Vec<(u32, Vec<u32>)>, result: u32) {
         self.chains.push(Chain {
-            calls: calls.into(),
+            steps: calls.into_iter().map(|(f, a)| Step::Call(f, a)).collect(),
             ret: self.cpu.ar(0),
-            result,
+            result: Some(result),
+            sp: None,
         });
         self.cpu.set_pc(RET_CHAIN);
+    }
+
+    /// Queues an Ethernet frame for the station. It is delivered as the SDK
+    /// delivers received frames, from the scheduler between tasks: into a pbuf from
+    /// `esp2glue_alloc_for_recv`, then `esp2glue_ethernet_input` for the station
+    /// netif, so the image's lwIP takes it.
+    pub fn frame_in(&mut self, frame: &[u8]) {
+        self.frames_in.push_back(frame.to_vec());
+        // The MAC's receive interrupt would end the scheduler's wait.
+        if self.cpu.is_waiting() && self.cpu.pc() == IDLE_AFTER {
+            self.cpu.set_pc(IDLE_AFTER);
+        }
+    }
+
+    /// At the scheduler, between tasks: starts delivering the next frame, if any.
+    fn deliver_frame(&mut self, pc: u32) -> Result<bool, Stop> {
+        let Some(frame) = self.frames_in.pop_front() else {
+            return Ok(false);
+        };
+        let alloc = self.firmware_fn("esp2glue_alloc_for_recv")?;
+        let sp = self.cpu.ar(1);
+        let scratch = sp - 16;
+        self.cpu.set_ar(1, sp - 32);
+        self.chains.push(Chain {
+            steps: VecDeque::from([
+                Step::Call(alloc, vec![frame.len() as u32, scratch, scratch + 4]),
+                Step::FillFrame(frame),
+            ]),
+            ret: pc,
+            result: None,
+            sp: Some(sp),
+        });
+        self.cpu.set_pc(RET_CHAIN);
+        Ok(true)
     }
 
     /// The trampoline: the next call of the innermost chain, or its end.
@@ -450,16 +512,41 @@ impl Machine {
             }
             .into());
         };
-        if let Some((func, args)) = chain.calls.pop_front() {
-            for (i, a) in args.iter().enumerate() {
-                self.cpu.set_ar(2 + i, *a);
+        match chain.steps.pop_front() {
+            Some(Step::Call(func, args)) => {
+                for (i, a) in args.iter().enumerate() {
+                    self.cpu.set_ar(2 + i, *a);
+                }
+                self.cpu.set_ar(0, RET_CHAIN);
+                self.cpu.set_pc(func);
+                return Ok(());
             }
-            self.cpu.set_ar(0, RET_CHAIN);
-            self.cpu.set_pc(func);
-            return Ok(());
+            Some(Step::FillFrame(frame)) => {
+                let scratch = chain.sp.unwrap_or(0).wrapping_sub(16);
+                let pbuf = self.board.mem.read_u32(scratch).unwrap_or(0);
+                let data = self.board.mem.read_u32(scratch + 4).unwrap_or(0);
+                // No pbuf (lwIP is out of memory): the frame is dropped, as the
+                // SDK's ethernet_input drops it.
+                if pbuf != 0 && self.board.mem.write_bytes(data, &frame) {
+                    let input = self.firmware_fn("esp2glue_ethernet_input")?;
+                    if let Some(chain) = self.chains.last_mut() {
+                        chain
+                            .steps
+                            .push_front(Step::Call(input, vec![STATION_NETIF, pbuf]));
+                    }
+                }
+                self.cpu.set_pc(RET_CHAIN);
+                return Ok(());
+            }
+            None => {}
         }
         let done = self.chains.pop().expect("a chain is in progress");
-        self.cpu.set_ar(2, done.result);
+        if let Some(v) = done.result {
+            self.cpu.set_ar(2, v);
+        }
+        if let Some(sp) = done.sp {
+            self.cpu.set_ar(1, sp);
+        }
         self.cpu.set_pc(done.ret);
         Ok(())
     }
