@@ -123,6 +123,8 @@ pub struct BoardConfig {
     pub boot_mode: u8,
     /// The station MAC in the eFuses.
     pub mac: [u8; 6],
+    /// The access point the station can join (none: every join finds no AP).
+    pub access_point: Option<crate::wifi::AccessPoint>,
 }
 
 impl Default for BoardConfig {
@@ -131,6 +133,7 @@ impl Default for BoardConfig {
             reset_cause: ResetCause::External,
             boot_mode: 3,
             mac: [0x5C, 0xCF, 0x7F, 0x00, 0x00, 0x01],
+            access_point: None,
         }
     }
 }
@@ -217,7 +220,7 @@ impl Board {
         self.mem.flash_map = (self.dport.cache_ctrl & 0x100 != 0).then_some(self.cache_segment);
     }
 
-    /// The levels of the interrupt lines 0..15 (edge lines high while their source is).
+    /// The levels of the level-triggered interrupt lines 0..6.
     pub fn irq_lines(&self) -> u32 {
         let mut lines = 0;
         if self.uart0.irq() || self.uart1.irq() {
@@ -226,18 +229,42 @@ impl Board {
         if self.gpio.irq() {
             lines |= 1 << INUM_GPIO;
         }
-        if self.timers.frc1_irq() && self.dport.edge_int_enable & 2 != 0 {
-            lines |= 1 << INUM_FRC1;
-        }
-        if self.timers.frc2_irq() && self.dport.edge_int_enable & 4 != 0 {
-            lines |= 1 << INUM_FRC2;
-        }
         lines
+    }
+
+    /// The edge-triggered lines that pulsed since the last call: a timer's expiry
+    /// reaches the CPU when DPORT's edge interrupt enable lets it through (bit 1
+    /// FRC1, bit 2 FRC2), and is lost otherwise.
+    pub fn take_irq_edges(&mut self) -> u32 {
+        let edges = self.timers.take_edges();
+        let mut out = 0;
+        if edges & 1 != 0 && self.dport.edge_int_enable & 2 != 0 {
+            out |= 1 << INUM_FRC1;
+        }
+        if edges & 2 != 0 && self.dport.edge_int_enable & 4 != 0 {
+            out |= 1 << INUM_FRC2;
+        }
+        out
     }
 
     /// The next cycle at which a peripheral raises something, if any.
     pub fn next_event(&self) -> Option<u64> {
-        self.timers.next_event()
+        [
+            self.timers.next_event(),
+            self.uart0.next_event(),
+            self.uart1.next_event(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Brings the peripherals' state to `now`: timer expiries, UART bytes that
+    /// arrived.
+    pub fn update(&mut self, now: u64) {
+        self.timers.update(now);
+        self.uart0.update(now);
+        self.uart1.update(now);
     }
 
     fn read_reg(&mut self, addr: u32, width: u8) -> u32 {
@@ -255,7 +282,11 @@ impl Board {
     fn read_word_reg(&mut self, addr: u32) -> Option<u32> {
         let now = self.now;
         match addr {
-            0x6000_0000..=0x6000_00FF => self.uart0.read(addr - 0x6000_0000),
+            0x6000_0000..=0x6000_00FF => {
+                // Reading the FIFO may lower the UART's interrupt.
+                self.irq_dirty = true;
+                self.uart0.read(addr - 0x6000_0000)
+            }
             0x6000_0F00..=0x6000_0FFF => self.uart1.read(addr - 0x6000_0F00),
             0x6000_0100..=0x6000_01FF => self.spi1.read(addr - 0x6000_0100),
             0x6000_0200..=0x6000_02FF => self.spi0.read(addr - 0x6000_0200),
@@ -362,6 +393,15 @@ impl Board {
         (0x6000_0000..0x6001_0000).contains(&addr) || (0x3FF0_0000..0x3FF4_0000).contains(&addr)
     }
 
+    /// IRAM and the flash behind the cache take only 32-bit accesses: a byte or
+    /// halfword load or store there raises LoadStoreError (EXCCAUSE 3), which the
+    /// core's non-32-bit access handler, when an image has it, carries out.
+    #[inline]
+    fn word_only(addr: u32) -> bool {
+        addr.wrapping_sub(IRAM_BASE) < IRAM_END - IRAM_BASE
+            || addr.wrapping_sub(FLASH_WINDOW) < FLASH_WINDOW_SIZE
+    }
+
     #[inline]
     fn ram_read<const N: usize>(&mut self, addr: u32) -> Result<[u8; N], BusFault> {
         if let Some(ram) = self.mem.ram(addr) {
@@ -389,6 +429,9 @@ impl Bus for Board {
         if Self::is_register(addr) && !self.mem.rtc.contains(addr) {
             return Ok(self.read_reg(addr, 1) as u8);
         }
+        if Self::word_only(addr) {
+            return Err(BusFault::Error);
+        }
         self.ram_read::<1>(addr).map(|b| b[0])
     }
 
@@ -396,6 +439,9 @@ impl Bus for Board {
     fn read16(&mut self, addr: u32) -> Result<u16, BusFault> {
         if Self::is_register(addr) && !self.mem.rtc.contains(addr) {
             return Ok(self.read_reg(addr, 2) as u16);
+        }
+        if Self::word_only(addr) {
+            return Err(BusFault::Error);
         }
         self.ram_read::<2>(addr).map(u16::from_le_bytes)
     }
@@ -410,6 +456,9 @@ impl Bus for Board {
 
     #[inline]
     fn write8(&mut self, addr: u32, value: u8) -> Result<(), BusFault> {
+        if Self::word_only(addr) {
+            return Err(BusFault::Error);
+        }
         if let Some(ram) = self.mem.ram_mut(addr) {
             ram.write(addr, &[value]);
             return Ok(());
@@ -423,6 +472,9 @@ impl Bus for Board {
 
     #[inline]
     fn write16(&mut self, addr: u32, value: u16) -> Result<(), BusFault> {
+        if Self::word_only(addr) {
+            return Err(BusFault::Error);
+        }
         if let Some(ram) = self.mem.ram_mut(addr) {
             ram.write(addr, &value.to_le_bytes());
             return Ok(());
@@ -504,6 +556,14 @@ mod tests {
         board.set_cache(true);
         assert_eq!(board.read32(0x4020_0000), Ok(0xE9));
         assert_eq!(board.read32(0), Err(BusFault::Prohibited));
+        // Flash and IRAM take words only: bytes and halfwords are LoadStoreErrors.
+        assert_eq!(board.read8(0x4020_0000), Err(BusFault::Error));
+        assert_eq!(board.read16(0x4020_0002), Err(BusFault::Error));
+        assert_eq!(board.write8(0x4010_0000, 1), Err(BusFault::Error));
+        assert_eq!(board.write16(0x4010_8000, 1), Err(BusFault::Error));
+        assert_eq!(board.read8(0x4010_0000), Err(BusFault::Error));
+        board.write32(0x4010_0000, 0x1234_5678).unwrap();
+        assert_eq!(board.read32(0x4010_0000), Ok(0x1234_5678));
         assert_eq!(board.write32(0x10, 0), Err(BusFault::Prohibited));
         // The efuse words and a UART byte through the bus.
         assert_eq!(board.read32(0x3FF0_005C), Ok(0x5C_CF7F));

@@ -4,8 +4,11 @@
 //! does not exist here: PHY calibration, the RF front end and the MAC (WDEV) are
 //! undocumented hardware no public model implements. Where the firmware enters those
 //! parts, the machine takes over at the function boundary, found by ELF symbol: the
-//! function is not executed, it returns at once with the value given here. Each
-//! entry says why. Nothing is intercepted by address alone; a symbol the ELF does not
+//! function is not executed, it returns at once with the value given here (or, for
+//! the Wi-Fi rows, after the machine has done what the radio would have, calling
+//! back into firmware as the SDK does; see [`crate::wifi`]). One kind of row only
+//! watches: the function runs as compiled after the machine has read its
+//! arguments. Each entry says why. Nothing is intercepted by address alone; a symbol the ELF does not
 //! have is reported as unresolved.
 
 use std::collections::HashMap;
@@ -27,6 +30,19 @@ pub enum Action {
     /// function table pointer (the ELF's `g_phyFuns`) set to the ROM's table of PHY
     /// stubs, as the real function sets it to the ROM's (`phy_get_romfuncs`).
     PhyRegister,
+    /// Watch, do not replace: record the `struct station_config` at a2 (the SSID
+    /// and passphrase the station will join with), then run the function.
+    StationConfig,
+    /// Join the machine's access point with the recorded configuration: the
+    /// station status becomes the SDK's outcome; on success the station's netif
+    /// is brought up and its DHCP client started through the lwIP2 glue
+    /// (`netif_set_up`, `dhcp_start`), as the SDK's `eagle_auth_done` does. Returns
+    /// true (the join started).
+    StationConnect,
+    /// A frame from lwIP (`glue2esp_linkoutput(netif, ref, data, size)`): the
+    /// machine takes the bytes, hands the pbuf back (`esp2glue_pbuf_freed(ref)`, as
+    /// the SDK does once sent) and returns 0 (sent).
+    LinkOutput,
 }
 
 /// One row of the table.
@@ -106,6 +122,34 @@ pub const TABLE: &[Intercept] = &[
         why: "libpp's periodic noise-floor measurement (pp_enable_noise_timer runs it at \
               once and from a timer): it reads the baseband's measurement registers \
               (0x60009B60) and goes through the unfilled PHY ops table",
+    },
+    Intercept {
+        symbol: "wifi_station_set_config_current",
+        action: Action::StationConfig,
+        why: "watched, not replaced: the SSID and passphrase the sketch's WiFi.begin \
+              gives the SDK, which the machine's join compares with its access point",
+    },
+    Intercept {
+        symbol: "wifi_station_set_config",
+        action: Action::StationConfig,
+        why: "watched, not replaced: as wifi_station_set_config_current, for sketches \
+              that persist their credentials",
+    },
+    Intercept {
+        symbol: "wifi_station_connect",
+        action: Action::StationConnect,
+        why: "the join: libnet80211 would scan (probe requests through the PHY), \
+              authenticate and associate through the MAC, and libwpa would run the \
+              WPA2 4-way handshake; none of that hardware exists. The machine decides \
+              from its access point and goes on where the SDK's eagle_auth_done does: \
+              netif up and DHCP through the lwIP2 glue",
+    },
+    Intercept {
+        symbol: "glue2esp_linkoutput",
+        action: Action::LinkOutput,
+        why: "the frame boundary: below it the SDK would wrap the frame in 802.11 \
+              (ieee80211_output_pbuf) and queue it for the MAC (ppTxPkt); the machine \
+              takes the Ethernet frame instead",
     },
 ];
 

@@ -5,8 +5,9 @@
 //! the IOMUX, [`rtc`], [`efuse`], [`spi_flash`]) behind the [`board`], which logs every
 //! access to a register nothing models; the mask ROM's functions reimplemented
 //! natively ([`rom`]: no ROM dump is shipped or read); the [`intercept`] table, the
-//! one place the SDK's radio code is replaced at a function boundary; and the
-//! [`machine`] that runs them in virtual time.
+//! one place the SDK's radio code is replaced at a function boundary; the Wi-Fi
+//! station at the lwIP2 glue ([`wifi`]: an access point to join, Ethernet frames
+//! out and in); and the [`machine`] that runs them in virtual time.
 //!
 //! ```no_run
 //! use esp8266_emu::{BoardConfig, Machine, Symbols};
@@ -34,8 +35,10 @@ pub mod symbols;
 pub mod timers;
 pub mod uart;
 pub mod watchdog;
+pub mod wifi;
 
 pub use board::{Board, BoardConfig, UnmodelledAccess};
 pub use machine::{Machine, Stop};
 pub use rtc::ResetCause;
 pub use symbols::Symbols;
+pub use wifi::{AccessPoint, StationStatus};

@@ -5,6 +5,11 @@
 //! CCOMPARE0, lives in the `lx106` crate.
 //!
 //! Time is the machine's cycle count (one CPU cycle at 80 MHz per APB tick).
+//!
+//! Each expiry is also a pulse on the timer's edge-triggered CPU interrupt line
+//! ([`Timers::take_edges`]): the SDK never writes FRC2's interrupt-clear register
+//! (its `ets_timer_handler_isr` only reads the count and rewrites the alarm), so
+//! each alarm match must be a new edge whatever the status bit says.
 
 /// FRC1 load value.
 pub const FRC1_LOAD: u32 = 0x00;
@@ -56,6 +61,8 @@ pub struct Timers {
     frc2_int: bool,
     /// The alarm value that already fired (so it fires once until rewritten).
     frc2_fired_at: Option<u32>,
+    /// Expiries not yet seen by the interrupt controller (bit 0 FRC1, bit 1 FRC2).
+    edges: u32,
 }
 
 impl Timers {
@@ -137,6 +144,7 @@ impl Timers {
         if let Some(at) = self.frc1_fires_at() {
             if now >= at {
                 self.frc1_int = true;
+                self.edges |= 1;
                 if self.frc1_ctrl & CTRL_AUTOLOAD != 0 && self.frc1_load != 0 {
                     // Reload, keeping the phase of the missed periods.
                     let period = self.frc1_load as u64 * prescale(self.frc1_ctrl);
@@ -152,6 +160,7 @@ impl Timers {
         if let Some(at) = self.frc2_fires_at() {
             if now >= at {
                 self.frc2_int = true;
+                self.edges |= 2;
                 // The count passes the alarm: keep counting from here.
                 let count = self.frc2_count(now);
                 self.frc2_start = count;
@@ -182,6 +191,17 @@ impl Timers {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The expiries since the last call: bit 0 FRC1, bit 1 FRC2. Each one is a
+    /// rising edge on the timer's interrupt line.
+    pub fn take_edges(&mut self) -> u32 {
+        std::mem::take(&mut self.edges)
+    }
+
+    /// The FRC2 alarm value last written.
+    pub fn frc2_alarm(&self) -> u32 {
+        self.frc2_alarm
     }
 
     /// Whether FRC1's interrupt is pending.
@@ -224,9 +244,13 @@ mod tests {
         assert_eq!(t.read(FRC2_COUNT, 2559), Some(9));
         t.update(2560);
         assert!(t.frc2_irq());
+        assert_eq!(t.take_edges(), 2);
+        assert_eq!(t.take_edges(), 0, "one edge per match");
         assert_eq!(t.next_event(), None);
-        t.write(FRC2_INT, 1, 2600);
+        // The SDK rewrites the alarm without clearing the status: a new edge.
         t.write(FRC2_ALARM, 20, 2600);
         assert_eq!(t.next_event(), Some(20 * 256));
+        t.update(20 * 256);
+        assert_eq!(t.take_edges(), 2);
     }
 }

@@ -5,8 +5,17 @@
 //! Transmission is instantaneous: a byte written to the FIFO leaves at once (the TX
 //! FIFO always reads empty) and is recorded with the line rate it left at, which is
 //! what a listener needs to tell the ROM's 74880 baud from the sketch's 115200.
+//!
+//! Reception takes the line's time: bytes handed to [`Uart::receive`] are on the
+//! wire one after the other, each arriving in the RX FIFO ten bit times (8N1) after
+//! the one before, at the rate the divisor gives then. The FIFO holds 128 bytes;
+//! one more is lost and raises the overflow interrupt. The FIFO-full interrupt
+//! follows the CONF1 threshold; the timeout interrupt (CONF1 bit 31) comes once
+//! the line has been quiet for the CONF1 timeout (in byte times) with bytes left.
 
 use std::collections::VecDeque;
+
+use crate::machine::CPU_HZ;
 
 /// FIFO register (read: next RX byte; write: a byte to send).
 pub const FIFO: u32 = 0x00;
@@ -43,8 +52,14 @@ pub const ID: u32 = 0x7C;
 pub const INT_RXFIFO_FULL: u32 = 1 << 0;
 /// INT bit: TX FIFO below its threshold (always: it drains at once).
 pub const INT_TXFIFO_EMPTY: u32 = 1 << 1;
+/// INT bit: a received byte found the RX FIFO full and was lost.
+pub const INT_RXFIFO_OVF: u32 = 1 << 4;
 /// INT bit: RX FIFO holds bytes and the line went quiet.
 pub const INT_RXFIFO_TOUT: u32 = 1 << 8;
+/// The RX FIFO's size.
+pub const RX_FIFO_LEN: usize = 128;
+/// Bits per frame on the line: start, eight data bits, stop (8N1).
+pub const BITS_PER_FRAME: u64 = 10;
 
 /// One byte that left a UART.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +77,14 @@ pub struct TxByte {
 pub struct Uart {
     /// Bytes received, not yet read.
     pub rx: VecDeque<u8>,
+    /// Bytes on the wire: each with the cycle at which it reaches the RX FIFO.
+    incoming: VecDeque<(u64, u8)>,
+    /// When the last byte reached the FIFO (for the timeout interrupt).
+    last_arrival: u64,
+    /// The timeout interrupt has fired for the current quiet spell.
+    tout_fired: bool,
+    /// CPU cycles per bit at the divisor and clock the last write saw.
+    cycles_per_bit: u64,
     /// Bytes sent, not yet taken by the machine's user.
     pub tx: Vec<TxByte>,
     int_latched: u32,
@@ -83,6 +106,10 @@ impl Uart {
     pub fn new() -> Uart {
         Uart {
             rx: VecDeque::new(),
+            incoming: VecDeque::new(),
+            last_arrival: 0,
+            tout_fired: true,
+            cycles_per_bit: 694,
             tx: Vec::new(),
             int_latched: 0,
             int_ena: 0,
@@ -113,10 +140,66 @@ impl Uart {
         if self.rx.len() >= threshold {
             raw |= INT_RXFIFO_FULL;
         }
-        if !self.rx.is_empty() && self.conf1 & (1 << 31) != 0 {
-            raw |= INT_RXFIFO_TOUT;
-        }
         raw
+    }
+
+    /// Puts `bytes` on the RX line after whatever is already on it, starting at
+    /// `now` (machine cycles) if the line is free: each byte reaches the FIFO one
+    /// frame time after the previous, at the rate the divisor gives with the UART
+    /// clock at `clock_hz`.
+    pub fn receive(&mut self, bytes: &[u8], now: u64, clock_hz: u32) {
+        let div = u64::from(self.clkdiv.max(1));
+        self.cycles_per_bit = (div * CPU_HZ / u64::from(clock_hz.max(1))).max(1);
+        let frame = BITS_PER_FRAME * self.cycles_per_bit.max(1);
+        let mut at = self.incoming.back().map_or(now, |&(t, _)| t.max(now));
+        for &b in bytes {
+            at += frame;
+            self.incoming.push_back((at, b));
+        }
+    }
+
+    /// Bytes still on the wire.
+    pub fn incoming(&self) -> usize {
+        self.incoming.len()
+    }
+
+    fn tout_at(&self) -> Option<u64> {
+        if self.conf1 & (1 << 31) == 0 || self.rx.is_empty() || self.tout_fired {
+            return None;
+        }
+        let bytes = u64::from((self.conf1 >> 24) & 0x7F).max(1);
+        Some(self.last_arrival + bytes * BITS_PER_FRAME * self.cycles_per_bit.max(1))
+    }
+
+    /// Moves the bytes that have arrived by `now` into the FIFO (or loses them to a
+    /// full one) and latches the timeout interrupt when its moment has come.
+    pub fn update(&mut self, now: u64) {
+        while let Some(&(at, b)) = self.incoming.front() {
+            if at > now {
+                break;
+            }
+            self.incoming.pop_front();
+            if self.rx.len() < RX_FIFO_LEN {
+                self.rx.push_back(b);
+            } else {
+                self.int_latched |= INT_RXFIFO_OVF;
+            }
+            self.last_arrival = at;
+            self.tout_fired = false;
+        }
+        if self.tout_at().is_some_and(|t| now >= t) {
+            self.int_latched |= INT_RXFIFO_TOUT;
+            self.tout_fired = true;
+        }
+    }
+
+    /// The next cycle at which something arrives or the timeout latches.
+    pub fn next_event(&self) -> Option<u64> {
+        let next = self.incoming.front().map(|&(t, _)| t);
+        match (next, self.tout_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether the UART's interrupt output is asserted.
@@ -202,6 +285,58 @@ mod tests {
         assert_eq!(uart.read(FIFO), Some(b'i' as u32));
         assert!(!uart.irq());
         assert_eq!(uart.read(0x40), None);
+    }
+
+    #[test]
+    fn received_bytes_take_the_line_time_and_interrupt_at_the_threshold() {
+        let mut uart = Uart::new();
+        uart.set_clkdiv(80_000_000 / 115_200);
+        uart.write(CONF1, 4, 0, 0);
+        uart.write(INT_ENA, INT_RXFIFO_FULL | INT_RXFIFO_OVF, 0, 0);
+        uart.receive(b"hello", 1000, 80_000_000);
+        // 694 cycles a bit, ten bits a byte.
+        assert_eq!(uart.next_event(), Some(1000 + 6940));
+        uart.update(1000 + 6939);
+        assert_eq!(uart.read(STATUS), Some(0), "not there before its stop bit");
+        uart.update(1000 + 3 * 6940);
+        assert_eq!(uart.read(STATUS), Some(3));
+        assert!(!uart.irq(), "below the threshold of 4");
+        uart.update(1000 + 4 * 6940);
+        assert!(uart.irq());
+        assert_eq!(uart.read(FIFO), Some(u32::from(b'h')));
+        assert!(!uart.irq(), "reading drains it below the threshold");
+        // More bytes queue behind those still on the wire.
+        uart.receive(b"!", 0, 80_000_000);
+        assert_eq!(uart.incoming(), 2);
+        uart.update(u64::MAX);
+        let got: Vec<u8> = std::iter::from_fn(|| uart.rx.pop_front()).collect();
+        assert_eq!(got, b"ello!");
+    }
+
+    #[test]
+    fn a_full_fifo_loses_bytes_and_says_so_and_a_quiet_line_times_out() {
+        let mut uart = Uart::new();
+        uart.set_clkdiv(80_000_000 / 115_200);
+        uart.write(INT_ENA, INT_RXFIFO_OVF | INT_RXFIFO_TOUT, 0, 0);
+        uart.write(CONF1, 0x7F | 2 << 24 | 1 << 31, 0, 0);
+        uart.receive(&[0x55; RX_FIFO_LEN + 1], 0, 80_000_000);
+        uart.update(u64::from(RX_FIFO_LEN as u32) * 6940);
+        assert_eq!(uart.rx.len(), RX_FIFO_LEN);
+        assert!(!uart.irq());
+        let last = (RX_FIFO_LEN as u64 + 1) * 6940;
+        uart.update(last);
+        assert_eq!(uart.rx.len(), RX_FIFO_LEN);
+        assert_eq!(uart.read(INT_ST), Some(INT_RXFIFO_OVF));
+        uart.write(INT_CLR, INT_RXFIFO_OVF, 0, 0);
+        assert!(!uart.irq());
+        // Two byte times of silence: the timeout, once.
+        assert_eq!(uart.next_event(), Some(last + 2 * 6940));
+        uart.update(last + 2 * 6940);
+        assert_eq!(uart.read(INT_ST), Some(INT_RXFIFO_TOUT));
+        uart.write(INT_CLR, INT_RXFIFO_TOUT, 0, 0);
+        assert_eq!(uart.next_event(), None);
+        uart.update(u64::MAX);
+        assert!(!uart.irq());
     }
 
     #[test]

@@ -1,46 +1,9 @@
 //! The reference image (fixtures/firmware) from reset on the emulated ESP8266.
 
+mod common;
+
+use common::{line_at, reference_machine, run_until};
 use esp8266_emu::{BoardConfig, Machine, Symbols};
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../fixtures/firmware/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn reference_machine() -> Machine {
-    let image = fixture("reference-nodemcuv2.bin");
-    let mut elf = Vec::new();
-    lzma_rs::xz_decompress(
-        &mut fixture("reference-nodemcuv2.elf.xz").as_slice(),
-        &mut elf,
-    )
-    .expect("the ELF fixture unpacks");
-    let symbols = Symbols::from_elf(&elf).expect("the ELF parses");
-    Machine::new(&image, &BoardConfig::default(), symbols)
-}
-
-/// Runs in 10 ms slices until `needle` is on UART0 or `seconds` of emulated time pass;
-/// returns everything UART0 sent.
-fn run_until(m: &mut Machine, needle: &str, seconds: f64) -> String {
-    let mut text = Vec::new();
-    while m.seconds() < seconds {
-        m.run(800_000).unwrap_or_else(|e| {
-            panic!(
-                "stopped at {:#010x}: {e}\n{}",
-                m.cpu.pc(),
-                String::from_utf8_lossy(&text)
-            )
-        });
-        text.extend(m.take_uart0().iter().map(|b| b.byte));
-        if String::from_utf8_lossy(&text).contains(needle) {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&text).into_owned()
-}
 
 /// From reset to the sketch's `setup()`: the ROM's banner and its lines for eboot
 /// (at 74880 baud), eboot's own (`v...`, `~ld`), the SDK's banner, then the
@@ -103,6 +66,28 @@ fn rom_and_sketch_lines_carry_their_baud_rates() {
     assert!((115_000..115_400).contains(&baud), "{baud}");
 }
 
+/// With nothing typed at `[prov] ready` the sketch waits out its 1500 ms window
+/// (in `delay(1)` steps: the SDK's software timers on FRC2 wake the idle CPU) and
+/// goes on with its compiled-in settings.
+#[test]
+fn the_provisioning_window_closes_and_the_sketch_joins_wifi() {
+    let mut m = reference_machine();
+    m.reset().expect("the ROM finds the image");
+    let mut sent = Vec::new();
+    while line_at(&sent, "[wifi] connecting ssid=").is_none() {
+        assert!(m.seconds() < 3.0, "no [wifi] line within 3 s");
+        m.run(800_000).unwrap_or_else(|e| panic!("stopped: {e}"));
+        sent.extend(m.take_uart0());
+    }
+    let ready = line_at(&sent, "[prov] ready").expect("[prov] ready");
+    let wifi =
+        line_at(&sent, "[wifi] connecting ssid=factory-ap\r\n").expect("the compiled-in SSID");
+    assert!(
+        (1.5..1.7).contains(&(wifi - ready)),
+        "the window is 1500 ms: ready at {ready:.3} s, wifi at {wifi:.3} s"
+    );
+}
+
 /// Erased flash: the ROM prints `ets_main.c` and stops.
 #[test]
 fn erased_flash_does_not_boot() {
@@ -110,6 +95,19 @@ fn erased_flash_does_not_boot() {
     assert!(m.reset().is_err());
     let text: Vec<u8> = m.take_uart0().iter().map(|b| b.byte).collect();
     assert!(String::from_utf8_lossy(&text).ends_with("ets_main.c \r\n"));
+}
+
+/// The board has no access point: the compiled-in network is not found, the
+/// sketch says so and tries again after its 2 s pause.
+#[test]
+fn the_sketch_retries_wifi() {
+    let mut m = reference_machine();
+    m.reset().expect("the ROM finds the image");
+    let out = run_until(&mut m, "[wifi] failed\r\n[wifi] connecting", 6.0);
+    assert!(
+        out.contains("[wifi] failed\r\n[wifi] connecting ssid=factory-ap"),
+        "{out}"
+    );
 }
 
 /// Longer: five emulated seconds past setup() without a stop (release: `cargo test

@@ -155,6 +155,13 @@ pub(super) fn call(ctx: &mut Ctx, pc: u32) -> Result<Option<Flow>, RomStop> {
             let (a, b) = (ctx.arg(0), ctx.arg(1));
             Flow::Return(Some(a.checked_rem(b).unwrap_or(0)))
         }
+        // roundup2(x, align): x rounded up to a power-of-two alignment.
+        0x4000_31b4 => {
+            let (x, align) = (ctx.arg(0), ctx.arg(1));
+            Flow::Return(Some(
+                x.wrapping_add(align.wrapping_sub(1)) & align.wrapping_neg(),
+            ))
+        }
         // __muldi3
         0x4000_0650 => {
             let (a, b) = (u64a(ctx, 0), u64a(ctx, 2));

@@ -142,7 +142,8 @@ pub struct Rom {
     isr: [(u32, u32); 16],
     putc_frames: Vec<PutcFrame>,
     isr_frames: Vec<IsrFrame>,
-    exc_frames: Vec<IsrFrame>,
+    /// The exception frames of C exception handlers running (their addresses).
+    exc_frames: Vec<u32>,
     cpu_mhz: u32,
     /// The ROM's own output goes to UART1 (`uart_buff_switch(1)`).
     console_uart1: bool,

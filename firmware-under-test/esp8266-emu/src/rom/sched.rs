@@ -9,8 +9,8 @@ use std::collections::VecDeque;
 use lx106::SpecialReg;
 
 use super::{
-    Ctx, Flow, IsrFrame, RomStop, Task, C_HANDLER_TABLE, EXC_HANDLER_TABLE, IDLE_WAITI, RET_IDLE,
-    RET_ISR, RET_TASK,
+    Ctx, Flow, IsrFrame, RomStop, Task, C_HANDLER_TABLE, EXC_HANDLER_TABLE, IDLE_WAITI, RET_EXC,
+    RET_IDLE, RET_ISR, RET_TASK,
 };
 
 /// `_xtos_l1int_handler`: what the exception table holds for cause 4.
@@ -132,18 +132,88 @@ fn restore(ctx: &mut Ctx, frame: &IsrFrame) {
     ctx.cpu.set_pc(frame.epc1);
 }
 
-/// A C exception handler returned (not used yet: the wrapper stops instead).
+/// Offsets in the exception frame the user vector opens (256 bytes below the
+/// interrupted stack pointer) and `_xtos_c_wrapper_handler` fills, as the core's
+/// `struct __exception_frame` reads it: EPC, PS, SAR, a spare word, a0, a2..a15
+/// (no a1: the frame's end is a1), then the cause.
+mod frame {
+    pub const EPC: u32 = 0;
+    pub const PS: u32 = 4;
+    pub const SAR: u32 = 8;
+    pub const A0: u32 = 16;
+    /// a2; a(n) for n >= 2 is at `A2 + 4 * (n - 2)`.
+    pub const A2: u32 = 20;
+    pub const CAUSE: u32 = 76;
+    /// What the vector took from the stack.
+    pub const SIZE: u32 = 256;
+}
+
+/// `_xtos_c_wrapper_handler`: the user vector left a2..a4 in the frame at a1 and
+/// jumped here through the exception table. Saves the rest of the interrupted
+/// context in the frame, then calls the C handler `_xtos_set_exception_handler`
+/// recorded for the cause as `handler(frame, cause)` on the stack below the frame,
+/// with exception mode left and level-1 interrupts masked. Its return comes to
+/// [`exc_return`], which resumes from the frame (a handler may change it: the
+/// core's non-32-bit access handler writes the loaded register and moves EPC on).
+fn c_wrapper(ctx: &mut Ctx) -> Result<Flow, RomStop> {
+    let sp = ctx.cpu.ar(1);
+    let cause = ctx.cpu.special_register(SpecialReg::Exccause);
+    let handler = ctx
+        .board
+        .mem
+        .read_u32(C_HANDLER_TABLE + 4 * (cause & 63))
+        .unwrap_or(0);
+    if handler == 0 {
+        return Err(unhandled(ctx));
+    }
+    let ps = ctx.cpu.special_register(SpecialReg::Ps);
+    let mut words = vec![
+        (frame::EPC, ctx.cpu.special_register(SpecialReg::Epc1)),
+        (frame::PS, ps),
+        (frame::SAR, ctx.cpu.special_register(SpecialReg::Sar)),
+        (frame::A0, ctx.cpu.ar(0)),
+        (frame::CAUSE, cause),
+    ];
+    for n in 5..16 {
+        words.push((frame::A2 + 4 * (n as u32 - 2), ctx.cpu.ar(n)));
+    }
+    for (off, v) in words {
+        ctx.write("_xtos_c_wrapper_handler", sp + off, &v.to_le_bytes())?;
+    }
+    ctx.rom.exc_frames.push(sp);
+    ctx.cpu
+        .set_special_register(SpecialReg::Ps, (ps & !(PS_EXCM | 0xF)) | 1);
+    ctx.call(handler, &[sp, cause], RET_EXC);
+    Ok(Flow::Jumped)
+}
+
+/// A C exception handler returned: the registers, SAR, PS and PC come back from
+/// its frame, as the wrapper's RFE does.
 pub(super) fn exc_return(ctx: &mut Ctx) -> Result<Flow, RomStop> {
-    match ctx.rom.exc_frames.pop() {
-        Some(frame) => {
-            restore(ctx, &frame);
-            Ok(Flow::Jumped)
-        }
-        None => Err(RomStop::BadPointer {
+    let Some(sp) = ctx.rom.exc_frames.pop() else {
+        return Err(RomStop::BadPointer {
             name: "exception return without an exception",
             addr: ctx.cpu.ar(1),
-        }),
+        });
+    };
+    let word = |ctx: &mut Ctx, off: u32| -> Result<u32, RomStop> {
+        let b = ctx.read("_xtos_c_wrapper_handler", sp + off, 4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    for n in 2..16 {
+        let v = word(ctx, frame::A2 + 4 * (n as u32 - 2))?;
+        ctx.cpu.set_ar(n, v);
     }
+    let a0 = word(ctx, frame::A0)?;
+    let sar = word(ctx, frame::SAR)?;
+    let ps = word(ctx, frame::PS)?;
+    let epc = word(ctx, frame::EPC)?;
+    ctx.cpu.set_ar(0, a0);
+    ctx.cpu.set_ar(1, sp + frame::SIZE);
+    ctx.cpu.set_special_register(SpecialReg::Sar, sar);
+    ctx.cpu.set_special_register(SpecialReg::Ps, ps & !PS_EXCM);
+    ctx.cpu.set_pc(epc);
+    Ok(Flow::Jumped)
 }
 
 fn unhandled(ctx: &mut Ctx) -> RomStop {
@@ -255,9 +325,11 @@ pub(super) fn call(ctx: &mut Ctx, pc: u32) -> Result<Option<Flow>, RomStop> {
             Flow::Return(Some(old))
         }
         XTOS_L1INT_HANDLER => l1int(ctx)?,
-        // _xtos_unhandled_exception, _xtos_unhandled_interrupt, the C wrapper (C
-        // exception handlers are not run yet: the machine stops and says where).
-        XTOS_UNHANDLED_EXCEPTION | 0x4000_dc3c | XTOS_C_WRAPPER_HANDLER => {
+        XTOS_C_WRAPPER_HANDLER => c_wrapper(ctx)?,
+        // _xtos_unhandled_exception, _xtos_unhandled_interrupt: on a chip a BREAK
+        // then the same exception again until the watchdog bites; the machine stops
+        // and says where.
+        XTOS_UNHANDLED_EXCEPTION | 0x4000_dc3c => {
             return Err(unhandled(ctx));
         }
         // ets_delay_us(us)
