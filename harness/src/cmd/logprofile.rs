@@ -197,6 +197,16 @@ fn table(out: &mut impl Write, profile: &LogProfile, report: &CheckReport) -> st
             )?;
         }
     }
+    if !report.sees_boots() {
+        writeln!(
+            out,
+            "\nWarning: no boot pattern: this profile cannot see the firmware boot. Reboots are still\n\
+             seen from the ROM's banner (readable after a software restart, an exception or a\n\
+             watchdog; garbled but recognised after a hard reset), but one whose banner the console\n\
+             misses (a USB adapter re-enumerating) goes unseen. Add `boot = '...'` for the line\n\
+             the firmware prints first."
+        )?;
+    }
     if !report.provisions() {
         writeln!(
             out,
@@ -251,5 +261,6 @@ fn json(profile: &LogProfile, report: &CheckReport) -> serde_json::Value {
         "cannot_judge": steps(report.cannot_judge().collect()),
         "judged_late": steps(report.judged_late().collect()),
         "provisions": report.provisions(),
+        "sees_boots": report.sees_boots(),
     })
 }

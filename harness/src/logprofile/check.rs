@@ -277,6 +277,15 @@ impl CheckReport {
         })
     }
 
+    /// Whether the profile recognises the firmware's own boot line. Without it
+    /// a reboot is seen from the ROM's banner alone (readable at 115200 after a
+    /// restart the chip asked for, garbled but recognised after a hard reset):
+    /// a reboot whose banner the console misses (its port reopening after a USB
+    /// reset) goes unseen, and `the board does not reboot` cannot tell.
+    pub fn sees_boots(&self) -> bool {
+        self.producible(SemanticEvent::Boot)
+    }
+
     /// Whether the harness can provision this firmware: it writes its PROV line
     /// when it sees `prov_ready`.
     pub fn provisions(&self) -> bool {
@@ -368,6 +377,7 @@ mod tests {
             .judged_late()
             .any(|s| s.phrase == "the device never completes an MQTT connection"));
         assert!(!report.provisions());
+        assert!(!report.sees_boots());
         assert!(report.unseen.is_empty());
     }
 
