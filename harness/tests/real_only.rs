@@ -7,10 +7,14 @@
 //! openssl and stops cleanly on Ctrl-C.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+
+use common::served::ServedBoard;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -61,45 +65,6 @@ fn real_only(args: &[&str], dir: &Path) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-/// A virtual board from the full build, killed on drop.
-struct ServedBoard {
-    child: Child,
-    url: String,
-}
-
-impl ServedBoard {
-    fn start(dir: &Path, index: u8) -> ServedBoard {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-            .args(["vboard", "--twin", "--listen", "127.0.0.1:0", "--index"])
-            .arg(index.to_string())
-            .arg("--flash")
-            .arg(dir.join(format!("board{index}.flash")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        // Keep draining: a board whose stdout closes dies of the broken pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let url = first
-            .split_whitespace()
-            .find(|word| word.starts_with("rfc2217://"))
-            .unwrap_or_else(|| panic!("no rfc2217:// URL in `{first}`"))
-            .to_owned();
-        ServedBoard { child, url }
-    }
-}
-
-impl Drop for ServedBoard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -160,7 +125,7 @@ fn asking_for_virtual_boards_says_how_to_get_them() {
 #[test]
 fn builds_flashes_monitors_and_runs_a_served_board() {
     let dir = tempfile::tempdir().unwrap();
-    let board = ServedBoard::start(dir.path(), 1);
+    let board = ServedBoard::start(dir.path(), 1, &[]);
 
     let out = real_only(&["vfirmware", "build", "-o", "ref.bin"], dir.path());
     assert!(out.status.success(), "{}", text(&out));

@@ -8,6 +8,7 @@ mod common;
 use std::process::Output;
 
 use common::cli::hil_as_ci;
+use common::served::ServedBoard;
 
 struct Run {
     out: Output,
@@ -333,47 +334,6 @@ fn the_retain_flag_and_qos_of_publishes_are_judged() {
     let all = retained.text();
     assert_eq!(retained.code(), Some(1), "{all}");
     assert!(all.contains("not retained"), "{all}");
-}
-
-/// A virtual board served on its own (`hil vboard --twin`), killed on drop.
-struct ServedBoard {
-    child: std::process::Child,
-    url: String,
-}
-
-impl ServedBoard {
-    fn start(dir: &std::path::Path, index: u8, args: &[&str]) -> ServedBoard {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hil"))
-            .args(["vboard", "--twin", "--listen", "127.0.0.1:0", "--index"])
-            .arg(index.to_string())
-            .arg("--flash")
-            .arg(dir.join(format!("board{index}.flash")))
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        // Keep draining: a board whose stdout closes dies of the broken pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let url = first
-            .split_whitespace()
-            .find(|word| word.starts_with("rfc2217://"))
-            .unwrap_or_else(|| panic!("no rfc2217:// URL in `{first}`"))
-            .to_owned();
-        ServedBoard { child, url }
-    }
-}
-
-impl Drop for ServedBoard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Finding 3: a reboot without a dump shows in the bytes on any firmware and

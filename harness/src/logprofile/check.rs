@@ -216,6 +216,14 @@ pub fn step_uses() -> &'static [StepUse] {
             Reads::Nothing
         ),
         step!(
+            r#"the device's publishes to "<topic>" are <not retained|retained>"#,
+            Reads::Nothing
+        ),
+        step!(
+            r#"the device's publishes to "<topic>" use QoS <0|1|2>"#,
+            Reads::Nothing
+        ),
+        step!(
             r#"the device subscribes to "<topic>" within <duration>"#,
             Reads::SoonerWith(REFUSAL)
         ),

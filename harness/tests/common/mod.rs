@@ -3,11 +3,13 @@
 //! esptool and pyserial from the project venv), plus a SOCKS5 hop that lets
 //! mosquitto's clients reach `broker.hil.test` without touching /etc/hosts.
 //! `cli` runs the `hil` binary as a user does; `netns` makes the network
-//! namespaces of the served-network tests.
+//! namespaces of the served-network tests; `served` serves a virtual board
+//! from its own process.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod cli;
 pub mod netns;
+pub mod served;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
