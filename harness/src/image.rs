@@ -19,7 +19,7 @@
 /// The first byte of every v1 image.
 pub const MAGIC: u8 = hil_contract::esp8266::IMAGE_MAGIC;
 /// The value the image checksum starts from.
-pub const CHECKSUM_SEED: u8 = 0xEF;
+pub const CHECKSUM_SEED: u8 = hil_contract::rom::CHECKSUM_SEED;
 /// More segments than this is not an image the ROM would load (it has 16 slots).
 const MAX_SEGMENTS: u8 = 16;
 

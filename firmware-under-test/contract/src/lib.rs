@@ -13,6 +13,7 @@
 //! - [`esp8266`]: baud rates, flash geometry and register addresses of the chip;
 //! - [`pace`]: how fast a virtual board and its twin run;
 //! - [`loader`] and [`slip`]: the ROM serial loader's and the flasher stub's protocol;
+//! - [`rom`]: the lines the mask ROM prints while it loads an image;
 //! - [`uart`]: how a UART at one rate hears another, and the ROM banner's garbled shape.
 //!
 //! ```
@@ -32,5 +33,6 @@ pub mod esp8266;
 pub mod loader;
 pub mod pace;
 pub mod provision;
+pub mod rom;
 pub mod slip;
 pub mod uart;

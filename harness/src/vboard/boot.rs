@@ -106,39 +106,13 @@ pub(crate) fn check_image(flash: &[u8]) -> (ImageCheck, String) {
             return (ImageCheck::Unbootable(error), text);
         }
     };
-    // The ROM reads flash through a 16-byte buffer and reports how many bytes of
-    // the current buffer a segment starts in (`room`), how many of its last buffer
-    // it ends in (`tail`), and when a segment header straddles two buffers (`ho`).
-    // This reproduces the figures of real boot logs for the common cases.
-    let mut room = 16usize;
-    let mut running = crate::image::CHECKSUM_SEED;
-    for (index, segment) in image.segments().iter().enumerate() {
-        let len = segment.data().len();
-        let tail = if len <= room { 0 } else { (len - room) % 16 };
-        let _ = write!(
-            text,
-            "load {:#010x}, len {len}, room {room} \r\ntail {tail}\r\n",
-            segment.addr()
-        );
-        running = segment.data().iter().fold(running, |acc, b| acc ^ b);
-        let _ = write!(text, "chksum {running:#04x}\r\n");
-        if index + 1 < image.segments().len() {
-            let left = if len <= room {
-                room - len
-            } else if tail == 0 {
-                16
-            } else {
-                16 - tail
-            };
-            if left >= 8 {
-                room = left - 8;
-            } else {
-                let _ = write!(text, "ho 0 tail {tail} room {left}\r\n");
-                room = left + 16 - 8;
-            }
-        }
-    }
-    let _ = write!(text, "csum {:#04x}\r\n", image.stored_checksum());
+    let segments: Vec<(u32, &[u8])> = image
+        .segments()
+        .iter()
+        .map(|s| (s.addr(), s.data()))
+        .collect();
+    let (lines, _) = hil_contract::rom::load_lines(&segments, image.stored_checksum());
+    text.push_str(&lines);
     if image.checksum_ok() {
         (ImageCheck::Valid(image), text)
     } else {
