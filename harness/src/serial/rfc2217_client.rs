@@ -23,6 +23,8 @@ use crate::telnet::{Decoder, Token, DO, IAC, WILL};
 const COM_PORT: u8 = 44;
 /// How long negotiation and acknowledgements may take.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the line settings may take to be answered when the port opens.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the client keeps of the server's Telnet stream: data not read yet, the
 /// options agreed, the acknowledgements seen. It never touches the socket: the
@@ -259,7 +261,9 @@ impl Inner {
         let answered = |telnet: &Negotiator, code: u8| {
             telnet.acks(code + 100) > before[usize::from(code) - 1]
         };
-        let deadline = Instant::now() + NETWORK_TIMEOUT;
+        // ser2net with an RFC 2217 connector answers only once it has reached
+        // the board again, which takes it a few seconds after a client left.
+        let deadline = Instant::now() + OPEN_TIMEOUT;
         while !(1..=4).all(|code| answered(&self.telnet, code)) && Instant::now() < deadline {
             self.pump(Some(deadline))?;
         }
