@@ -27,6 +27,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Serial(#[from] SerialError),
+    /// A board farm (labgrid) failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Farm(#[from] crate::farm::FarmError),
     /// A virtual board failed.
     #[cfg(feature = "virtual")]
     #[error(transparent)]

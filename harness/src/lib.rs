@@ -37,6 +37,7 @@ pub use hil_contract::bearssl;
 pub mod artifact;
 pub mod crash;
 pub mod doctor;
+pub mod farm;
 pub mod duration;
 pub mod flash;
 pub mod image;

@@ -174,6 +174,31 @@ fn both_templates_check_flash_then_run_a_shard_and_keep_the_reports() {
     assert!(gitlab.contains("when: always"));
 }
 
+const GITHUB_FARM: &str = "ci/github/hil-farm.yml";
+const GITLAB_FARM: &str = "ci/gitlab/hil-farm.gitlab-ci.yml";
+
+#[test]
+fn farm_templates_pass_their_schemas_and_take_places_by_tag() {
+    for (rel, schema) in [
+        (GITHUB_FARM, "vendor.github-workflows"),
+        (GITLAB_FARM, "vendor.gitlab-ci"),
+    ] {
+        let out = schema_check(schema, &root().join(rel));
+        assert!(out.status.success(), "{rel}:\n{}", text(&out));
+        let template = read(rel);
+        let line = hil_run_line(&template);
+        assert!(
+            line.contains(r#"--board "labgrid:board=esp8266*$PLACES""#),
+            "{rel}: places by tag: {line}"
+        );
+        for flag in ["--firmware", "--junit", "--report"] {
+            assert!(line.contains(flag), "{rel}: `hil run` lacks {flag}: {line}");
+        }
+        assert!(!line.contains("--device-ip"), "{rel}: the place tag ip= says it");
+        assert!(template.contains("LG_COORDINATOR"), "{rel}");
+    }
+}
+
 #[test]
 fn udev_rules_name_both_usb_serial_adapters_for_dialout_only() {
     let rules = read("ci/udev/99-hil-esp8266.rules");

@@ -320,3 +320,95 @@ async fn bad_input_is_refused_before_the_board_is_touched() {
         .iter()
         .any(|e| matches!(e, BoardEvent::FlashBegin { .. })));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flashing_connects_and_uploads_the_stub_at_the_flashing_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (board, _) = board_with(dir.path(), 25, &[]).await;
+    let report = flash_on(&board, &image(20_000, 9)).await.unwrap();
+    assert_eq!(report.baud.used, 921_600);
+    assert!(report.baud.fell_back.is_empty(), "{:?}", report.baud);
+    assert_eq!(report.outcome, FlashOutcome::Written { verified: true });
+}
+
+/// Resets the board on `port` into its ROM loader as esptool does (RTS pulls EN
+/// low, DTR pulls GPIO0 low as EN rises), at the port's current rate.
+fn reset_into_loader(port: &mut dyn serialport::SerialPort) {
+    port.write_data_terminal_ready(false).unwrap();
+    port.write_request_to_send(true).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    port.write_data_terminal_ready(true).unwrap();
+    port.write_request_to_send(false).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    port.write_data_terminal_ready(false).unwrap();
+}
+
+/// Sends one loader request and returns the answers' opcodes seen within 300 ms.
+fn ask(port: &mut dyn serialport::SerialPort, op: u8, data: &[u8]) -> Vec<u8> {
+    use hil_contract::{loader, slip};
+    use std::io::{Read, Write};
+    port.clear(serialport::ClearBuffer::Input).unwrap();
+    port.write_all(&slip::encode(&loader::request(op, data, 0))).unwrap();
+    let mut decoder = slip::Decoder::new();
+    let mut ops = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_millis(300);
+    let mut buf = [0u8; 512];
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = port.read(&mut buf) {
+            for frame in decoder.feed(&buf[..n]) {
+                if let Some(answer) = loader::Response::parse(&frame) {
+                    ops.push(answer.op);
+                }
+            }
+        }
+    }
+    ops
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rom_answers_only_at_the_rate_it_synced_to() {
+    use hil_contract::loader::{command, SYNC_PAYLOAD};
+    let dir = tempfile::tempdir().unwrap();
+    let (board, _) = board_with(dir.path(), 26, &[]).await;
+    let spec: PortSpec = board.url().parse().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut port = spec.open(115_200).unwrap();
+        port.set_timeout(Duration::from_millis(20)).unwrap();
+        let magic = 0x6000_0078u32.to_le_bytes();
+        // Straight at 921600: the ROM measures the rate on SYNC and answers at it.
+        port.set_baud_rate(921_600).unwrap();
+        reset_into_loader(port.as_mut());
+        assert!(ask(port.as_mut(), command::SYNC, &SYNC_PAYLOAD).contains(&command::SYNC));
+        assert!(ask(port.as_mut(), command::READ_REG, &magic).contains(&command::READ_REG));
+        // A client that moves to another rate without a reset is not followed:
+        // the ROM keeps the divisor it measured, and nothing it hears is a command.
+        port.set_baud_rate(115_200).unwrap();
+        assert!(ask(port.as_mut(), command::READ_REG, &magic).is_empty());
+        assert!(ask(port.as_mut(), command::SYNC, &SYNC_PAYLOAD).is_empty());
+        // After a reset the ROM measures again: 115200 now works.
+        reset_into_loader(port.as_mut());
+        assert!(ask(port.as_mut(), command::SYNC, &SYNC_PAYLOAD).contains(&command::SYNC));
+        assert!(ask(port.as_mut(), command::READ_REG, &magic).contains(&command::READ_REG));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_that_cannot_carry_the_rate_connects_at_115200_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (board, _) = board_with(dir.path(), 27, &[Fault::GarbleAbove(115_200)]).await;
+    std::fs::write(dir.path().join("image.bin"), image(20_000, 4)).unwrap();
+    let out = hil(&[
+        "flash",
+        "--port",
+        board.url(),
+        dir.path().join("image.bin").to_str().unwrap(),
+    ])
+    .await;
+    let out = assert_ok(&out);
+    assert!(
+        out.contains("Baud rate: 115200 (fell back from 921600: no answer at that rate; 460800: no answer at that rate; 230400: no answer at that rate)"),
+        "{out}"
+    );
+}

@@ -126,7 +126,7 @@ impl DemoArgs {
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
         let began = Instant::now();
         let (reference, runs) = runtime.block_on(async {
-            stop_on_signals(interrupt.clone(), partial.clone());
+            stop_on_signals(interrupt.clone(), partial.clone(), None);
             let mut env_options = EnvironmentOptions::new(
                 BoardChoice::Virtual {
                     count: boards as u8,

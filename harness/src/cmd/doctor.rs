@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hil::doctor::{any_failed, run_checks, Check, Options, Status};
-use hil::serial::PortSpec;
+
+use super::farm::{with_board, BoardArg, FarmArgs};
 use miette::{IntoDiagnostic, Result};
 
 use super::{EXIT_FAILED, EXIT_OK};
@@ -15,10 +16,14 @@ use super::{EXIT_FAILED, EXIT_OK};
 /// Arguments of `hil doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The board to check: a device path, serial:<USB serial>, location:<bus-port>
-    /// or rfc2217://host:port. Without it, the serial ports found are listed.
+    /// The board to check: a device path, serial:<USB serial>, location:<bus-port>,
+    /// rfc2217://host:port, or a labgrid place (labgrid:PLACE or
+    /// labgrid:TAG=VALUE,...; acquired for the checks, released after them).
+    /// Without it, the serial ports found are listed.
     #[arg(long, value_name = "SPEC")]
-    board: Option<PortSpec>,
+    board: Option<BoardArg>,
+    #[command(flatten)]
+    farm: FarmArgs,
     /// The address the lab will bind (as `hil run --lab-bind`); default 0.0.0.0.
     #[arg(long, value_name = "IP")]
     lab_bind: Option<IpAddr>,
@@ -89,8 +94,18 @@ fn render(checks: &[Check], colour: bool) -> String {
 impl DoctorArgs {
     /// Runs the checks; exit 1 when one fails.
     pub fn run(self) -> Result<ExitCode> {
+        match self.board.clone() {
+            Some(board) => {
+                let farm = self.farm.clone();
+                with_board(&board, &farm, false, |port, _| self.check(Some(port)))
+            }
+            None => self.check(None),
+        }
+    }
+
+    fn check(self, board: Option<hil::serial::PortSpec>) -> Result<ExitCode> {
         let options = Options {
-            board: self.board,
+            board,
             lab_bind: self.lab_bind,
             venv: find_venv(),
             network: self.network,

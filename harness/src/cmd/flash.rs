@@ -9,7 +9,8 @@ use hil::flash::{
     flash_with, BaudFailure, BaudReport, FlashError, FlashEvent, FlashInput, FlashOptions,
     FlashOutcome, DEFAULT_BAUD,
 };
-use hil::serial::PortSpec;
+
+use super::farm::{with_board, BoardArg, FarmArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use miette::Result;
 
@@ -22,21 +23,27 @@ flash (the message says whether flash may be half-written).
 Examples:
   hil flash --port /dev/ttyUSB0 firmware.bin
   hil flash --port rfc2217://runner-7:4000 --baud 460800 firmware.elf
-  hil flash --port /dev/ttyUSB0 --offset 0x300000 --force spiffs.bin")]
+  hil flash --port /dev/ttyUSB0 --offset 0x300000 --force spiffs.bin
+  hil flash --board labgrid:esp8266-3 --coordinator farm.lab:20408 firmware.bin")]
 pub struct FlashArgs {
-    /// The board: a device path, serial:<USB serial>, location:<bus-port> or
-    /// rfc2217://host:port.
-    #[arg(long, value_name = "PORT")]
-    port: PortSpec,
+    /// The board: a device path, serial:<USB serial>, location:<bus-port>,
+    /// rfc2217://host:port, or a labgrid place (labgrid:PLACE or
+    /// labgrid:TAG=VALUE,...), acquired for the command and released after it.
+    #[arg(long, visible_alias = "board", value_name = "PORT")]
+    port: BoardArg,
+    #[command(flatten)]
+    farm: FarmArgs,
     /// An ESP8266 image (.bin, written at --offset) or an ELF (converted by
     /// espflash).
     image: PathBuf,
     /// Flash offset for a .bin, e.g. 0x10000.
     #[arg(long, value_parser = parse_offset)]
     offset: Option<u32>,
-    /// The baud rate to flash at once the stub runs (the ROM loader talks at
-    /// 115200). When the port refuses it or the link garbles it, the next lower
-    /// of 921600, 460800, 230400 is tried, and the rate used is printed.
+    /// The baud rate to flash at: the board is connected to straight at it (the
+    /// ESP8266's ROM loader measures the rate on SYNC) and the flasher stub goes
+    /// up at it. When the port refuses it or the board does not answer, the
+    /// connection is made at 115200 and the next lower of 921600, 460800,
+    /// 230400 is tried once the stub runs; the rate used is printed, and why.
     #[arg(long, env = "HIL_FLASH_BAUD", default_value_t = DEFAULT_BAUD, value_name = "RATE")]
     baud: u32,
     /// Write the file even though it is not an ESP8266 image (raw data such as a
@@ -93,6 +100,10 @@ impl FlashArgs {
                 other => other?,
             }
         };
+        with_board(&self.port, &self.farm, false, |port, _| self.write(&port, &input))
+    }
+
+    fn write(&self, port: &hil::serial::PortSpec, input: &FlashInput) -> Result<ExitCode> {
         let started = Instant::now();
         let mut bar: Option<ProgressBar> = None;
         let mut on_event = |event: FlashEvent| match event {
@@ -151,7 +162,7 @@ impl FlashArgs {
             _ => {}
         };
         let options = FlashOptions::default().baud(self.baud);
-        let report = flash_with(&self.port, &input, &options, &mut on_event)?;
+        let report = flash_with(port, input, &options, &mut on_event)?;
         let verdict = match report.outcome {
             FlashOutcome::Skipped => "unchanged",
             FlashOutcome::Written { verified: true } => "written and verified",

@@ -3,6 +3,7 @@
 #[cfg(feature = "virtual")]
 pub mod demo;
 pub mod doctor;
+pub mod farm;
 pub mod flash;
 pub mod lab;
 pub mod logprofile;

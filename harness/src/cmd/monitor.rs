@@ -9,13 +9,18 @@ use clap::Args;
 use hil::serial::{follow, FollowOptions, PortSpec, SerialItem};
 use miette::{IntoDiagnostic, Result};
 
+use super::farm::{with_board, BoardArg, FarmArgs};
+
 /// Arguments of `hil monitor`.
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
-    /// The board: a device path, serial:<USB serial>, location:<bus-port> or
-    /// rfc2217://host:port.
-    #[arg(long, value_name = "PORT")]
-    port: PortSpec,
+    /// The board: a device path, serial:<USB serial>, location:<bus-port>,
+    /// rfc2217://host:port, or a labgrid place (labgrid:PLACE or
+    /// labgrid:TAG=VALUE,...), acquired for the command and released after it.
+    #[arg(long, visible_alias = "board", value_name = "PORT")]
+    port: BoardArg,
+    #[command(flatten)]
+    farm: FarmArgs,
     /// Baud rate (74880 shows the ESP8266 ROM's boot lines).
     #[arg(long, default_value_t = 115_200)]
     baud: u32,
@@ -30,6 +35,11 @@ pub struct MonitorArgs {
 impl MonitorArgs {
     /// Prints lines until Ctrl-C (or --seconds).
     pub fn run(self) -> Result<ExitCode> {
+        let (board, farm) = (self.port.clone(), self.farm.clone());
+        with_board(&board, &farm, true, |port, _| self.monitor(port))
+    }
+
+    fn monitor(self, port: PortSpec) -> Result<ExitCode> {
         let stop = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
         let mut signals = {
@@ -38,7 +48,7 @@ impl MonitorArgs {
         };
         let mut worker = {
             let stop = stop.clone();
-            runtime.spawn_blocking(move || self.read_loop(&stop))
+            runtime.spawn_blocking(move || self.read_loop(&port, &stop))
         };
         runtime.block_on(async {
             tokio::select! {
@@ -51,7 +61,7 @@ impl MonitorArgs {
         })
     }
 
-    fn read_loop(self, stop: &AtomicBool) -> Result<ExitCode> {
+    fn read_loop(self, port: &PortSpec, stop: &AtomicBool) -> Result<ExitCode> {
         let started = Instant::now();
         let deadline = self
             .seconds
@@ -63,11 +73,10 @@ impl MonitorArgs {
             reset: self.reset,
             ..FollowOptions::default()
         };
-        follow(&self.port, &options, &stop, &mut |item| match item {
+        follow(port, &options, &stop, &mut |item| match item {
             SerialItem::Line(line) => stamp(&line),
             SerialItem::Gap { reason } => stamp(&format!(
-                "--- serial gap: {reason}; reopening {} ---",
-                self.port
+                "--- serial gap: {reason}; reopening {port} ---"
             )),
             SerialItem::Reopened { after } => stamp(&format!(
                 "--- serial gap ends: reopened after {:.1} s ---",

@@ -29,11 +29,16 @@ pub struct RunArgs {
     #[command(flatten)]
     common: CommonRunArgs,
     /// The board: `virtual`, `virtual:N`, a tty (/dev/ttyUSB0), serial:<USB serial
-    /// number>, location:<USB path>, or rfc2217://host:port. Repeat for several
-    /// real boards (scenarios are spread over them). Default: virtual boards, as
-    /// many as --jobs (one).
+    /// number>, location:<USB path>, rfc2217://host:port, or labgrid places:
+    /// labgrid:PLACE, or labgrid:TAG=VALUE[,TAG=VALUE...][*N] for N free places
+    /// whose tags match (reserved and acquired through labgrid's coordinator,
+    /// released when the run ends, however it ends; a place's tag `ip=` gives its
+    /// board's address). Repeat for several real boards (scenarios are spread
+    /// over them). Default: virtual boards, as many as --jobs (one).
     #[arg(long, env = "HIL_BOARD", value_delimiter = ',', help_heading = "Board")]
-    board: Vec<BoardChoice>,
+    board: Vec<String>,
+    #[command(flatten)]
+    farm: super::farm::FarmArgs,
     /// Flash this first: an image file, or a twin variant with optional knobs
     /// (`no-ntp`, `reference+trust=insecure`). Default on virtual boards: reference.
     #[arg(
@@ -412,7 +417,7 @@ impl RunArgs {
             html: self.report.clone(),
         };
         outputs.check()?;
-        let (board, jobs) = self.boards()?;
+        let (board, farm_specs, jobs) = self.boards()?;
         // Checked (privilege, interface, overlap) before anything slow happens.
         let network_config = self.network.config()?;
         if network_config.is_some() && matches!(board, BoardChoice::Virtual { .. }) {
@@ -422,6 +427,15 @@ impl RunArgs {
                 "--network serves real boards"
             ));
         }
+        let shown = if farm_specs.is_empty() {
+            board.to_string()
+        } else {
+            let mut all: Vec<String> = farm_specs.iter().map(ToString::to_string).collect();
+            if let BoardChoice::Ports(ports) = &board {
+                all.extend(ports.iter().map(ToString::to_string));
+            }
+            all.join(", ")
+        };
         let firmware = match (&self.firmware, &board) {
             (Some(f), _) => Some(FirmwareSource::parse(f)?),
             (None, BoardChoice::Virtual { .. }) => Some(FirmwareSource::reference()),
@@ -436,7 +450,7 @@ impl RunArgs {
             }
         }
         println!(
-            "hil run: {} of {} scenario(s){}{} on {board}, {jobs} at a time{}",
+            "hil run: {} of {} scenario(s){}{} on {shown}, {jobs} at a time{}",
             suite.scenarios().len(),
             suite.total(),
             self.tags
@@ -465,6 +479,27 @@ impl RunArgs {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        // Farm places are taken once everything was checked, and given back
+        // when `farm` is dropped, however this function returns.
+        let mut device_ips = self.device_ip.clone();
+        let (board, farm) = if farm_specs.is_empty() {
+            (board, None)
+        } else {
+            let (session, held) = super::farm::FarmSession::acquire(&farm_specs, &self.farm)?;
+            let mut ports: Vec<hil::serial::PortSpec> =
+                held.iter().map(|place| place.port.clone()).collect();
+            let only_places = matches!(&board, BoardChoice::Ports(more) if more.is_empty());
+            if device_ips.is_empty() && only_places {
+                device_ips = held.iter().filter_map(|place| place.device_ip).collect();
+                if device_ips.len() != held.len() {
+                    device_ips.clear();
+                }
+            }
+            if let BoardChoice::Ports(more) = board {
+                ports.extend(more);
+            }
+            (BoardChoice::Ports(ports), Some(session))
+        };
         let run_dir = new_run_dir(&self.common.runs_dir)?;
         let elf = self.elf.clone().or_else(|| match &firmware {
             Some(FirmwareSource::Image(image)) => {
@@ -493,9 +528,13 @@ impl RunArgs {
         );
         let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
         let outcome = runtime.block_on(async {
-            stop_on_signals(options.interrupt.clone(), partial.clone());
+            let release: Option<Releaser> = farm.as_ref().map(|session| {
+                session.disarm();
+                Arc::new(session.releaser()) as Releaser
+            });
+            stop_on_signals(options.interrupt.clone(), partial.clone(), release);
             let mut env_options = EnvironmentOptions::new(board, &run_dir);
-            env_options.device_ips = self.device_ip.clone();
+            env_options.device_ips = device_ips;
             env_options.network = network_config;
             env_options.lab_bind = self.lab_bind;
             env_options.catalogue = catalogue;
@@ -537,7 +576,7 @@ impl RunArgs {
 
     /// The boards and how many scenarios run at once: `--jobs` never exceeds
     /// the boards given; with `--board virtual` (no count) it says how many.
-    fn boards(&self) -> Result<(BoardChoice, usize)> {
+    fn boards(&self) -> Result<(BoardChoice, Vec<hil::farm::FarmSpec>, usize)> {
         if let Some(0) = self.common.jobs {
             miette::bail!(miette::miette!(
                 code = "hil::run::jobs",
@@ -545,7 +584,38 @@ impl RunArgs {
                 "--jobs 0 runs nothing"
             ));
         }
-        let board = match (self.board.as_slice(), self.common.jobs) {
+        let (choices, farm_specs) = split_boards(&self.board)?;
+        let places: usize = farm_specs.iter().map(|spec| spec.count).sum();
+        if !farm_specs.is_empty() {
+            if choices
+                .iter()
+                .any(|c| matches!(c, BoardChoice::Virtual { .. }))
+            {
+                miette::bail!(miette::miette!(
+                    code = "hil::run::boards",
+                    help = "give labgrid places and real boards, or virtual boards alone",
+                    "virtual boards cannot be mixed with labgrid places in one run"
+                ));
+            }
+            let ports: Vec<hil::serial::PortSpec> = choices
+                .into_iter()
+                .flat_map(|c| match c {
+                    BoardChoice::Ports(ports) => ports,
+                    BoardChoice::Virtual { .. } => Vec::new(),
+                })
+                .collect();
+            let boards = places + ports.len();
+            let jobs = match self.common.jobs {
+                Some(jobs) if jobs > boards => {
+                    println!("  note: --jobs {jobs} > {boards} board(s) given: {boards} at a time");
+                    boards
+                }
+                Some(jobs) => jobs,
+                None => boards,
+            };
+            return Ok((BoardChoice::Ports(ports), farm_specs, jobs));
+        }
+        let board = match (choices.as_slice(), self.common.jobs) {
             ([], Some(jobs)) => BoardChoice::Virtual {
                 count: u8::try_from(jobs)
                     .ok()
@@ -591,8 +661,42 @@ impl RunArgs {
             Some(jobs) => jobs,
             None => boards,
         };
-        Ok((board, jobs))
+        Ok((board, Vec::new(), jobs))
     }
+}
+
+/// Releases a run's farm places from a signal handler.
+type Releaser = Arc<dyn Fn() + Send + Sync>;
+
+/// `--board` values (split at commas by clap, and HIL_BOARD too) as boards and
+/// labgrid places: a labgrid tag filter has commas of its own, so a piece that
+/// is a `TAG=VALUE` belongs to the `labgrid:` piece before it.
+fn split_boards(given: &[String]) -> Result<(Vec<BoardChoice>, Vec<hil::farm::FarmSpec>)> {
+    let mut joined: Vec<String> = Vec::new();
+    for piece in given {
+        let continues = joined.last().is_some_and(|last| {
+            last.starts_with("labgrid:") && last.contains('=') && !last.contains('*')
+        }) && piece.contains('=')
+            && !piece.contains(':')
+            && !piece.starts_with('/');
+        match joined.last_mut() {
+            Some(last) if continues => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => joined.push(piece.clone()),
+        }
+    }
+    let mut choices = Vec::new();
+    let mut farm = Vec::new();
+    for board in joined {
+        if board.starts_with("labgrid:") {
+            farm.push(board.parse::<hil::farm::FarmSpec>()?);
+        } else {
+            choices.push(board.parse::<BoardChoice>()?);
+        }
+    }
+    Ok((choices, farm))
 }
 
 /// When nothing could run: the reports the user asked for (`--junit`, `--json`,
@@ -755,9 +859,9 @@ impl Partial {
 }
 
 /// Ctrl-C or SIGTERM once: stop scheduling, end the running scenarios, write
-/// every report, exit 2. Twice: write the reports of what finished and exit 2
-/// at once.
-pub fn stop_on_signals(interrupt: Interrupt, partial: Partial) {
+/// every report, exit 2 (farm places are released on the way out). Twice: write
+/// the reports of what finished, release the farm places and exit 2 at once.
+pub fn stop_on_signals(interrupt: Interrupt, partial: Partial, release: Option<Releaser>) {
     // Caught from here on, not from when the task first runs.
     let Ok(mut signals) = super::stop::StopSignals::catch() else {
         return;
@@ -773,6 +877,10 @@ pub fn stop_on_signals(interrupt: Interrupt, partial: Partial) {
             } else {
                 eprintln!("\nhil: aborting: writing the reports of what finished");
                 let _ = partial.write("the run was aborted");
+                if let Some(release) = &release {
+                    eprintln!("hil: releasing the labgrid places");
+                    release();
+                }
                 hil::artifact::abandon_writes_in_flight();
                 std::process::exit(i32::from(super::EXIT_USAGE));
             }

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serialport::SerialPortType;
+use serialport::{SerialPort, SerialPortType};
 
 use super::procfs::device_holders;
 use super::Check;
@@ -226,13 +226,11 @@ fn check_rfc2217(addr: &str) -> Vec<Check> {
                      and firewall; see docs/board-farm.md";
     let connected = || Check::ok(CONNECT, format!("{addr} accepts TCP connections"));
     match Rfc2217Port::open(addr, 115_200) {
-        Ok(port) => {
-            drop(port);
-            vec![
-                connected(),
-                Check::ok(PROTOCOL, format!("{addr} agreed to COM-PORT-OPTION")),
-            ]
-        }
+        Ok(port) => vec![
+            connected(),
+            Check::ok(PROTOCOL, format!("{addr} agreed to COM-PORT-OPTION")),
+            check_answers(addr, port),
+        ],
         // The client reports I/O errors during negotiation as connect errors too;
         // a reset or a closed pipe means the connection itself was made.
         Err(SerialError::Rfc2217Connect { source, .. })
@@ -279,4 +277,64 @@ fn check_rfc2217(addr: &str) -> Vec<Check> {
             ),
         ],
     }
+}
+
+/// Which COM-PORT-OPTION requests the server answers. DTR and RTS are probed by
+/// releasing both, the lines' state while a board runs its firmware (EN and GPIO0
+/// high), so the check never resets the board.
+fn check_answers(addr: &str, mut port: Rfc2217Port) -> Check {
+    const NAME: &str = "rfc2217: options";
+    let released = port
+        .write_data_terminal_ready(false)
+        .and_then(|()| port.write_request_to_send(false));
+    if let Err(e) = released {
+        return Check::fail(
+            NAME,
+            format!("{addr} dropped the session when DTR/RTS were set: {e}"),
+            "check the server's log; see docs/board-farm.md",
+        );
+    }
+    let answered = port.acknowledged(Duration::from_secs(1));
+    let options = [
+        ("baud rate", answered.baud),
+        ("data size", answered.data_size),
+        ("parity", answered.parity),
+        ("stop size", answered.stop_size),
+        ("control (DTR/RTS)", answered.control),
+    ];
+    let names = |yes: bool| -> Vec<&str> {
+        options
+            .iter()
+            .filter(|(_, a)| *a == yes)
+            .map(|(name, _)| *name)
+            .collect()
+    };
+    let (answers, silent) = (names(true), names(false));
+    if silent.is_empty() {
+        return Check::ok(
+            NAME,
+            format!("{addr} answers every option: {}", answers.join(", ")),
+        );
+    }
+    let detail = format!(
+        "{addr} answers {} but never {}",
+        if answers.is_empty() {
+            "nothing".to_string()
+        } else {
+            answers.join(", ")
+        },
+        silent.join(", ")
+    );
+    let fix = if answered.control {
+        "hil sends these options without waiting for answers; if the board misbehaves, \
+         check the server's serial settings"
+            .to_string()
+    } else {
+        "hil sends DTR/RTS without waiting for an answer (as labgrid's client does), so \
+         flashing and reset work when the server passes the lines on; a server in front of a \
+         pty (ser2net for a labgrid RawSerialPort bridged with socat) has no lines to pass on: \
+         serve the board's own tty, or reach it with ser2net's `telnet(rfc2217)` connector"
+            .to_string()
+    };
+    Check::warn(NAME, detail, fix)
 }

@@ -6,9 +6,12 @@
 //! uncompressed 1 KB blocks at 115200 baud; this module takes over the
 //! stub instead ([`stub_client`]) and
 //!
-//! 1. raises the rate with CHANGE_BAUDRATE (921600 unless told otherwise),
-//!    stepping down through the standard rates when the port refuses one or the
-//!    link garbles it ([`BaudReport`] says which rate was used and why);
+//! 1. connects straight at the flashing rate (921600 unless told otherwise):
+//!    the ROM loader measures the rate on SYNC, so espflash's stub goes up at
+//!    it too; when the port refuses it or the board does not answer, it
+//!    connects at 115200 and raises the rate with CHANGE_BAUDRATE, stepping down
+//!    through the standard rates when the port refuses one or the link garbles
+//!    it ([`BaudReport`] says which rate was used and why);
 //! 2. compares flash with the image by MD5, coarse to fine, and writes only the
 //!    4 KB sectors that differ (see `plan.rs`);
 //! 3. writes them zlib-compressed (FLASH_DEFL_*), as esptool does;
@@ -374,7 +377,8 @@ pub struct FlashReport {
     /// Bytes the harness sent and received on the serial link.
     pub wire: WireCount,
     /// Of those, what connecting took (reset, SYNC, espflash's stub upload at
-    /// 115200, flash detection): the same for any tool that uses a stub.
+    /// the rate connected at, flash detection): the same for any tool that uses
+    /// a stub.
     pub connect_wire: WireCount,
     /// The rate the data went at.
     pub baud: BaudReport,
@@ -428,28 +432,75 @@ impl Link {
 /// upload), then hands the port to a [`StubClient`].
 fn connect(
     port: Box<dyn SerialPort>,
+    baud: u32,
     link: &Link,
 ) -> Result<(StubClient, DeviceSummary), FlashError> {
     let (port, device) = espflash_connect(port, true)?;
-    let mut client = StubClient::new(port, LOADER_BAUD);
+    // The stub keeps the rate the ROM measured.
+    let mut client = StubClient::new(port, baud);
     client
         .spi_set_params(device.flash_size)
         .map_err(|f| link.error(f, Stage::Setup))?;
     Ok((client, device))
 }
 
+/// Connects straight at `rate`: the ESP8266's ROM loader measures the client's
+/// rate on SYNC's 0x55 bytes, so the stub goes up at that rate too. When the
+/// port refuses the rate or the board does not answer at it, connects at the
+/// loader's 115200 instead; the attempt given up is returned.
+fn connect_fast(
+    spec: &PortSpec,
+    rate: u32,
+    link: &Link,
+) -> Result<(StubClient, DeviceSummary, counting::Counter, Option<BaudAttempt>), FlashError> {
+    if rate > LOADER_BAUD {
+        let failure = match spec.open(rate) {
+            Ok(port) => {
+                let (port, wire) = counting::CountingPort::wrap(port);
+                match connect(Box::new(port), rate, link) {
+                    Ok((client, device)) => return Ok((client, device, wire, None)),
+                    // A stub that stopped answering is no rate problem.
+                    Err(FlashError::Espflash { .. }) => BaudFailure::NoAnswer,
+                    Err(other) => return Err(other),
+                }
+            }
+            Err(_) => BaudFailure::PortRefused,
+        };
+        let (port, wire) = counting::CountingPort::wrap(spec.open(LOADER_BAUD)?);
+        let (client, device) = connect(Box::new(port), LOADER_BAUD, link)?;
+        return Ok((
+            client,
+            device,
+            wire,
+            Some(BaudAttempt {
+                baud: rate,
+                failure,
+            }),
+        ));
+    }
+    let (port, wire) = counting::CountingPort::wrap(spec.open(LOADER_BAUD)?);
+    let (client, device) = connect(Box::new(port), LOADER_BAUD, link)?;
+    Ok((client, device, wire, None))
+}
+
 /// Moves the link to the fastest rate of the ladder that works; may reconnect.
+/// A rate that already failed while connecting is not tried again.
 fn raise_baud(
     mut client: StubClient,
     requested: u32,
+    failed: Option<BaudAttempt>,
     link: &Link,
 ) -> Result<(StubClient, BaudReport), FlashError> {
     let mut report = BaudReport {
         requested,
         used: client.baud(),
-        fell_back: Vec::new(),
+        fell_back: failed.into_iter().collect(),
     };
-    for rate in baud::ladder(requested, client.baud()) {
+    let ladder: Vec<u32> = baud::ladder(requested, client.baud())
+        .into_iter()
+        .filter(|rate| !report.fell_back.iter().any(|a| a.baud == *rate))
+        .collect();
+    for rate in ladder {
         let attempt = baud::try_rate(&mut client, rate).map_err(|f| link.error(f, Stage::Setup))?;
         let failure = match attempt {
             baud::Attempt::Switched => {
@@ -463,7 +514,7 @@ fn raise_baud(
                 let mut port = client.into_port();
                 port.set_baud_rate(LOADER_BAUD)
                     .map_err(|e| link.error(StubFailure::Port(e.into()), Stage::Setup))?;
-                client = connect(port, link)?.0;
+                client = connect(port, LOADER_BAUD, link)?.0;
                 BaudFailure::NoAnswer
             }
         };
@@ -566,13 +617,12 @@ pub fn flash_with(
     let link = Link {
         port_name: spec.to_string(),
     };
-    let (port, wire) = counting::CountingPort::wrap(spec.open(LOADER_BAUD)?);
-    let (client, device) = connect(Box::new(port), &link)?;
+    let (client, device, wire, failed) = connect_fast(spec, options.baud, &link)?;
     let connect_wire = wire.get();
     on_event(FlashEvent::Connected(device.clone()));
     // Against the board's own flash size (an ELF's header records it).
     let regions = input.regions(Some(device.flash_size))?;
-    let (mut client, baud) = raise_baud(client, options.baud, &link)?;
+    let (mut client, baud) = raise_baud(client, options.baud, failed, &link)?;
     on_event(FlashEvent::Baud(baud.clone()));
 
     let mut probes = 0;

@@ -30,10 +30,7 @@ pub fn boot_and_watch(
     plan: &BootPlan,
     done: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<String>, SerialError> {
-    let opened = |source| SerialError::Open {
-        path: spec.to_string(),
-        source,
-    };
+    let opened = |source| SerialError::on_port(spec, source);
     let mut port = spec.open(115_200)?;
     port.set_timeout(Duration::from_millis(100))
         .map_err(opened)?;

@@ -68,10 +68,7 @@ pub fn follow(
     let open = || -> Result<Box<dyn serialport::SerialPort>, SerialError> {
         let mut port = spec.open(options.baud)?;
         port.set_timeout(Duration::from_millis(100))
-            .map_err(|source| SerialError::Open {
-                path: spec.to_string(),
-                source,
-            })?;
+            .map_err(|source| SerialError::on_port(spec, source))?;
         Ok(port)
     };
     let mut emit = |item: SerialItem| {
@@ -103,10 +100,7 @@ pub fn follow(
     };
     let mut port = open()?;
     if options.reset {
-        hard_reset(port.as_mut()).map_err(|source| SerialError::Open {
-            path: spec.to_string(),
-            source,
-        })?;
+        hard_reset(port.as_mut()).map_err(|source| SerialError::on_port(spec, source))?;
     }
     let mut lines = LineSplitter::new();
     let mut buf = [0u8; 4096];

@@ -27,7 +27,7 @@ pub use console::{boot_and_watch, BootPlan};
 pub use follow::{follow, FollowOptions, SerialItem};
 pub use lines::LineSplitter;
 pub use local::{find_usb_port, open_local};
-pub use rfc2217_client::Rfc2217Port;
+pub use rfc2217_client::{Acknowledged, Rfc2217Port};
 
 /// What can go wrong opening or using a serial link.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -54,6 +54,24 @@ pub enum SerialError {
     Open {
         /// The device.
         path: String,
+        /// Why.
+        #[source]
+        source: serialport::Error,
+    },
+    /// Setting up or driving a port reached over the network failed.
+    #[error("the RFC 2217 session with {addr} failed")]
+    #[diagnostic(
+        code(hil::serial::remote),
+        help(
+            "the board is served over the network: check that the RFC 2217 server (ser2net, \
+             a labgrid exporter) still runs and serves this board, that no other client holds \
+             it, and the network between; `hil doctor` with this board lists what the server \
+             answers"
+        )
+    )]
+    Remote {
+        /// host:port.
+        addr: String,
         /// Why.
         #[source]
         source: serialport::Error,
@@ -106,6 +124,23 @@ pub enum SerialError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl SerialError {
+    /// A failure setting up or driving the open port `spec`: a local device's
+    /// help for a local port, a network port's help for an RFC 2217 one.
+    pub fn on_port(spec: &PortSpec, source: serialport::Error) -> SerialError {
+        match spec {
+            PortSpec::Rfc2217(addr) => SerialError::Remote {
+                addr: addr.clone(),
+                source,
+            },
+            local => SerialError::Open {
+                path: local.to_string(),
+                source,
+            },
+        }
+    }
 }
 
 /// Which port to open.

@@ -23,6 +23,8 @@ use crate::telnet::{Decoder, Token, DO, IAC, WILL};
 const COM_PORT: u8 = 44;
 /// How long negotiation and acknowledgements may take.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the line settings may take to be answered when the port opens.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the client keeps of the server's Telnet stream: data not read yet, the
 /// options agreed, the acknowledgements seen. It never touches the socket: the
@@ -118,6 +120,25 @@ struct Inner {
     stop_bits: StopBits,
     flow: FlowControl,
     timeout: Duration,
+    /// Per option (1..=4), whether the server answered it when the port was
+    /// opened: later requests for an option it never answers are not waited for.
+    answers: [bool; 5],
+}
+
+/// Which COM-PORT-OPTION requests a server answers (RFC 2217 has it answer every
+/// one; servers in front of a tty without modem lines never answer SET-CONTROL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Acknowledged {
+    /// SET-BAUDRATE (option 1).
+    pub baud: bool,
+    /// SET-DATASIZE (option 2).
+    pub data_size: bool,
+    /// SET-PARITY (option 3).
+    pub parity: bool,
+    /// SET-STOPSIZE (option 4).
+    pub stop_size: bool,
+    /// SET-CONTROL (option 5): DTR, RTS, break and flow control.
+    pub control: bool,
 }
 
 /// A serial port reached over RFC 2217 (`rfc2217://host:port`).
@@ -207,6 +228,11 @@ impl Inner {
     /// with the rate it applied, so another rate means the port refused.
     fn set_baud(&mut self, baud: u32) -> io::Result<()> {
         self.request_acked(Subnegotiation::SetBaudRate(baud), 1)?;
+        self.check_baud(baud)
+    }
+
+    /// Whether the server's last SET-BAUDRATE answer kept `baud`.
+    fn check_baud(&mut self, baud: u32) -> io::Result<()> {
         match self.telnet.baud_answer {
             // 0 would be a query's answer; servers that answer so say nothing.
             Some(kept) if kept != 0 && kept != baud => {
@@ -221,6 +247,55 @@ impl Inner {
                 Ok(())
             }
         }
+    }
+
+    /// Sets `baud` and 8N1 in one round trip. The rate must be answered (the
+    /// answer says whether the port took it); the framing options are recorded
+    /// as answered or not, and a server that never answers them still works.
+    fn open_line(&mut self, baud: u32) -> io::Result<()> {
+        let before: Vec<u64> = (1..=4).map(|code| self.telnet.acks(code + 100)).collect();
+        self.request(Subnegotiation::SetBaudRate(baud))?;
+        self.request(Subnegotiation::SetDataSize(8))?;
+        self.request(Subnegotiation::SetParity(1))?;
+        self.request(Subnegotiation::SetStopSize(1))?;
+        let answered = |telnet: &Negotiator, code: u8| {
+            telnet.acks(code + 100) > before[usize::from(code) - 1]
+        };
+        // ser2net with an RFC 2217 connector answers only once it has reached
+        // the board again, which takes it a few seconds after a client left.
+        let deadline = Instant::now() + OPEN_TIMEOUT;
+        while !(1..=4).all(|code| answered(&self.telnet, code)) && Instant::now() < deadline {
+            self.pump(Some(deadline))?;
+        }
+        for code in 1..=4u8 {
+            self.answers[usize::from(code)] = answered(&self.telnet, code);
+        }
+        if !self.answers[1] {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the RFC 2217 server did not acknowledge option 1 (SET-BAUDRATE)",
+            ));
+        }
+        self.check_baud(baud)
+    }
+
+    /// A framing option (2..=4): waited for when the server answers it.
+    fn request_option(&mut self, sub: Subnegotiation, code: u8) -> io::Result<()> {
+        if self.answers[usize::from(code)] {
+            self.request_acked(sub, code)
+        } else {
+            self.request(sub)
+        }
+    }
+
+    /// SET-CONTROL (DTR, RTS, break, flow control) is sent and not waited for,
+    /// as labgrid's client (pyserial's `ign_set_control`) does: ser2net in front
+    /// of a pty never answers it, and a reset pulse's width is the time between
+    /// two requests, which the server applies in order either way.
+    fn control(&mut self, value: u8) -> io::Result<()> {
+        self.request(Subnegotiation::SetControl(value))?;
+        // Take in whatever answers already arrived, so they do not pile up.
+        self.pump(None)
     }
 
     /// Sends a COM-PORT request and waits for the server's answer (code + 100).
@@ -265,6 +340,7 @@ impl Rfc2217Port {
             stop_bits: StopBits::One,
             flow: FlowControl::None,
             timeout: Duration::from_millis(100),
+            answers: [false; 5],
         };
         let mut hello = Vec::new();
         hello.extend(Inner::negotiation(Intent::Will, COM_PORT));
@@ -280,20 +356,31 @@ impl Rfc2217Port {
             }
             inner.pump(Some(deadline)).map_err(fail)?;
         }
-        inner.set_baud(baud).map_err(fail)?;
-        inner
-            .request_acked(Subnegotiation::SetDataSize(8), 2)
-            .map_err(fail)?;
-        inner
-            .request_acked(Subnegotiation::SetParity(1), 3)
-            .map_err(fail)?;
-        inner
-            .request_acked(Subnegotiation::SetStopSize(1), 4)
-            .map_err(fail)?;
+        inner.open_line(baud).map_err(fail)?;
         Ok(Rfc2217Port {
             name: format!("rfc2217://{addr}"),
             inner: Arc::new(Mutex::new(inner)),
         })
+    }
+
+    /// Which options the server answered so far: the framing ones when the port
+    /// was opened, SET-CONTROL once any control request was answered. Answers
+    /// still in flight are read first, waiting at most `wait`.
+    pub fn acknowledged(&self, wait: Duration) -> Acknowledged {
+        let mut inner = self.lock();
+        let deadline = Instant::now() + wait;
+        while inner.telnet.acks(105) == 0 && Instant::now() < deadline {
+            if inner.pump(Some(deadline)).is_err() {
+                break;
+            }
+        }
+        Acknowledged {
+            baud: inner.answers[1],
+            data_size: inner.answers[2],
+            parity: inner.answers[3],
+            stop_size: inner.answers[4],
+            control: inner.telnet.acks(105) > 0,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -384,7 +471,7 @@ impl SerialPort for Rfc2217Port {
     fn set_data_bits(&mut self, data_bits: DataBits) -> serialport::Result<()> {
         let mut inner = self.lock();
         inner
-            .request_acked(Subnegotiation::SetDataSize(u8::from(data_bits)), 2)
+            .request_option(Subnegotiation::SetDataSize(u8::from(data_bits)), 2)
             .map_err(io_to_serial)?;
         inner.data_bits = data_bits;
         Ok(())
@@ -398,7 +485,7 @@ impl SerialPort for Rfc2217Port {
         };
         let mut inner = self.lock();
         inner
-            .request_acked(Subnegotiation::SetControl(value), 5)
+            .control(value)
             .map_err(io_to_serial)?;
         inner.flow = flow_control;
         Ok(())
@@ -412,7 +499,7 @@ impl SerialPort for Rfc2217Port {
         };
         let mut inner = self.lock();
         inner
-            .request_acked(Subnegotiation::SetParity(value), 3)
+            .request_option(Subnegotiation::SetParity(value), 3)
             .map_err(io_to_serial)?;
         inner.parity = parity;
         Ok(())
@@ -425,7 +512,7 @@ impl SerialPort for Rfc2217Port {
         };
         let mut inner = self.lock();
         inner
-            .request_acked(Subnegotiation::SetStopSize(value), 4)
+            .request_option(Subnegotiation::SetStopSize(value), 4)
             .map_err(io_to_serial)?;
         inner.stop_bits = stop_bits;
         Ok(())
@@ -439,14 +526,14 @@ impl SerialPort for Rfc2217Port {
     fn write_request_to_send(&mut self, level: bool) -> serialport::Result<()> {
         let value = if level { 11 } else { 12 };
         self.lock()
-            .request_acked(Subnegotiation::SetControl(value), 5)
+            .control(value)
             .map_err(io_to_serial)
     }
 
     fn write_data_terminal_ready(&mut self, level: bool) -> serialport::Result<()> {
         let value = if level { 8 } else { 9 };
         self.lock()
-            .request_acked(Subnegotiation::SetControl(value), 5)
+            .control(value)
             .map_err(io_to_serial)
     }
 
@@ -502,13 +589,13 @@ impl SerialPort for Rfc2217Port {
 
     fn set_break(&self) -> serialport::Result<()> {
         self.lock()
-            .request_acked(Subnegotiation::SetControl(5), 5)
+            .control(5)
             .map_err(io_to_serial)
     }
 
     fn clear_break(&self) -> serialport::Result<()> {
         self.lock()
-            .request_acked(Subnegotiation::SetControl(6), 5)
+            .control(6)
             .map_err(io_to_serial)
     }
 }

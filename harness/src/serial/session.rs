@@ -88,10 +88,7 @@ pub fn open_held(spec: &PortSpec) -> Result<Box<dyn SerialPort>, SerialError> {
 
 /// Holds the chip in reset: RTS pulls EN low, DTR released so GPIO0 stays high.
 pub fn hold_in_reset(spec: &PortSpec, port: &mut dyn SerialPort) -> Result<(), SerialError> {
-    let io = |source| SerialError::Open {
-        path: spec.to_string(),
-        source,
-    };
+    let io = |source| SerialError::on_port(spec, source);
     port.write_data_terminal_ready(false).map_err(io)?;
     port.write_request_to_send(true).map_err(io)
 }
@@ -167,10 +164,7 @@ fn run(
         path: spec.to_string(),
         source,
     };
-    let open = |source| SerialError::Open {
-        path: spec.to_string(),
-        source,
-    };
+    let open = |source| SerialError::on_port(spec, source);
     port.set_baud_rate(ROM_BAUD).map_err(open)?;
     port.set_timeout(Duration::from_millis(50)).map_err(open)?;
     // Whatever arrived while the chip was held belongs to no one.
@@ -302,10 +296,7 @@ fn reopen(
     let open = || -> Result<Box<dyn SerialPort>, SerialError> {
         let mut port = spec.open(APP_BAUD)?;
         port.set_timeout(Duration::from_millis(50))
-            .map_err(|source| SerialError::Open {
-                path: spec.to_string(),
-                source,
-            })?;
+            .map_err(|source| SerialError::on_port(spec, source))?;
         Ok(port)
     };
     let (port, after) = super::follow::open_when_back(&open, &|| stop.load(Ordering::Relaxed))?;

@@ -45,8 +45,10 @@ enum Run {
     Stopped,
 }
 
-/// The loader's UART rate. The ROM measures the rate of the client's SYNC and
-/// follows it; a stub keeps the rate it started at until CHANGE_BAUDRATE.
+/// The loader's UART rate. The ROM measures the rate of the client's bytes
+/// until it has answered a SYNC, then keeps that rate (a client that changes its
+/// rate afterwards, without a reset, gets nothing intelligible); a stub keeps the
+/// rate it started at until CHANGE_BAUDRATE.
 #[derive(Debug, Clone, Copy)]
 struct LoaderUart {
     baud: u32,
@@ -276,9 +278,14 @@ impl Chip {
                     });
                 }
                 for frame in frames {
+                    let sync = frame.get(1) == Some(&hil_contract::loader::command::SYNC);
                     for effect in loader.handle(&frame, &mut self.flash, uart.baud)? {
                         match effect {
                             Effect::Send(bytes) => {
+                                if sync {
+                                    // Synced: the ROM's divisor is set.
+                                    uart.autobaud = false;
+                                }
                                 let _ = self.out.send(Output::Uart {
                                     bytes,
                                     baud: uart.baud,
@@ -508,8 +515,14 @@ pub(crate) async fn serve(
                 }
                 let now = Instant::now();
                 for item in incoming {
-                    // The rate the adapter really sends at (a fault may skew it).
-                    let baud = link.faults.line_baud(c.telnet.baud());
+                    // The rate the client's adapter sends at; a link that cannot
+                    // carry it distorts the waveform, whatever rate the chip
+                    // listens at (its ROM measures the nominal rate at SYNC).
+                    let baud = c.telnet.baud();
+                    let item = match item {
+                        Incoming::Data(bytes) => Incoming::Data(link.faults.carry(&bytes, baud)),
+                        other => other,
+                    };
                     match item {
                         Incoming::Data(bytes) if link.line_rate => {
                             for piece in bytes.chunks(line::RX_PIECE) {

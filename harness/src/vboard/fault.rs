@@ -9,8 +9,9 @@ pub enum Fault {
     /// SET-BAUDRATE above it is answered with the rate the port keeps.
     RefuseBaudAbove(u32),
     /// The adapter or cable cannot hold rates above this one: the port accepts
-    /// them, but its clock runs 10 % slow there, so every byte either way arrives
-    /// as garbage (a UART tolerates a few percent).
+    /// them, but every byte either way arrives as a UART sampling 10 % off
+    /// would read it, garbage (a UART tolerates a few percent), whatever rate
+    /// the chip picked: the ROM's auto-baud does not help.
     GarbleAbove(u32),
     /// Flash that does not keep what was written: the next `times` writes that
     /// reach `offset` store one byte there flipped.
@@ -60,6 +61,14 @@ impl Faults {
             baud - baud / 10
         } else {
             baud
+        }
+    }
+
+    /// What the chip's UART receives of `bytes` the client sent at `baud`.
+    pub(crate) fn carry(&self, bytes: &[u8], baud: u32) -> Vec<u8> {
+        match self.line_baud(baud) {
+            line if line == baud => bytes.to_vec(),
+            line => hil_contract::uart::resample(bytes, line, baud),
         }
     }
 
