@@ -201,6 +201,27 @@ fn a_dhcp_offer_and_ack_fed_back_connect_the_sketch() {
     assert!(out.contains("[wifi] connected ip=192.168.4.2"), "{out}");
 }
 
+/// Regression: the fixture image's BearSSL, built by gcc 12 with strict aliasing,
+/// lost the store of the T0 return-stack pointer in `br_pem_decoder_init`; the
+/// sketch's `configureTls()` (right after `[wifi] connected`) then crashed with
+/// `Exception (29)` in `br_pem_decoder_init_main`. With the rebuilt image the
+/// sketch parses its trust anchor and goes on to the clock.
+#[test]
+fn after_connecting_the_sketch_parses_its_trust_anchor_and_goes_on() {
+    let config = lab_board();
+    let mut m = provisioned(&config, SSID, PASSPHRASE);
+    let discover = wait_for_dhcp(&mut m, 1, 4.0);
+    m.frame_in(&dhcp_reply(2, discover.xid, config.mac));
+    let request = wait_for_dhcp(&mut m, 3, 6.0);
+    m.frame_in(&dhcp_reply(5, request.xid, config.mac));
+    run_until(&mut m, "[wifi] connected", 12.0);
+    // No NTP server answers: the sketch gives up on the clock after 2 s.
+    let out = run_until(&mut m, "[ntp] failed", 16.0);
+    assert!(out.contains("[ntp] failed"), "{out}");
+    assert!(!out.contains("Exception"), "{out}");
+    assert_eq!(m.restarts, 0);
+}
+
 #[test]
 fn a_wrong_passphrase_fails_the_join_and_sends_nothing() {
     let mut m = provisioned(&lab_board(), SSID, "not-the-passphrase");
