@@ -38,7 +38,7 @@ pub mod watchdog;
 pub mod wifi;
 
 pub use board::{Board, BoardConfig, UnmodelledAccess};
-pub use machine::{Machine, Stop};
+pub use machine::{Machine, Stop, WatchedCall};
 pub use rtc::ResetCause;
 pub use symbols::Symbols;
-pub use wifi::{AccessPoint, StationStatus};
+pub use wifi::{AccessPoint, DisconnectReason, Event, StationStatus};
