@@ -337,11 +337,21 @@ if [[ ! -f $sysroot/lib/libstdc++.a ]]; then
     make install >install.log 2>&1 )
 fi
 
-if [[ ! -f bearssl/esp8266/libbearssl.a ]]; then
+# (A work directory whose BearSSL was built without -fno-strict-aliasing is rebuilt.)
+if [[ ! -f bearssl/esp8266/libbearssl.a ]] ||
+   ! grep -q -- '-fno-strict-aliasing' bearssl/conf/esp8266.mk; then
   say "libbearssl.a at $BEARSSL_REV"
   unpack "$BEARSSL_DIR" "$BEARSSL_REV" bearssl
   # A quick-toolchain-only option gcc 12.2 lacks (upstream gcc has it from 13).
   sed -i 's/ -mextra-l32r-costs=5//' bearssl/conf/esp8266.mk
+  # BearSSL's T0 interpreters reach a context's `cpu` member through another
+  # struct type (t0_context). Under gcc 12's type-based aliasing the store
+  # `ctx->cpu.rp = &ctx->rp_stack[0]` in br_pem_decoder_init (and the other
+  # *_init of a T0 machine) is deleted as dead, rp stays 0 from the memset, and
+  # the first push writes to address 0: Exception (29) in
+  # br_pem_decoder_init_main as soon as X509List parses a PEM. The emulator
+  # found it; a chip crashes the same way.
+  sed -i '/^CFLAGS = /s/$/ -fno-strict-aliasing/' bearssl/conf/esp8266.mk
   make -C bearssl CONF=esp8266 -j"$jobs" \
     CC="xtensa-lx106-elf-gcc -isystem $sysroot/include -ffile-prefix-map=$work=." \
     >bearssl/make.log 2>&1 || { say "BearSSL failed: $work/bearssl/make.log"; exit 1; }

@@ -30,7 +30,7 @@ fn setup_decodes_to_the_sketch_file_and_line() {
         outer.file.as_deref(),
         Some("./firmware-under-test/esp8266/src/main.cpp")
     );
-    assert_eq!(outer.line, Some(476), "{frames:?}");
+    assert_eq!(outer.line, Some(488), "{frames:?}");
 }
 
 #[test]
@@ -64,8 +64,8 @@ fn a_recorded_exception_dump_decodes_to_the_sketch() {
     assert_eq!(
         lines,
         [
-            "0x402020b0: loop at ./firmware-under-test/esp8266/src/main.cpp:498",
-            "0x40201ae0: setup at ./firmware-under-test/esp8266/src/main.cpp:476",
+            "0x402020b0: loop at ./firmware-under-test/esp8266/src/main.cpp:510",
+            "0x40201ae0: setup at ./firmware-under-test/esp8266/src/main.cpp:488",
         ]
     );
 }

@@ -80,7 +80,7 @@ fn core_crc32(data: &[u8]) -> u32 {
 #[tokio::test(flavor = "multi_thread")]
 async fn esptool_reads_both_images_and_the_apps_one_bad_checksum_is_elf2bins_crc_stamp() {
     let image = image();
-    assert_eq!(image.len(), 432_256);
+    assert_eq!(image.len(), 432_208);
     let dir = tempfile::tempdir().unwrap();
 
     // At 0x0: eboot, which the ROM loads and checks.

@@ -34,10 +34,13 @@ pub enum Action {
     /// and passphrase the station will join with), then run the function.
     StationConfig,
     /// Join the machine's access point with the recorded configuration: the
-    /// station status becomes the SDK's outcome; on success the station's netif
-    /// is brought up and its DHCP client started through the lwIP2 glue
-    /// (`netif_set_up`, `dhcp_start`), as the SDK's `eagle_auth_done` does. Returns
-    /// true (the join started).
+    /// station status becomes the SDK's outcome and the SDK's event for it goes
+    /// to the firmware's handler (`EVENT_STAMODE_CONNECTED`, or
+    /// `EVENT_STAMODE_DISCONNECTED` with reason 15 for a wrong passphrase, 201
+    /// for an unknown SSID), through the SDK's event task as libnet80211 posts
+    /// it; on success the station's netif is brought up and its DHCP client
+    /// started through the lwIP2 glue (`netif_set_up`, `dhcp_start`), as the
+    /// SDK's `eagle_auth_done` does. Returns true (the join started).
     StationConnect,
     /// A frame from lwIP (`glue2esp_linkoutput(netif, ref, data, size)`): the
     /// machine takes the bytes, hands the pbuf back (`esp2glue_pbuf_freed(ref)`, as
@@ -141,8 +144,10 @@ pub const TABLE: &[Intercept] = &[
         why: "the join: libnet80211 would scan (probe requests through the PHY), \
               authenticate and associate through the MAC, and libwpa would run the \
               WPA2 4-way handshake; none of that hardware exists. The machine decides \
-              from its access point and goes on where the SDK's eagle_auth_done does: \
-              netif up and DHCP through the lwIP2 glue",
+              from its access point, posts the event ieee80211_sta_new_state would \
+              (CONNECTED, or DISCONNECTED with its reason) to the SDK's event task, \
+              and goes on where the SDK's eagle_auth_done does: netif up and DHCP \
+              through the lwIP2 glue",
     },
     Intercept {
         symbol: "glue2esp_linkoutput",
@@ -153,10 +158,20 @@ pub const TABLE: &[Intercept] = &[
     },
 ];
 
+/// What the machine finds at an address it looks up.
+#[derive(Debug, Clone, Copy)]
+pub enum Hit {
+    /// A row of the table.
+    Row(&'static Intercept),
+    /// A watched function (see `Machine::watch`): recorded, then run.
+    Watch,
+}
+
 /// The table resolved against an image's symbols.
 #[derive(Debug, Clone, Default)]
 pub struct Intercepts {
     by_addr: HashMap<u32, usize>,
+    watched: std::collections::HashSet<u32>,
     filter: Vec<u64>,
     /// Calls per table row.
     pub hits: Vec<u64>,
@@ -169,6 +184,7 @@ impl Intercepts {
     pub fn resolve(symbols: &Symbols) -> Intercepts {
         let mut me = Intercepts {
             by_addr: HashMap::new(),
+            watched: Default::default(),
             filter: vec![0; 1024],
             hits: vec![0; TABLE.len()],
             unresolved: Vec::new(),
@@ -177,8 +193,7 @@ impl Intercepts {
             match symbols.addr_of(row.symbol) {
                 Some(addr) => {
                     me.by_addr.insert(addr, i);
-                    let bit = (addr >> 2) & 0xFFFF;
-                    me.filter[(bit / 64) as usize] |= 1 << (bit % 64);
+                    me.mark(addr);
                 }
                 None => me.unresolved.push(row.symbol),
             }
@@ -186,15 +201,29 @@ impl Intercepts {
         me
     }
 
-    /// The row intercepting `pc`, if any (a bit test first: this runs every step).
+    fn mark(&mut self, addr: u32) {
+        let bit = (addr >> 2) & 0xFFFF;
+        self.filter[(bit / 64) as usize] |= 1 << (bit % 64);
+    }
+
+    /// Watches `addr` as well (a table row at the same address wins).
+    pub fn watch(&mut self, addr: u32) {
+        self.watched.insert(addr);
+        self.mark(addr);
+    }
+
+    /// The row intercepting `pc` or a watch on it, if any (a bit test first:
+    /// this runs every step).
     #[inline]
-    pub fn lookup(&mut self, pc: u32) -> Option<&'static Intercept> {
+    pub fn lookup(&mut self, pc: u32) -> Option<Hit> {
         let bit = (pc >> 2) & 0xFFFF;
         if self.filter[(bit / 64) as usize] & (1 << (bit % 64)) == 0 {
             return None;
         }
-        let i = *self.by_addr.get(&pc)?;
-        self.hits[i] += 1;
-        Some(&TABLE[i])
+        if let Some(&i) = self.by_addr.get(&pc) {
+            self.hits[i] += 1;
+            return Some(Hit::Row(&TABLE[i]));
+        }
+        self.watched.contains(&pc).then_some(Hit::Watch)
     }
 }

@@ -7,7 +7,8 @@
 //! natively ([`rom`]: no ROM dump is shipped or read); the [`intercept`] table, the
 //! one place the SDK's radio code is replaced at a function boundary; the Wi-Fi
 //! station at the lwIP2 glue ([`wifi`]: an access point to join, Ethernet frames
-//! out and in); and the [`machine`] that runs them in virtual time.
+//! out and in); the [`machine`] that runs them in virtual time; and [`net`], a
+//! user-mode network between the board's frames and services on the host.
 //!
 //! ```no_run
 //! use esp8266_emu::{BoardConfig, Machine, Symbols};
@@ -28,6 +29,7 @@ pub mod gpio;
 pub mod intercept;
 pub mod machine;
 pub mod memory;
+pub mod net;
 pub mod rom;
 pub mod rtc;
 pub mod spi_flash;
@@ -38,7 +40,7 @@ pub mod watchdog;
 pub mod wifi;
 
 pub use board::{Board, BoardConfig, UnmodelledAccess};
-pub use machine::{Machine, Stop};
+pub use machine::{Machine, Stop, WatchedCall};
 pub use rtc::ResetCause;
 pub use symbols::Symbols;
-pub use wifi::{AccessPoint, StationStatus};
+pub use wifi::{AccessPoint, DisconnectReason, Event, StationStatus};

@@ -12,13 +12,13 @@ use lx106::{Cpu, SpecialReg, StepOutcome};
 use thiserror::Error;
 
 use crate::board::{Board, BoardConfig};
-use crate::intercept::{Action, Intercept, Intercepts, TABLE};
+use crate::intercept::{Action, Hit, Intercept, Intercepts, TABLE};
 use crate::memory::ROM_BASE;
 use crate::rom::boot::{self, Check, ROM_BAUD};
 use crate::rom::{Rom, RomStop, IDLE_AFTER, RET_IDLE, RET_TASK, ROM_STACK_TOP};
 use crate::symbols::Symbols;
 use crate::uart::TxByte;
-use crate::wifi::{AccessPoint, Station, StationStatus};
+use crate::wifi::{AccessPoint, Event, Station, StationStatus};
 
 /// The ROM's reset vector, where software jumps to restart the chip.
 pub const ROM_RESET_VECTOR: u32 = 0x4000_0080;
@@ -78,7 +78,16 @@ enum Step {
     /// are in the scratch words at the chain's stack) with the frame, then hand it
     /// to `esp2glue_ethernet_input` for the station's netif.
     FillFrame(Vec<u8>),
+    /// Fill the `System_Event_t` the call before allocated (its address in a2;
+    /// none: the event is dropped, as the SDK drops it) and post it to the SDK's
+    /// event task, as libnet80211 does: `ets_post(EVENT_TASK_PRIO, 1, event)`.
+    PostEvent(Event),
 }
+
+/// The ROM scheduler priority of the SDK's Wi-Fi event task
+/// (`wifi_set_event_handler_cb` registers it; it calls the handler and frees the
+/// event).
+const EVENT_TASK_PRIO: u32 = 21;
 
 /// Firmware calls the machine makes (for an intercepted function, or to deliver a
 /// frame), and where it goes when they are done.
@@ -125,6 +134,25 @@ pub struct Machine {
     /// The last PCs executed, when [`Machine::keep_history`] is on.
     history: VecDeque<u32>,
     keep_history: bool,
+    /// Calls of watched functions ([`Machine::watch`]), oldest first.
+    pub watched: Vec<WatchedCall>,
+    watch_bytes: std::collections::HashMap<u32, usize>,
+    /// Wi-Fi events the machine posted to the SDK's event task, oldest first.
+    pub events_posted: Vec<Event>,
+}
+
+/// A call of a watched function, as the machine saw it at the function's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedCall {
+    /// The function's address.
+    pub addr: u32,
+    /// a2..a7: the first six arguments.
+    pub args: [u32; 6],
+    /// The bytes at the first argument (as many as the watch asked for; empty
+    /// when it points nowhere readable).
+    pub at_arg0: Vec<u8>,
+    /// Machine cycles since reset.
+    pub cycle: u64,
 }
 
 impl Machine {
@@ -148,7 +176,20 @@ impl Machine {
             next_event: 0,
             history: VecDeque::new(),
             keep_history: false,
+            watched: Vec::new(),
+            watch_bytes: std::collections::HashMap::new(),
+            events_posted: Vec::new(),
         }
+    }
+
+    /// Records every call of the firmware function at `addr` in
+    /// [`Machine::watched`] (its arguments and `bytes` bytes at the first one),
+    /// then lets it run: a breakpoint that does not stop, for tests and
+    /// post-mortems. An interrupt taken right at the entry records the call
+    /// twice.
+    pub fn watch(&mut self, addr: u32, bytes: usize) {
+        self.intercepts.watch(addr);
+        self.watch_bytes.insert(addr, bytes);
     }
 
     /// Keeps the last `n` PCs for [`Machine::history`] (slower; for post-mortems).
@@ -317,11 +358,14 @@ impl Machine {
                 self.service();
                 continue;
             }
-            if let Some(row) = self.intercepts.lookup(pc) {
-                if self.intercepted(row)? {
+            match self.intercepts.lookup(pc) {
+                None => {}
+                Some(Hit::Row(row)) if self.intercepted(row)? => {
                     self.board.now += 1;
                     continue;
                 }
+                Some(Hit::Row(_)) => {}
+                Some(Hit::Watch) => self.record_watch(pc),
             }
             if self.keep_history {
                 if self.history.len() == self.history.capacity() {
@@ -371,6 +415,21 @@ impl Machine {
         Ok(())
     }
 
+    fn record_watch(&mut self, pc: u32) {
+        let mut args = [0; 6];
+        for (i, a) in args.iter_mut().enumerate() {
+            *a = self.cpu.ar(2 + i);
+        }
+        let len = self.watch_bytes.get(&pc).copied().unwrap_or(0);
+        let at_arg0 = self.board.mem.read_bytes(args[0], len).unwrap_or_default();
+        self.watched.push(WatchedCall {
+            addr: pc,
+            args,
+            at_arg0,
+            cycle: self.board.now,
+        });
+    }
+
     /// Does what the interception row `row` says at the function's entry; true when
     /// the machine took the call over (PC is set), false when the function runs.
     fn intercepted(&mut self, row: &'static Intercept) -> Result<bool, Stop> {
@@ -409,7 +468,7 @@ impl Machine {
                         })?;
                 self.wifi.frame_out(frame);
                 let freed = self.firmware_fn("esp2glue_pbuf_freed")?;
-                self.chain(vec![(freed, vec![reference])], 0);
+                self.chain(vec![Step::Call(freed, vec![reference])], 0);
                 return Ok(true);
             }
         }
@@ -428,9 +487,12 @@ impl Machine {
     /// `wifi_station_connect`: the station status the join gives, written where
     /// the SDK keeps it (the byte at offset 210 of the station interface
     /// `g_ic.ic_if0` points to: what `wifi_station_get_connect_status` reads and
-    /// `system_station_got_ip_set` sets to 5); on success the station netif (the
-    /// interface's first word, as `eagle_auth_done` takes it) goes up and its DHCP
-    /// client starts, through the glue's `netif_set_up` and `dhcp_start`.
+    /// `system_station_got_ip_set` sets to 5), and the SDK's event for it posted
+    /// to the firmware's handler (`EVENT_STAMODE_CONNECTED`, or
+    /// `EVENT_STAMODE_DISCONNECTED` with its reason); on success the station
+    /// netif (the interface's first word, as `eagle_auth_done` takes it) goes up
+    /// and its DHCP client starts, through the glue's `netif_set_up` and
+    /// `dhcp_start`.
     fn station_connect(&mut self) -> Result<(), Stop> {
         let g_ic = self.firmware_fn("g_ic")?;
         let iface = self.board.mem.read_u32(g_ic + 16).unwrap_or(0);
@@ -441,27 +503,44 @@ impl Machine {
             self.chain(Vec::new(), 0);
             return Ok(());
         }
-        let status = self.wifi.join(self.access_point.as_ref());
+        let (status, event) = self.wifi.join(self.access_point.as_ref());
         self.board.mem.write_bytes(iface + 210, &[status as u8]);
-        let calls = if status == StationStatus::Connecting {
-            vec![
-                (self.firmware_fn("netif_set_up")?, vec![netif]),
-                (self.firmware_fn("dhcp_start")?, vec![netif]),
-            ]
-        } else {
-            Vec::new()
-        };
-        self.chain(calls, 1);
+        let mut steps = self.post_event(event)?;
+        if status == StationStatus::Connecting {
+            steps.push(Step::Call(self.firmware_fn("netif_set_up")?, vec![netif]));
+            steps.push(Step::Call(self.firmware_fn("dhcp_start")?, vec![netif]));
+        }
+        self.chain(steps, 1);
         Ok(())
+    }
+
+    /// The steps that hand `event` to the firmware's Wi-Fi event handler as the
+    /// SDK does: a `System_Event_t` from `pvPortZalloc`, posted to the event task.
+    /// None when the firmware registered no handler (`event_cb` is null, or the
+    /// image has no SDK event handling at all): the SDK posts nothing then.
+    fn post_event(&mut self, event: Event) -> Result<Vec<Step>, Stop> {
+        let Some(cb) = self.symbols.addr_of("event_cb") else {
+            return Ok(Vec::new());
+        };
+        if self.board.mem.read_u32(cb).unwrap_or(0) == 0 {
+            return Ok(Vec::new());
+        }
+        let zalloc = self.firmware_fn("pvPortZalloc")?;
+        // (size, file, line): the SDK passes its source position for heap
+        // debugging; none here.
+        Ok(vec![
+            Step::Call(zalloc, vec![Event::SIZE as u32, 0, 0]),
+            Step::PostEvent(event),
+        ])
     }
 
     /// Calls firmware functions one after the other (call0, each returning to the
     /// machine's trampoline), then returns from the intercepted function to its
     /// caller (a0 at the interception) with `result` in a2. Chains nest: a function
     /// called may reach another interception that chains its own calls.
-    fn chain(&mut self, calls: Vec<(u32, Vec<u32>)>, result: u32) {
+    fn chain(&mut self, steps: Vec<Step>, result: u32) {
         self.chains.push(Chain {
-            steps: calls.into_iter().map(|(f, a)| Step::Call(f, a)).collect(),
+            steps: steps.into(),
             ret: self.cpu.ar(0),
             result: Some(result),
             sp: None,
@@ -534,6 +613,21 @@ impl Machine {
                             .steps
                             .push_front(Step::Call(input, vec![STATION_NETIF, pbuf]));
                     }
+                }
+                self.cpu.set_pc(RET_CHAIN);
+                return Ok(());
+            }
+            Some(Step::PostEvent(event)) => {
+                let at = self.cpu.ar(2);
+                // No memory (pvPortZalloc returned null): the SDK drops the event.
+                if at != 0 && self.board.mem.write_bytes(at, &event.to_bytes()) {
+                    let post = self.firmware_fn("ets_post")?;
+                    if let Some(chain) = self.chains.last_mut() {
+                        chain
+                            .steps
+                            .push_front(Step::Call(post, vec![EVENT_TASK_PRIO, 1, at]));
+                    }
+                    self.events_posted.push(event);
                 }
                 self.cpu.set_pc(RET_CHAIN);
                 return Ok(());

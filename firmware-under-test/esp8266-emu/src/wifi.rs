@@ -16,6 +16,26 @@ pub struct AccessPoint {
     pub ssid: String,
     /// Its WPA2 passphrase.
     pub passphrase: String,
+    /// Its MAC address (the BSSID the SDK's events carry).
+    pub bssid: [u8; 6],
+    /// Its radio channel.
+    pub channel: u8,
+}
+
+impl AccessPoint {
+    /// An access point on channel 1 with a locally administered BSSID,
+    /// [`AccessPoint::DEFAULT_BSSID`].
+    pub fn new(ssid: impl Into<String>, passphrase: impl Into<String>) -> AccessPoint {
+        AccessPoint {
+            ssid: ssid.into(),
+            passphrase: passphrase.into(),
+            bssid: Self::DEFAULT_BSSID,
+            channel: 1,
+        }
+    }
+
+    /// The BSSID [`AccessPoint::new`] gives.
+    pub const DEFAULT_BSSID: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 }
 
 impl std::fmt::Debug for AccessPoint {
@@ -23,6 +43,8 @@ impl std::fmt::Debug for AccessPoint {
         f.debug_struct("AccessPoint")
             .field("ssid", &self.ssid)
             .field("passphrase", &"[redacted]")
+            .field("bssid", &self.bssid)
+            .field("channel", &self.channel)
             .finish()
     }
 }
@@ -44,6 +66,74 @@ pub enum StationStatus {
     ConnectFail = 4,
     /// Joined with an address.
     GotIp = 5,
+}
+
+/// The SDK's reason for a disconnection (`REASON_*` in the SDK's
+/// `user_interface.h`), what `EVENT_STAMODE_DISCONNECTED` carries and the core's
+/// `WiFiEventStationModeDisconnected::reason` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DisconnectReason {
+    /// `REASON_4WAY_HANDSHAKE_TIMEOUT`: the access point gave up on the WPA2
+    /// handshake, which is what a wrong passphrase looks like from the station;
+    /// libnet80211's `ieee80211_sta_new_state` turns it into `WrongPassword`.
+    FourWayHandshakeTimeout = 15,
+    /// `REASON_NO_AP_FOUND`: no access point has the SSID.
+    NoApFound = 201,
+}
+
+/// An event of the SDK's Wi-Fi event handler (`System_Event_t`, 44 bytes: the
+/// event number, then the union whose station members are the SSID (32 bytes),
+/// its length, the BSSID and the channel or reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `EVENT_STAMODE_CONNECTED` (0): associated.
+    Connected {
+        /// The network's name.
+        ssid: Vec<u8>,
+        /// The access point's MAC.
+        bssid: [u8; 6],
+        /// Its channel.
+        channel: u8,
+    },
+    /// `EVENT_STAMODE_DISCONNECTED` (1): the join failed or the link was lost.
+    Disconnected {
+        /// The network's name.
+        ssid: Vec<u8>,
+        /// The access point's MAC (zero when none was found).
+        bssid: [u8; 6],
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+impl Event {
+    /// Size of `System_Event_t`.
+    pub const SIZE: usize = 44;
+
+    /// The event as the SDK lays it out for the handler.
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut raw = [0u8; Self::SIZE];
+        let (number, ssid, bssid, last) = match self {
+            Event::Connected {
+                ssid,
+                bssid,
+                channel,
+            } => (0u32, ssid, bssid, *channel),
+            Event::Disconnected {
+                ssid,
+                bssid,
+                reason,
+            } => (1, ssid, bssid, *reason as u8),
+        };
+        raw[..4].copy_from_slice(&number.to_le_bytes());
+        let n = ssid.len().min(32);
+        raw[4..4 + n].copy_from_slice(&ssid[..n]);
+        raw[36] = n as u8;
+        raw[37..43].copy_from_slice(bssid);
+        raw[43] = last;
+        raw
+    }
 }
 
 /// The station's side of the machine: what it was configured with, frames out and
@@ -73,21 +163,42 @@ impl Station {
     }
 
     /// What joining `ap` with the recorded configuration gives: the SDK's own
-    /// outcomes for an unknown SSID and for a wrong passphrase, else associated.
-    pub fn join(&mut self, ap: Option<&AccessPoint>) -> StationStatus {
+    /// outcomes for an unknown SSID and for a wrong passphrase, else associated;
+    /// with the event the SDK posts to the firmware's handler for it.
+    pub fn join(&mut self, ap: Option<&AccessPoint>) -> (StationStatus, Event) {
         self.joins += 1;
-        let Some((ssid, password)) = &self.config else {
-            return StationStatus::NoApFound;
+        let ssid = self
+            .config
+            .as_ref()
+            .map(|(ssid, _)| ssid.clone())
+            .unwrap_or_default();
+        let not_found = || Event::Disconnected {
+            ssid: ssid.clone(),
+            bssid: [0; 6],
+            reason: DisconnectReason::NoApFound,
+        };
+        let Some((_, password)) = &self.config else {
+            return (StationStatus::NoApFound, not_found());
         };
         match ap {
             Some(ap) if ap.ssid.as_bytes() == ssid.as_slice() => {
                 if ap.passphrase.as_bytes() == password.as_slice() {
-                    StationStatus::Connecting
+                    let event = Event::Connected {
+                        ssid: ssid.clone(),
+                        bssid: ap.bssid,
+                        channel: ap.channel,
+                    };
+                    (StationStatus::Connecting, event)
                 } else {
-                    StationStatus::WrongPassword
+                    let event = Event::Disconnected {
+                        ssid: ssid.clone(),
+                        bssid: ap.bssid,
+                        reason: DisconnectReason::FourWayHandshakeTimeout,
+                    };
+                    (StationStatus::WrongPassword, event)
                 }
             }
-            _ => StationStatus::NoApFound,
+            _ => (StationStatus::NoApFound, not_found()),
         }
     }
 
@@ -115,20 +226,51 @@ mod tests {
 
     #[test]
     fn joining_needs_the_ssid_and_the_passphrase() {
-        let ap = AccessPoint {
-            ssid: "lab".into(),
-            passphrase: "secret-1".into(),
-        };
+        let ap = AccessPoint::new("lab", "secret-1");
         let mut sta = Station::default();
-        assert_eq!(sta.join(Some(&ap)), StationStatus::NoApFound, "no config");
+        let status = |j: (StationStatus, Event)| j.0;
+        assert_eq!(
+            status(sta.join(Some(&ap))),
+            StationStatus::NoApFound,
+            "no config"
+        );
         sta.set_config(&config("lab", "secret-1"));
-        assert_eq!(sta.join(Some(&ap)), StationStatus::Connecting);
-        assert_eq!(sta.join(None), StationStatus::NoApFound);
+        assert_eq!(status(sta.join(Some(&ap))), StationStatus::Connecting);
+        assert_eq!(status(sta.join(None)), StationStatus::NoApFound);
         sta.set_config(&config("lab", "secret-2"));
-        assert_eq!(sta.join(Some(&ap)), StationStatus::WrongPassword);
+        assert_eq!(status(sta.join(Some(&ap))), StationStatus::WrongPassword);
         sta.set_config(&config("other", "secret-1"));
-        assert_eq!(sta.join(Some(&ap)), StationStatus::NoApFound);
+        assert_eq!(status(sta.join(Some(&ap))), StationStatus::NoApFound);
         assert_eq!(sta.joins, 5);
         assert!(!format!("{ap:?}").contains("secret"));
+    }
+
+    /// The events as libnet80211's `ieee80211_sta_new_state` fills them: the
+    /// event number in the first word, the SSID at 4, its length at 36, the BSSID
+    /// at 37, the channel or the reason at 43.
+    #[test]
+    fn each_outcome_has_the_sdks_event_in_its_layout() {
+        let ap = AccessPoint::new("lab", "secret-1");
+        let mut sta = Station::default();
+        sta.set_config(&config("lab", "secret-1"));
+        let (_, connected) = sta.join(Some(&ap));
+        let raw = connected.to_bytes();
+        assert_eq!(&raw[..4], &[0, 0, 0, 0]);
+        assert_eq!(&raw[4..7], b"lab");
+        assert_eq!(raw[7], 0);
+        assert_eq!(raw[36], 3);
+        assert_eq!(raw[37..43], AccessPoint::DEFAULT_BSSID);
+        assert_eq!(raw[43], 1, "channel");
+
+        sta.set_config(&config("lab", "secret-2"));
+        let (_, wrong) = sta.join(Some(&ap));
+        let raw = wrong.to_bytes();
+        assert_eq!(&raw[..4], &[1, 0, 0, 0]);
+        assert_eq!(raw[43], 15, "REASON_4WAY_HANDSHAKE_TIMEOUT");
+
+        let (_, none) = sta.join(None);
+        let raw = none.to_bytes();
+        assert_eq!(raw[37..43], [0; 6]);
+        assert_eq!(raw[43], 201, "REASON_NO_AP_FOUND");
     }
 }

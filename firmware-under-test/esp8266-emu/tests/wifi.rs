@@ -5,7 +5,7 @@
 mod common;
 
 use common::{reference_machine_with, run_until};
-use esp8266_emu::{AccessPoint, BoardConfig, Machine};
+use esp8266_emu::{AccessPoint, BoardConfig, Machine, WatchedCall};
 use hil_contract::provision;
 
 const SSID: &str = "emulated-lab";
@@ -13,10 +13,7 @@ const PASSPHRASE: &str = "lab-passphrase";
 
 fn lab_board() -> BoardConfig {
     BoardConfig {
-        access_point: Some(AccessPoint {
-            ssid: SSID.into(),
-            passphrase: PASSPHRASE.into(),
-        }),
+        access_point: Some(AccessPoint::new(SSID, PASSPHRASE)),
         ..BoardConfig::default()
     }
 }
@@ -201,11 +198,129 @@ fn a_dhcp_offer_and_ack_fed_back_connect_the_sketch() {
     assert!(out.contains("[wifi] connected ip=192.168.4.2"), "{out}");
 }
 
+/// Regression: the fixture image's BearSSL, built by gcc 12 with strict aliasing,
+/// lost the store of the T0 return-stack pointer in `br_pem_decoder_init`; the
+/// sketch's `configureTls()` (right after `[wifi] connected`) then crashed with
+/// `Exception (29)` in `br_pem_decoder_init_main`. With the rebuilt image the
+/// sketch parses its trust anchor and goes on to the clock.
 #[test]
-fn a_wrong_passphrase_fails_the_join_and_sends_nothing() {
-    let mut m = provisioned(&lab_board(), SSID, "not-the-passphrase");
+fn after_connecting_the_sketch_parses_its_trust_anchor_and_goes_on() {
+    let config = lab_board();
+    let mut m = provisioned(&config, SSID, PASSPHRASE);
+    let discover = wait_for_dhcp(&mut m, 1, 4.0);
+    m.frame_in(&dhcp_reply(2, discover.xid, config.mac));
+    let request = wait_for_dhcp(&mut m, 3, 6.0);
+    m.frame_in(&dhcp_reply(5, request.xid, config.mac));
+    run_until(&mut m, "[wifi] connected", 12.0);
+    // No NTP server answers: the sketch gives up on the clock after 2 s.
+    let out = run_until(&mut m, "[ntp] failed", 16.0);
+    assert!(out.contains("[ntp] failed"), "{out}");
+    assert!(!out.contains("Exception"), "{out}");
+    assert_eq!(m.restarts, 0);
+}
+
+/// The core's Wi-Fi event dispatcher, which the SDK's event task calls with each
+/// `System_Event_t` and which runs the sketch's `onStationMode*` handlers.
+const CORE_EVENT_CALLBACK: &str = "_ZN23ESP8266WiFiGenericClass14_eventCallbackEPv";
+
+/// Boots with the core's event dispatcher watched (44 bytes: a `System_Event_t`).
+fn provisioned_and_watched(config: &BoardConfig, ssid: &str, password: &str) -> Machine {
+    let mut m = reference_machine_with(config);
+    let dispatcher = m
+        .symbols
+        .addr_of(CORE_EVENT_CALLBACK)
+        .expect("the core's event dispatcher is in the ELF");
+    m.watch(dispatcher, 44);
+    m.reset().expect("the ROM finds the image");
+    run_until(&mut m, "[prov] ready", 1.0);
+    let mut settings = provision::compiled_in();
+    settings.wifi.ssid = ssid.into();
+    settings.wifi.password = password.into();
+    m.uart0_receive(format!("{}\n", provision::line(&settings)).as_bytes());
+    m
+}
+
+/// The SDK's EVENT_MODE_CHANGE, which it posts itself when the sketch's
+/// `WiFi.mode(WIFI_STA)` switches the station on.
+const EVENT_MODE_CHANGE: u32 = 8;
+
+fn event_number(call: &WatchedCall) -> u32 {
+    let e = &call.at_arg0;
+    u32::from_le_bytes([e[0], e[1], e[2], e[3]])
+}
+
+/// (event number, SSID, BSSID, channel or reason) of each station event the core
+/// got (the mode change left out).
+fn events(m: &Machine) -> Vec<(u32, Vec<u8>, [u8; 6], u8)> {
+    m.watched
+        .iter()
+        .filter(|call| event_number(call) != EVENT_MODE_CHANGE)
+        .map(|WatchedCall { at_arg0: e, .. }| {
+            let ssid_len = usize::from(e[36]).min(32);
+            (
+                u32::from_le_bytes([e[0], e[1], e[2], e[3]]),
+                e[4..4 + ssid_len].to_vec(),
+                e[37..43].try_into().expect("six bytes"),
+                e[43],
+            )
+        })
+        .collect()
+}
+
+/// The SDK's EVENT_STAMODE_CONNECTED reaches the core (the sketch's
+/// `onStationModeConnected` would see the SSID, BSSID and channel) before DHCP,
+/// then the SDK's own EVENT_STAMODE_GOT_IP once lwIP has the address.
+#[test]
+fn the_core_hears_connected_then_got_ip() {
+    let config = lab_board();
+    let mut m = provisioned_and_watched(&config, SSID, PASSPHRASE);
+    let discover = wait_for_dhcp(&mut m, 1, 4.0);
+    assert_eq!(
+        events(&m),
+        [(0, SSID.as_bytes().to_vec(), AccessPoint::DEFAULT_BSSID, 1)],
+        "EVENT_STAMODE_CONNECTED on channel 1, before any address"
+    );
+    m.frame_in(&dhcp_reply(2, discover.xid, config.mac));
+    let request = wait_for_dhcp(&mut m, 3, 6.0);
+    m.frame_in(&dhcp_reply(5, request.xid, config.mac));
+    run_until(&mut m, "[wifi] connected", 12.0);
+    let numbers: Vec<u32> = m.watched.iter().map(event_number).collect();
+    assert_eq!(
+        numbers,
+        [EVENT_MODE_CHANGE, 0, 3],
+        "the SDK's mode change, CONNECTED, then the SDK's GOT_IP"
+    );
+}
+
+/// A wrong passphrase: the SDK's station status (WRONG_PASSWORD, which the
+/// core's `WiFi.status()` maps to WL_WRONG_PASSWORD, so `waitForConnectResult`
+/// returns at once instead of waiting out its 15 s) and EVENT_STAMODE_DISCONNECTED
+/// with REASON_4WAY_HANDSHAKE_TIMEOUT (15) for `onStationModeDisconnected`.
+#[test]
+fn a_wrong_passphrase_fails_the_join_with_the_sdks_event_and_sends_nothing() {
+    let mut m = provisioned_and_watched(&lab_board(), SSID, "not-the-passphrase");
     let out = run_until(&mut m, "[wifi] failed", 5.0);
+    assert!(out.contains("[wifi] connecting"), "{out}");
     assert!(out.contains("[wifi] failed"), "{out}");
+    // PROV is taken at about 0.5 s; the join's timeout would be 15 s later.
+    assert!(
+        m.seconds() < 1.0,
+        "WiFi.status() saw the failure at once ({} s)",
+        m.seconds()
+    );
+    assert_eq!(
+        events(&m),
+        [(1, SSID.as_bytes().to_vec(), AccessPoint::DEFAULT_BSSID, 15)]
+    );
     assert!(m.take_frames_out().is_empty());
     assert!(m.wifi.joins >= 1);
+}
+
+/// An SSID nobody has: EVENT_STAMODE_DISCONNECTED with REASON_NO_AP_FOUND (201)
+/// and no BSSID.
+#[test]
+fn an_unknown_ssid_gives_the_core_no_ap_found() {
+    let mut m = provisioned_and_watched(&lab_board(), "elsewhere", PASSPHRASE);
+    run_until(&mut m, "[wifi] failed", 5.0);
+    assert_eq!(events(&m), [(1, b"elsewhere".to_vec(), [0; 6], 201)]);
 }

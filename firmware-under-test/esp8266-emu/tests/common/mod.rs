@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod lab;
+
 use esp8266_emu::{BoardConfig, Machine, Symbols};
 
 pub fn fixture(name: &str) -> Vec<u8> {
