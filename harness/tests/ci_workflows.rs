@@ -194,7 +194,10 @@ fn farm_templates_pass_their_schemas_and_take_places_by_tag() {
         for flag in ["--firmware", "--junit", "--report"] {
             assert!(line.contains(flag), "{rel}: `hil run` lacks {flag}: {line}");
         }
-        assert!(!line.contains("--device-ip"), "{rel}: the place tag ip= says it");
+        assert!(
+            !line.contains("--device-ip"),
+            "{rel}: the place tag ip= says it"
+        );
         assert!(template.contains("LG_COORDINATOR"), "{rel}");
     }
 }

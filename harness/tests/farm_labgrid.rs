@@ -225,7 +225,11 @@ exec "{real}" "${{args[@]}}"
                 ],
             ] {
                 let out = farm.client(&args);
-                assert!(out.status.success(), "labgrid-client {args:?}: {}", text(&out));
+                assert!(
+                    out.status.success(),
+                    "labgrid-client {args:?}: {}",
+                    text(&out)
+                );
             }
         }
         farm

@@ -346,9 +346,9 @@ fn reset_into_loader(port: &mut dyn serialport::SerialPort) {
 /// Sends one loader request and returns the answers' opcodes seen within 300 ms.
 fn ask(port: &mut dyn serialport::SerialPort, op: u8, data: &[u8]) -> Vec<u8> {
     use hil_contract::{loader, slip};
-    use std::io::{Read, Write};
     port.clear(serialport::ClearBuffer::Input).unwrap();
-    port.write_all(&slip::encode(&loader::request(op, data, 0))).unwrap();
+    port.write_all(&slip::encode(&loader::request(op, data, 0)))
+        .unwrap();
     let mut decoder = slip::Decoder::new();
     let mut ops = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_millis(300);

@@ -65,7 +65,10 @@ impl Ser2net {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "ser2net never listened on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "ser2net never listened on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // That probe was a client: give ser2net a moment to let it go.
@@ -131,7 +134,14 @@ fn monitor_with_reset_works_through_ser2net_in_front_of_a_pty() {
     );
     let started = Instant::now();
     let out = hil(
-        &["monitor", "--port", &server.url(), "--reset", "--seconds", "2"],
+        &[
+            "monitor",
+            "--port",
+            &server.url(),
+            "--reset",
+            "--seconds",
+            "2",
+        ],
         dir.path(),
     );
     let all = text(&out);
@@ -150,7 +160,14 @@ fn doctor_says_which_options_ser2net_answers_for_a_pty() {
         &format!("serialdev,{},115200n81,local", pty.path),
     );
     let out = hil(
-        &["doctor", "--board", &server.url(), "--lab-bind", "127.0.0.1", "--json"],
+        &[
+            "doctor",
+            "--board",
+            &server.url(),
+            "--lab-bind",
+            "127.0.0.1",
+            "--json",
+        ],
         dir.path(),
     );
     let all = checks(&out);
@@ -159,10 +176,15 @@ fn doctor_says_which_options_ser2net_answers_for_a_pty() {
     assert_eq!(options["status"], "warn", "{options:#?}");
     let detail = options["detail"].as_str().unwrap();
     assert!(
-        detail.contains("answers baud rate, data size, parity, stop size but never control (DTR/RTS)"),
+        detail.contains(
+            "answers baud rate, data size, parity, stop size but never control (DTR/RTS)"
+        ),
         "{detail}"
     );
-    assert!(options["fix"].as_str().unwrap().contains("pty"), "{options:#?}");
+    assert!(
+        options["fix"].as_str().unwrap().contains("pty"),
+        "{options:#?}"
+    );
 }
 
 #[test]
@@ -210,5 +232,8 @@ async fn flashes_a_virtual_board_behind_ser2net_at_the_flashing_rate() {
     let all = text(&flashed);
     assert!(flashed.status.success(), "{all}");
     assert!(all.contains("written and verified"), "{all}");
-    assert!(lossy(&flashed.stdout).contains("Baud rate: 921600"), "{all}");
+    assert!(
+        lossy(&flashed.stdout).contains("Baud rate: 921600"),
+        "{all}"
+    );
 }

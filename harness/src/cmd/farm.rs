@@ -39,7 +39,10 @@ impl FarmArgs {
             .clone()
             .unwrap_or_else(|| DEFAULT_COORDINATOR.to_string());
         // labgrid accepts a host without a port.
-        let addr = if addr.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let addr = if addr
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             addr
         } else {
             format!("{addr}:20408")

@@ -100,7 +100,9 @@ impl FlashArgs {
                 other => other?,
             }
         };
-        with_board(&self.port, &self.farm, false, |port, _| self.write(&port, &input))
+        with_board(&self.port, &self.farm, false, |port, _| {
+            self.write(&port, &input)
+        })
     }
 
     fn write(&self, port: &hil::serial::PortSpec, input: &FlashInput) -> Result<ExitCode> {

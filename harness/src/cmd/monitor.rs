@@ -75,9 +75,9 @@ impl MonitorArgs {
         };
         follow(port, &options, &stop, &mut |item| match item {
             SerialItem::Line(line) => stamp(&line),
-            SerialItem::Gap { reason } => stamp(&format!(
-                "--- serial gap: {reason}; reopening {port} ---"
-            )),
+            SerialItem::Gap { reason } => {
+                stamp(&format!("--- serial gap: {reason}; reopening {port} ---"))
+            }
             SerialItem::Reopened { after } => stamp(&format!(
                 "--- serial gap ends: reopened after {:.1} s ---",
                 after.as_secs_f64()

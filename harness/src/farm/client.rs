@@ -186,7 +186,8 @@ impl Farm {
             .await
             .map_err(|e| down(format!("not ready: {e}")))?;
         let path = PathAndQuery::from_static("/labgrid.Coordinator/ClientStream");
-        let codec = tonic::codec::ProstCodec::<proto::ClientInMessage, proto::ClientOutMessage>::default();
+        let codec =
+            tonic::codec::ProstCodec::<proto::ClientInMessage, proto::ClientOutMessage>::default();
         let mut incoming = grpc
             .streaming(tonic::Request::new(outgoing), path, codec)
             .await
@@ -547,7 +548,10 @@ impl Farm {
         }
         for token in tokens {
             let result: Result<proto::CancelReservationResponse, _> = self
-                .call("CancelReservation", proto::CancelReservationRequest { token })
+                .call(
+                    "CancelReservation",
+                    proto::CancelReservationRequest { token },
+                )
                 .await;
             if let Err(e) = result {
                 first_error.get_or_insert(e);

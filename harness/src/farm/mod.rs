@@ -183,10 +183,14 @@ impl FarmSpec {
     }
 
     /// Whether a place with `name` and `tags` matches.
-    pub(crate) fn matches(&self, name: &str, tags: &std::collections::HashMap<String, String>) -> bool {
-        self.filter().iter().all(|(key, value)| {
-            (key == "name" && value == name) || tags.get(key) == Some(value)
-        })
+    pub(crate) fn matches(
+        &self,
+        name: &str,
+        tags: &std::collections::HashMap<String, String>,
+    ) -> bool {
+        self.filter()
+            .iter()
+            .all(|(key, value)| (key == "name" && value == name) || tags.get(key) == Some(value))
     }
 }
 

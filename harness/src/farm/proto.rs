@@ -376,7 +376,11 @@ mod tests {
             }
             let Some(number) = tag else { continue };
             let field = match line.strip_prefix("pub ") {
-                Some(declaration) => declaration.split(':').next().unwrap_or_default().to_string(),
+                Some(declaration) => declaration
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
                 None => snake(line.split('(').next().unwrap_or_default()),
             };
             let expected = proto

@@ -452,7 +452,15 @@ fn connect_fast(
     spec: &PortSpec,
     rate: u32,
     link: &Link,
-) -> Result<(StubClient, DeviceSummary, counting::Counter, Option<BaudAttempt>), FlashError> {
+) -> Result<
+    (
+        StubClient,
+        DeviceSummary,
+        counting::Counter,
+        Option<BaudAttempt>,
+    ),
+    FlashError,
+> {
     if rate > LOADER_BAUD {
         let failure = match spec.open(rate) {
             Ok(port) => {

@@ -258,9 +258,8 @@ impl Inner {
         self.request(Subnegotiation::SetDataSize(8))?;
         self.request(Subnegotiation::SetParity(1))?;
         self.request(Subnegotiation::SetStopSize(1))?;
-        let answered = |telnet: &Negotiator, code: u8| {
-            telnet.acks(code + 100) > before[usize::from(code) - 1]
-        };
+        let answered =
+            |telnet: &Negotiator, code: u8| telnet.acks(code + 100) > before[usize::from(code) - 1];
         // ser2net with an RFC 2217 connector answers only once it has reached
         // the board again, which takes it a few seconds after a client left.
         let deadline = Instant::now() + OPEN_TIMEOUT;
@@ -484,9 +483,7 @@ impl SerialPort for Rfc2217Port {
             FlowControl::Hardware => 3,
         };
         let mut inner = self.lock();
-        inner
-            .control(value)
-            .map_err(io_to_serial)?;
+        inner.control(value).map_err(io_to_serial)?;
         inner.flow = flow_control;
         Ok(())
     }
@@ -525,16 +522,12 @@ impl SerialPort for Rfc2217Port {
 
     fn write_request_to_send(&mut self, level: bool) -> serialport::Result<()> {
         let value = if level { 11 } else { 12 };
-        self.lock()
-            .control(value)
-            .map_err(io_to_serial)
+        self.lock().control(value).map_err(io_to_serial)
     }
 
     fn write_data_terminal_ready(&mut self, level: bool) -> serialport::Result<()> {
         let value = if level { 8 } else { 9 };
-        self.lock()
-            .control(value)
-            .map_err(io_to_serial)
+        self.lock().control(value).map_err(io_to_serial)
     }
 
     // Modem status lines: a NodeMCU leaves them unconnected; report them inactive.
@@ -588,14 +581,10 @@ impl SerialPort for Rfc2217Port {
     }
 
     fn set_break(&self) -> serialport::Result<()> {
-        self.lock()
-            .control(5)
-            .map_err(io_to_serial)
+        self.lock().control(5).map_err(io_to_serial)
     }
 
     fn clear_break(&self) -> serialport::Result<()> {
-        self.lock()
-            .control(6)
-            .map_err(io_to_serial)
+        self.lock().control(6).map_err(io_to_serial)
     }
 }

@@ -9,8 +9,6 @@
 //! gives the familiar short run of garbage bytes before the firmware's first line,
 //! deterministically.
 
-use std::fmt::Write as _;
-
 use crate::image::{ImageError, ImageV1};
 
 pub use hil_contract::esp8266::ROM_LOG_BAUD as ROM_BAUD;
