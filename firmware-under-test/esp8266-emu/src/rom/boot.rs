@@ -5,14 +5,12 @@
 //! The `room`/`tail`/`ho` figures follow the ROM's 16-byte read buffer as
 //! `harness/src/vboard/boot.rs` reproduces them from real boot logs.
 
-use std::fmt::Write as _;
-
 use thiserror::Error;
 
 /// Magic byte of a v1 image.
 pub const MAGIC: u8 = 0xE9;
 /// Seed of the image checksum (XOR of every segment byte).
-pub const CHECKSUM_SEED: u8 = 0xEF;
+pub const CHECKSUM_SEED: u8 = hil_contract::rom::CHECKSUM_SEED;
 /// The ROM has sixteen segment slots.
 const MAX_SEGMENTS: u8 = 16;
 /// The rate the ROM prints at: 115200 as a 26 MHz crystal turns it.
@@ -131,38 +129,13 @@ pub fn check_image(flash: &[u8]) -> (Check, String) {
             return (Check::Unbootable(error), text);
         }
     };
-    let mut room = 16usize;
-    let mut running = CHECKSUM_SEED;
-    let count = image.segments.len();
-    for (index, seg) in image.segments.iter().enumerate() {
-        let len = seg.len;
-        let tail = if len <= room { 0 } else { (len - room) % 16 };
-        let _ = write!(
-            text,
-            "load {:#010x}, len {len}, room {room} \r\ntail {tail}\r\n",
-            seg.addr
-        );
-        running = flash[seg.offset..seg.offset + len]
-            .iter()
-            .fold(running, |acc, b| acc ^ b);
-        let _ = write!(text, "chksum {running:#04x}\r\n");
-        if index + 1 < count {
-            let left = if len <= room {
-                room - len
-            } else if tail == 0 {
-                16
-            } else {
-                16 - tail
-            };
-            if left >= 8 {
-                room = left - 8;
-            } else {
-                let _ = write!(text, "ho 0 tail {tail} room {left}\r\n");
-                room = left + 16 - 8;
-            }
-        }
-    }
-    let _ = write!(text, "csum {:#04x}\r\n", image.stored_checksum);
+    // The same lines the virtual board's ROM model prints (hil_contract::rom).
+    let segments: Vec<(u32, &[u8])> = image
+        .segments
+        .iter()
+        .map(|seg| (seg.addr, &flash[seg.offset..seg.offset + seg.len]))
+        .collect();
+    text.push_str(&hil_contract::rom::load_lines(&segments, image.stored_checksum).0);
     if image.computed_checksum(flash) == image.stored_checksum {
         (Check::Valid(image), text)
     } else {
