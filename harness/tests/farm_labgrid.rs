@@ -11,13 +11,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::text;
+use common::served::ServedBoard;
+use common::{free_port, ser2net_binary, text};
 use serialport::SerialPort;
 
 fn venv_tool(name: &str) -> PathBuf {
@@ -31,22 +32,6 @@ fn venv_tool(name: &str) -> PathBuf {
         tool.display()
     );
     tool
-}
-
-fn ser2net() -> PathBuf {
-    ["/usr/sbin/ser2net", "/usr/bin/ser2net"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .expect("ser2net is not installed: run ci/setup")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for_port(port: u16, what: &str) {
@@ -72,6 +57,7 @@ struct Farm {
     dir: tempfile::TempDir,
     coordinator: String,
     _daemons: Vec<Daemon>,
+    _boards: Vec<ServedBoard>,
     _ptys: Vec<(serialport::TTYPort, serialport::TTYPort)>,
 }
 
@@ -81,7 +67,7 @@ impl Farm {
         let coordinator_bin = venv_tool("labgrid-coordinator");
         let exporter_bin = venv_tool("labgrid-exporter");
         venv_tool("labgrid-client");
-        let real_ser2net = ser2net();
+        let real_ser2net = ser2net_binary();
         let mut daemons = Vec::new();
 
         let port = free_port();
@@ -100,28 +86,11 @@ impl Farm {
 
         // Two virtual boards running the twin, as a board machine's would.
         let mut boards = Vec::new();
+        let mut served = Vec::new();
         for index in 1..=2u8 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_hil"))
-                .args(["vboard", "--twin", "--listen", "127.0.0.1:0", "--index"])
-                .arg(index.to_string())
-                .arg("--flash")
-                .arg(dir.path().join(format!("board{index}.flash")))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut stdout = BufReader::new(child.stdout.take().unwrap());
-            let mut first = String::new();
-            stdout.read_line(&mut first).unwrap();
-            std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-            let url = first
-                .split_whitespace()
-                .find(|word| word.starts_with("rfc2217://"))
-                .unwrap_or_else(|| panic!("no rfc2217:// URL in `{first}`"))
-                .to_owned();
-            boards.push(url.trim_start_matches("rfc2217://").to_string());
-            daemons.push(Daemon(child));
+            let board = ServedBoard::start(dir.path(), index, &[]);
+            boards.push(board.url.trim_start_matches("rfc2217://").to_string());
+            served.push(board);
         }
 
         // A pty per board: the path the exporter exports.
@@ -190,6 +159,7 @@ exec "{real}" "${{args[@]}}"
             dir,
             coordinator,
             _daemons: daemons,
+            _boards: served,
             _ptys: ptys,
         };
         // The exporter's resources reach the coordinator.

@@ -9,32 +9,15 @@ mod common;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cli::{check, checks, hil, lossy};
-use common::text;
+use common::{free_port, ser2net_binary, text};
 use serialport::SerialPort;
-
-/// Debian's ser2net; the test fails (never skips) without it.
-fn ser2net_binary() -> PathBuf {
-    ["/usr/sbin/ser2net", "/usr/bin/ser2net"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .expect("ser2net is not installed: run ci/setup")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A ser2net on 127.0.0.1 serving one connection; killed when dropped.
 struct Ser2net {

@@ -343,3 +343,21 @@ pub fn tiny_elf(iram: &[u8], irom_addr: u32, irom: &[u8]) -> Vec<u8> {
     elf.extend(section(19, 3, 0, 0, names_at, names.len()));
     elf
 }
+
+/// Debian's ser2net; a test that needs it fails (never skips) without it.
+pub fn ser2net_binary() -> std::path::PathBuf {
+    ["/usr/sbin/ser2net", "/usr/bin/ser2net"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("ser2net is not installed: run ci/setup")
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
