@@ -604,15 +604,7 @@ impl RunArgs {
                     BoardChoice::Virtual { .. } => Vec::new(),
                 })
                 .collect();
-            let boards = places + ports.len();
-            let jobs = match self.common.jobs {
-                Some(jobs) if jobs > boards => {
-                    println!("  note: --jobs {jobs} > {boards} board(s) given: {boards} at a time");
-                    boards
-                }
-                Some(jobs) => jobs,
-                None => boards,
-            };
+            let jobs = self.jobs_for(places + ports.len());
             return Ok((BoardChoice::Ports(ports), farm_specs, jobs));
         }
         let board = match (choices.as_slice(), self.common.jobs) {
@@ -653,15 +645,20 @@ impl RunArgs {
             BoardChoice::Virtual { count } => usize::from(*count),
             BoardChoice::Ports(specs) => specs.len(),
         };
-        let jobs = match self.common.jobs {
+        Ok((board, Vec::new(), self.jobs_for(boards)))
+    }
+
+    /// Scenarios at once on `boards` boards: `--jobs`, never more than the
+    /// boards (and said so), one per board by default.
+    fn jobs_for(&self, boards: usize) -> usize {
+        match self.common.jobs {
             Some(jobs) if jobs > boards => {
                 println!("  note: --jobs {jobs} > {boards} board(s) given: {boards} at a time");
                 boards
             }
             Some(jobs) => jobs,
             None => boards,
-        };
-        Ok((board, Vec::new(), jobs))
+        }
     }
 }
 

@@ -26,11 +26,12 @@
 //!     .forward_udp(53, "127.0.0.1:5353".parse().unwrap())
 //!     .forward_tcp(8883, "127.0.0.1:8883".parse().unwrap());
 //! let mut net = UserNet::new(config);
-//! # let mut machine: esp8266_emu::Machine = unimplemented!();
+//! # fn serve(machine: &mut esp8266_emu::Machine, net: &mut UserNet) {
 //! loop {
 //!     machine.run(800_000).unwrap(); // 10 ms of the board
-//!     net.exchange(&mut machine).unwrap();
+//!     net.exchange(machine).unwrap();
 //! }
+//! # }
 //! ```
 
 pub mod dhcp;
